@@ -1,0 +1,21 @@
+"""Attacks, registered by name. Built-ins are discovered on first lookup; installed packages add
+their own through the ``leakbench.attacks`` entry-point group (name = attack name, value = class)."""
+
+from __future__ import annotations
+
+import importlib
+
+from benchmark.attacks.base import Attack
+from benchmark.registry import Registry
+
+_BUILTIN = ("dlg", "idlg")
+
+
+def _discover() -> None:
+    for module in _BUILTIN:
+        importlib.import_module(f"benchmark.attacks.{module}")
+
+
+ATTACKS: Registry[type[Attack]] = Registry(
+    "attack", base=Attack, discover=_discover, entry_point_group="leakbench.attacks"
+)

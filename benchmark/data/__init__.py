@@ -1,0 +1,85 @@
+"""Dataset sources: real loading code (torchvision, image folders) with an offline fallback.
+
+:func:`load_samples` returns the exact images a protocol names, or raises
+:class:`~benchmark.errors.DataUnavailableError` saying how to get them; it never substitutes others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchvision.transforms import functional as TF
+
+from benchmark.errors import SpecError
+from benchmark.registry import Registry
+from benchmark.spec import DataSpec
+
+
+def cache_dir() -> Path:
+    """Root of downloaded data and weights: $LEAKBENCH_CACHE, else ~/.cache/leakbench."""
+    return Path(os.environ.get("LEAKBENCH_CACHE", Path.home() / ".cache" / "leakbench"))
+
+
+def downloads_allowed() -> bool:
+    """False when $LEAKBENCH_OFFLINE is set to a true value: no network attempt is made then."""
+    return os.environ.get("LEAKBENCH_OFFLINE", "").lower() not in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Private images and labels of some dataset indices."""
+
+    images: Tensor  # (N, C, H, W) float in [0, 1]
+    labels: Tensor  # (N,) int64
+    origin: str  # where the pixels came from, recorded in results
+
+
+class ImageSource:
+    """A dataset: native shape and class count, and :meth:`fetch` of raw images by index."""
+
+    num_classes: int
+    channels: int
+    image_size: int | None  # None: not fixed by the source (a folder); the spec must give one
+
+    def __init__(self, spec: DataSpec) -> None:
+        self.spec = spec
+
+    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+        """uint8 images (N, C, H, W), labels (N,), origin."""
+        raise NotImplementedError
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, S, S) after the spec's conversions."""
+        size = self.spec.image_size or self.image_size
+        if size is None:
+            raise SpecError(f"dataset '{self.spec.dataset}' needs data.image_size in the spec (the square size to resize to)")
+        return (self.spec.channels or self.channels, size, size)
+
+
+def _discover() -> None:
+    importlib.import_module("benchmark.data.torchvision_sources")
+    importlib.import_module("benchmark.data.folder")
+
+
+DATASETS: Registry[type[ImageSource]] = Registry("dataset", base=ImageSource, discover=_discover)
+
+
+def load_source(spec: DataSpec) -> ImageSource:
+    return DATASETS.get(spec.dataset)(spec)
+
+
+def load_samples(source: ImageSource, indices: list[int]) -> Samples:
+    """The images at ``indices``, converted to the spec's channels and size, in [0, 1]."""
+    raw, labels, origin = source.fetch(indices)
+    channels, size, _ = source.input_shape()
+    images = raw.float() / 255
+    if images.shape[1] != channels:
+        images = images.repeat(1, 3, 1, 1) if channels == 3 else TF.rgb_to_grayscale(images)
+    if images.shape[-2:] != (size, size):
+        images = TF.resize(images, [size, size], antialias=True).clamp(0, 1)  # squashed, as GRNN does
+    return Samples(images=images.contiguous(), labels=labels.to(torch.int64), origin=origin)

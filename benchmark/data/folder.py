@@ -1,0 +1,48 @@
+"""Bring-your-own images: a folder in torchvision's ImageFolder layout (one sub-folder per class)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+import torchvision
+from torch import Tensor
+
+from benchmark.data import DATASETS, ImageSource
+from benchmark.errors import DataUnavailableError, SpecError
+
+
+@DATASETS.register("folder")
+class ImageFolderSource(ImageSource):
+    """Indices are positions in ImageFolder's order (classes sorted, then file names sorted)."""
+
+    channels = 3
+    image_size = None
+
+    @cached_property
+    def _folder(self) -> torchvision.datasets.ImageFolder:
+        if not self.spec.path:
+            raise SpecError("dataset 'folder' needs data.path: a folder with one sub-folder of images per class")
+        try:
+            return torchvision.datasets.ImageFolder(self.spec.path)
+        except (FileNotFoundError, OSError) as err:
+            raise DataUnavailableError(f"image folder {self.spec.path}: {err}; give data.path an ImageFolder tree") from None
+
+    @property
+    def num_classes(self) -> int:  # type: ignore[override]
+        return len(self._folder.classes)
+
+    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+        folder = self._folder
+        if max(indices) >= len(folder):
+            raise DataUnavailableError(
+                f"image folder {self.spec.path} holds {len(folder)} images; index {max(indices)} does not exist: "
+                f"lower targets.start/count or add images"
+            )
+        pairs = [folder[i] for i in indices]
+        images = [torchvision.transforms.functional.pil_to_tensor(image) for image, _ in pairs]
+        shapes = {tuple(image.shape[-2:]) for image in images}
+        if len(shapes) > 1:  # resize each to the spec's size before stacking
+            size = self.input_shape()[1]
+            images = [torchvision.transforms.functional.resize(image, [size, size], antialias=True) for image in images]
+        return torch.stack(images), torch.tensor([label for _, label in pairs]), f"image folder {self.spec.path}"

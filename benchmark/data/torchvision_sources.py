@@ -1,0 +1,102 @@
+"""MNIST, CIFAR-10 and CIFAR-100 through torchvision, with the offline copy of their first test images.
+
+Order of sources: a local torchvision copy under the cache; the 20 first *test* images that the
+``foolbox`` package ships as PNG files (pixel- and label-identical to the test sets, so a protocol
+on test indices 0..19 is the same protocol offline); a torchvision download. Anything else is an
+error that says how to get the data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torch import Tensor
+
+from benchmark.data import DATASETS, ImageSource, cache_dir, downloads_allowed
+from benchmark.errors import DataUnavailableError
+
+OFFLINE_COUNT = 20
+
+
+def _offline_folder() -> Path | None:
+    spec = importlib.util.find_spec("foolbox")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    return folder if folder.is_dir() else None
+
+
+class TorchvisionSource(ImageSource):
+    dataset_class: type
+    offline_prefix: str
+
+    def _torchvision(self, download: bool):
+        root = cache_dir() / "data"
+        return self.dataset_class(root=str(root), train=self.spec.split == "train", download=download)
+
+    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+        try:
+            return self._from_torchvision(self._torchvision(download=False), indices, "local torchvision copy")
+        except RuntimeError:  # torchvision: "Dataset not found"
+            pass
+        folder = _offline_folder()
+        if self.spec.split == "test" and max(indices) < OFFLINE_COUNT and folder is not None:
+            return self._from_offline(folder, indices)
+        reason = "downloads are disabled by LEAKBENCH_OFFLINE"
+        if downloads_allowed():
+            try:
+                return self._from_torchvision(self._torchvision(download=True), indices, "torchvision download")
+            except Exception as err:  # network errors come in many types; all mean the same here
+                reason = f"the download failed ({type(err).__name__}: {str(err)[:120]})"
+        raise DataUnavailableError(
+            f"{self.spec.dataset} {self.spec.split} images {min(indices)}..{max(indices)} are not available: "
+            f"no copy in {cache_dir() / 'data'}, the offline copy holds test images 0..{OFFLINE_COUNT - 1} only, "
+            f"and {reason}. Run once with internet access (the data is cached), or set LEAKBENCH_CACHE to a "
+            f"folder holding torchvision's '{self.dataset_class.__name__}' files, or use fewer targets (--targets)"
+        )
+
+    def _from_torchvision(self, dataset, indices: list[int], origin: str) -> tuple[Tensor, Tensor, str]:
+        if max(indices) >= len(dataset):
+            raise DataUnavailableError(
+                f"{self.spec.dataset} {self.spec.split} has {len(dataset)} images; index {max(indices)} does not "
+                f"exist: lower targets.start/count or the batch size"
+            )
+        pairs = [dataset[i] for i in indices]
+        images = torch.stack([torchvision.transforms.functional.pil_to_tensor(image) for image, _ in pairs])
+        return images, torch.tensor([label for _, label in pairs]), f"{origin} ({dataset.root})"
+
+    def _from_offline(self, folder: Path, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+        images, labels = [], []
+        for index in indices:
+            (path,) = folder.glob(f"{self.offline_prefix}_{index:02d}_*.png")
+            images.append(torch.from_numpy(np.array(Image.open(path))))
+            labels.append(int(path.stem.rsplit("_", 1)[1]))
+        stacked = torch.stack(images)
+        stacked = stacked[:, None] if stacked.ndim == 3 else stacked.permute(0, 3, 1, 2)
+        return stacked.contiguous(), torch.tensor(labels), f"offline copy of the first test images ({folder})"
+
+
+@DATASETS.register("mnist")
+class MNIST(TorchvisionSource):
+    dataset_class = torchvision.datasets.MNIST
+    offline_prefix = "mnist"
+    num_classes, channels, image_size = 10, 1, 28
+
+
+@DATASETS.register("cifar10")
+class CIFAR10(TorchvisionSource):
+    dataset_class = torchvision.datasets.CIFAR10
+    offline_prefix = "cifar10"
+    num_classes, channels, image_size = 10, 3, 32
+
+
+@DATASETS.register("cifar100")
+class CIFAR100(TorchvisionSource):
+    dataset_class = torchvision.datasets.CIFAR100
+    offline_prefix = "cifar100"
+    num_classes, channels, image_size = 100, 3, 32

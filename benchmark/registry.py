@@ -1,0 +1,104 @@
+"""One registry type for attacks, tasks, models, datasets and metrics.
+
+A registry checks the base class of what it receives, refuses a duplicate name, and answers an
+unknown name with "did you mean" and the list of what exists. Registries may discover entries lazily
+(importing built-in modules, scanning task folders, loading an entry-point group), so external
+packages add entries without a change to this repository.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib.metadata import entry_points
+from typing import Callable, Generic, Iterator, TypeVar
+
+from benchmark.errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or '' when none is close."""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Registry(Generic[T]):
+    """Name -> object mapping of one kind of thing.
+
+    Args:
+        kind: what the entries are, used in messages ("attack", "task", ...).
+        base: if given, every entry must be a subclass of it.
+        discover: called once, on first lookup, to register the built-in entries.
+        entry_point_group: an ``importlib.metadata`` group whose entry points are registered too;
+            each entry point's name is the registered name and it loads to the object.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        base: type | None = None,
+        discover: Callable[[], None] | None = None,
+        entry_point_group: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self._base = base
+        self._discover = discover
+        self._entry_point_group = entry_point_group
+        self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+        self._discovered = False
+
+    def register(self, name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
+        """Decorator form of :meth:`add`."""
+
+        def decorator(obj: T) -> T:
+            self.add(name, obj, aliases=aliases)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: T, *, aliases: tuple[str, ...] = ()) -> None:
+        if self._base is not None and not (isinstance(obj, type) and issubclass(obj, self._base)):
+            raise TypeError(f"{self.kind} '{name}' must be a subclass of {self._base.__name__}, got {obj!r}")
+        for key in (name, *aliases):
+            if key in self._entries or key in self._aliases:
+                raise ValueError(f"{self.kind} '{key}' is already registered")
+        self._entries[name] = obj
+        self._aliases.update({alias: name for alias in aliases})
+
+    def get(self, name: str) -> T:
+        self._ensure_discovered()
+        canonical = self._aliases.get(name, name)
+        if canonical not in self._entries:
+            known = self.names()
+            raise UnknownNameError(
+                f"unknown {self.kind} '{name}'{did_you_mean(name, known + list(self._aliases))}; "
+                f"known: {', '.join(known) or 'none'}"
+            )
+        return self._entries[canonical]
+
+    def names(self) -> list[str]:
+        """Canonical names, sorted."""
+        self._ensure_discovered()
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        self._ensure_discovered()
+        return name in self._entries or name in self._aliases
+
+    def __iter__(self) -> Iterator[tuple[str, T]]:
+        self._ensure_discovered()
+        return iter(sorted(self._entries.items()))
+
+    def _ensure_discovered(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        if self._discover is not None:
+            self._discover()
+        if self._entry_point_group is not None:
+            for entry_point in entry_points(group=self._entry_point_group):
+                if entry_point.name not in self._entries:
+                    self.add(entry_point.name, entry_point.load())

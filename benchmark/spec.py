@@ -1,0 +1,246 @@
+"""Task specs: frozen, versioned protocol descriptions loaded from YAML (``tasks/*.yaml``).
+
+A spec may ``include:`` another (a task name or a path relative to the including file) and
+override a few keys; mappings merge recursively, everything else is replaced. Changing what a spec
+measures bumps its ``version``; :func:`spec_hash` fingerprints the resolved content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import Tensor
+
+from benchmark.errors import SpecError
+from benchmark.registry import Registry, did_you_mean
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Normalization(_Strict):
+    """Per-channel preprocessing of model inputs: x_model = (x - mean) / std, x in [0, 1]."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        return tuple(torch.tensor(v, dtype=like.dtype, device=like.device)[:, None, None] for v in (self.mean, self.std))
+
+    def apply(self, images: Tensor) -> Tensor:
+        """[0, 1] images (N, C, H, W) → model inputs."""
+        mean, std = self._stats(images)
+        return (images - mean) / std
+
+    def invert(self, inputs: Tensor) -> Tensor:
+        """Model inputs (N, C, H, W) → image scale (not clamped)."""
+        mean, std = self._stats(inputs)
+        return inputs * std + mean
+
+
+class DataSpec(_Strict):
+    dataset: str = Field(description="a registered dataset: mnist, cifar10, cifar100, folder")
+    split: Literal["train", "test"] = "test"
+    path: str | None = Field(None, description="image folder (torchvision ImageFolder layout) for dataset 'folder'")
+    image_size: int | None = Field(None, gt=0, description="resize to this square size; default: native")
+    channels: Literal[1, 3] | None = Field(None, description="convert to this many channels; default: native")
+    normalize: Normalization | None = None
+
+
+class TargetsSpec(_Strict):
+    """Target t is the batch of dataset indices start + t*B ... start + (t+1)*B - 1 (B = fl.batch_size)."""
+
+    start: int = Field(0, ge=0)
+    count: int = Field(20, ge=1)
+
+
+class VictimSpec(_Strict):
+    model: str
+    init: Literal["uniform", "default"] = Field("default", description="uniform: every parameter U(-s, s)")
+    init_scale: float = Field(0.5, gt=0)
+    seed: int = Field(0, description="victim init seed; target t uses seed + t (a fresh model per target)")
+    mode: Literal["train", "eval"] = "train"
+
+
+class FLSpec(_Strict):
+    protocol: Literal["fedsgd"] = "fedsgd"
+    batch_size: int = Field(1, ge=1)
+
+
+class ThreatSpec(_Strict):
+    labels: Literal["known", "unknown"] = Field("unknown", description="whether the server sees the labels")
+
+
+class BudgetSpec(_Strict):
+    max_steps: int | None = Field(None, ge=1, description="optimisation steps; default: the attack's own")
+    restarts: int = Field(1, ge=1, description="tries per target; the lowest final loss wins")
+
+
+class TaskSpec(_Strict):
+    name: str
+    version: int = Field(ge=1)
+    description: str = ""
+    data: DataSpec
+    targets: TargetsSpec = TargetsSpec()
+    victim: VictimSpec
+    fl: FLSpec = FLSpec()
+    threat: ThreatSpec = ThreatSpec()
+    budget: BudgetSpec = BudgetSpec()
+    metrics: tuple[str, ...] = ("mse", "psnr", "ssim", "label_accuracy")
+
+    def target_indices(self, target: int) -> list[int]:
+        """Dataset indices of target ``target`` (0-based)."""
+        first = self.targets.start + target * self.fl.batch_size
+        return list(range(first, first + self.fl.batch_size))
+
+
+class SuiteSpec(_Strict):
+    description: str = ""
+    targets: int | None = Field(None, ge=1, description="targets per task; default: each spec's count")
+    max_steps: int | None = Field(None, ge=1, description="optimisation budget cap; default: the spec's")
+    tasks: tuple[str, ...]
+
+
+def task_dirs() -> list[Path]:
+    """Folders searched for task specs: $LEAKBENCH_TASKS entries, then the shipped specs."""
+    extra = [Path(p) for p in os.environ.get("LEAKBENCH_TASKS", "").split(os.pathsep) if p]
+    packaged = Path(__file__).parent / "_tasks"  # inside a wheel
+    source = Path(__file__).parent.parent / "tasks"  # a source checkout or editable install
+    return extra + [packaged if packaged.is_dir() else source]
+
+
+def _discover_tasks() -> None:
+    for folder in task_dirs():
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem != "suites" and path.stem not in TASKS:
+                TASKS.add(path.stem, path)
+
+
+TASKS: Registry[Path] = Registry("task", discover=_discover_tasks)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}; fix the syntax") from None
+    except OSError as err:
+        raise SpecError(f"cannot read task spec {path}: {err.strerror}") from None
+    if not isinstance(content, dict):
+        raise SpecError(f"{path}: a task spec must be a YAML mapping of keys, got {type(content).__name__}")
+    return content
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        path = Path(text) if relative_to is None or Path(text).is_absolute() else relative_to / text
+        if not path.is_file():
+            raise SpecError(f"task spec file {path} does not exist; give an existing YAML path or a task name")
+        return path
+    return TASKS.get(text)
+
+
+def _read_with_includes(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path.resolve() in chain:
+        raise SpecError(f"{path}: include cycle through {' -> '.join(str(p) for p in chain)}")
+    content = _read_yaml(path)
+    include = content.pop("include", None)
+    if include is None:
+        return content
+    if not isinstance(include, str):
+        raise SpecError(f"{path}: 'include' must be a task name or a YAML path, got {include!r}")
+    base = _read_with_includes(_resolve_path(include, relative_to=path.parent), chain + (path.resolve(),))
+    return _merge(base, content)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for key in loc:
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        annotation = field.annotation if field else None
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    where = ".".join(str(part) for part in loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(TaskSpec, loc[:-1])
+        return f"unknown key '{where}'{did_you_mean(str(loc[-1]), allowed)}; allowed here: {', '.join(allowed)}"
+    if error["type"] == "missing":
+        return f"missing required key '{where}'"
+    return f"key '{where}': {error['msg']} (got {repr(error['input'])[:80]})"
+
+
+def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
+    """Validate a resolved spec mapping; every error names the file and the key."""
+    try:
+        spec = TaskSpec.model_validate(content)
+    except ValidationError as err:
+        raise SpecError(f"{source}: {_describe(err.errors()[0])}") from None
+    from benchmark.data import DATASETS
+    from benchmark.metrics import METRICS
+    from benchmark.models import MODELS
+
+    for key, registry, value in [("data.dataset", DATASETS, spec.data.dataset), ("victim.model", MODELS, spec.victim.model)]:
+        if value not in registry:
+            raise SpecError(f"{source}: key '{key}': unknown {registry.kind} '{value}'"
+                            f"{did_you_mean(value, registry.names())}; known: {', '.join(registry.names())}")
+    for metric in spec.metrics:
+        if metric not in METRICS:
+            raise SpecError(f"{source}: key 'metrics': unknown metric '{metric}'"
+                            f"{did_you_mean(metric, METRICS.names())}; known: {', '.join(METRICS.names())}")
+    return spec
+
+
+def load_task(name_or_path: str | Path) -> TaskSpec:
+    """A task by registered name (``cifar10-lenetzhu-b1``) or by YAML path."""
+    path = _resolve_path(name_or_path)
+    spec = parse_task(_read_with_includes(path), str(path))
+    if str(name_or_path) in TASKS and spec.name != path.stem:
+        raise SpecError(f"{path}: name '{spec.name}' differs from the file name; rename one to match")
+    return spec
+
+
+def spec_hash(spec: TaskSpec) -> str:
+    """sha256 of the resolved spec's canonical JSON: equal hashes measure the same protocol."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_suite(name: str) -> SuiteSpec:
+    """A suite from ``suites.yaml`` in the task folders."""
+    suites: dict[str, Any] = {}
+    for folder in reversed(task_dirs()):
+        if (folder / "suites.yaml").is_file():
+            suites.update(_read_yaml(folder / "suites.yaml"))
+    if name not in suites:
+        raise SpecError(f"unknown suite '{name}'{did_you_mean(name, list(suites))}; known: {', '.join(sorted(suites))}")
+    try:
+        return SuiteSpec.model_validate(suites[name])
+    except ValidationError as err:
+        raise SpecError(f"suites.yaml: suite '{name}': {_describe(err.errors()[0])}") from None

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark.data import load_samples, load_source
+from benchmark.data.torchvision_sources import _offline_folder
+from benchmark.errors import DataUnavailableError, SpecError
+from benchmark.spec import DataSpec
+
+# The first test labels of each set, as published with the datasets.
+FIRST_TEST_LABELS = {"mnist": [7, 2, 1, 0, 4], "cifar10": [3, 8, 8, 0, 6], "cifar100": [49, 33, 72, 51, 71]}
+
+
+@pytest.mark.parametrize("dataset", sorted(FIRST_TEST_LABELS))
+def test_offline_copy_serves_the_first_test_images(dataset):
+    source = load_source(DataSpec(dataset=dataset))
+    samples = load_samples(source, [0, 1, 2, 3, 4])
+    assert samples.labels.tolist() == FIRST_TEST_LABELS[dataset]
+    assert samples.images.shape == (5, *source.input_shape())
+    assert 0 <= samples.images.min() and samples.images.max() <= 1
+    assert "offline copy" in samples.origin
+
+
+def test_offline_pixels_are_the_png_pixels():
+    samples = load_samples(load_source(DataSpec(dataset="cifar10")), [7])
+    (path,) = _offline_folder().glob("cifar10_07_*.png")
+    expected = torch.from_numpy(np.array(Image.open(path))).permute(2, 0, 1).float() / 255
+    assert torch.equal(samples.images[0], expected)
+
+
+def test_more_targets_than_the_offline_copy_is_a_clear_error():
+    with pytest.raises(DataUnavailableError, match=r"cifar10 test images 0..20 are not available.*offline copy holds test images 0..19"):
+        load_samples(load_source(DataSpec(dataset="cifar10")), list(range(21)))
+
+
+def test_train_split_is_never_served_from_the_test_copy():
+    with pytest.raises(DataUnavailableError, match="cifar10 train images"):
+        load_samples(load_source(DataSpec(dataset="cifar10", split="train")), [0])
+
+
+def test_channel_and_size_conversion():
+    samples = load_samples(load_source(DataSpec(dataset="mnist", channels=3, image_size=32)), [0])
+    assert samples.images.shape == (1, 3, 32, 32)
+    assert torch.equal(samples.images[0, 0], samples.images[0, 2])
+
+
+def test_image_folder(tmp_path: Path):
+    for cls, value in [("cat", 10), ("dog", 200)]:
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((6, 6, 3), value + i, dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    source = load_source(DataSpec(dataset="folder", path=str(tmp_path), image_size=6))
+    samples = load_samples(source, [1, 2])
+    assert source.num_classes == 2
+    assert samples.labels.tolist() == [0, 1]
+    assert samples.images[0].mul(255).round().unique().tolist() == [11.0]
+    with pytest.raises(DataUnavailableError, match="holds 4 images"):
+        load_samples(source, [4])
+
+
+def test_folder_needs_a_path_and_a_size(tmp_path: Path):
+    with pytest.raises(SpecError, match="needs data.path"):
+        load_samples(load_source(DataSpec(dataset="folder", image_size=8)), [0])
+    with pytest.raises(DataUnavailableError):
+        load_samples(load_source(DataSpec(dataset="folder", path=str(tmp_path / "none"), image_size=8)), [0])

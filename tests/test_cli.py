@@ -1,0 +1,65 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("leakbench: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_unknown_names_get_did_you_mean(capsys):
+    assert "did you mean 'idlg'" in _one_line_error(capsys, ["run", "--task", "cifar10-lenetzhu-b1", "--attack", "idgl"])
+    assert "did you mean 'mnist-lenetzhu-b1'" in _one_line_error(capsys, ["run", "--task", "mnist-lenetzu-b1", "--attack", "dlg"])
+
+
+def test_malformed_spec_is_one_line(capsys, tmp_path: Path):
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("name: broken\nversion: 1\ndata: {dataset: cifar10}\nvictim: {model: lenet_zhu, sed: 3}\n")
+    assert "unknown key 'victim.sed'" in _one_line_error(capsys, ["run", "--task", str(spec), "--attack", "dlg"])
+
+
+def test_missing_dataset_says_how_to_get_it(capsys, tmp_path: Path):
+    err = _one_line_error(capsys, ["run", "--task", "cifar10-lenetzhu-b1", "--attack", "dlg", "--targets", "25", "--out", str(tmp_path)])
+    assert "not available" in err and "internet" in err and "LEAKBENCH_CACHE" in err
+
+
+def test_ls(capsys):
+    assert main(["ls", "attacks"]) == 0
+    out = capsys.readouterr().out
+    assert "dlg" in out and "idlg" in out
+    assert main(["ls", "tasks"]) == 0
+    assert "cifar100-lenetzhu-b1" in capsys.readouterr().out
+
+
+def test_run_prints_a_table_and_writes_results(capsys, tmp_path: Path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("include: cifar10-lenetzhu-b1\nname: tiny\ndata: {image_size: 16}\n")
+    assert main(["run", "--task", str(spec), "--attack", "dlg", "--targets", "1", "--max-steps", "1",
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "psnr" in out and "tiny" in out
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["summary"]["targets"] == 1
+
+
+def test_bench_runs_every_applicable_attack(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "tiny-b2.yaml").write_text("include: cifar10-lenetzhu-b1\nname: tiny-b2\ndata: {image_size: 16}\nfl: {batch_size: 2}\n")
+    (tasks / "suites.yaml").write_text("mini: {targets: 1, max_steps: 1, tasks: [mnist-lenetzhu-b1, tiny-b2]}\n")
+    monkeypatch.setenv("LEAKBENCH_TASKS", str(tasks))
+    from benchmark.spec import TASKS
+    monkeypatch.setattr(TASKS, "_discovered", False)
+    assert main(["bench", "--suite", "mini", "--out", str(tmp_path / "bench")]) == 0
+    rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["rows"]
+    assert {(r["task"], r["attack"]) for r in rows} == {("mnist-lenetzhu-b1", "dlg"), ("mnist-lenetzhu-b1", "idlg"), ("tiny-b2", "dlg")}
+    assert "mnist-lenetzhu-b1" in capsys.readouterr().out
+
+
+def test_unknown_suite(capsys):
+    assert "did you mean 'quick'" in _one_line_error(capsys, ["bench", "--suite", "quik"])

@@ -1,0 +1,39 @@
+import pytest
+
+from benchmark.errors import UnknownNameError
+from benchmark.registry import Registry
+
+
+class Base:
+    pass
+
+
+def test_unknown_name_suggests_the_closest_and_lists_all():
+    registry: Registry[type] = Registry("widget", base=Base)
+    registry.add("sprocket", type("Sprocket", (Base,), {}))
+    registry.add("gear", type("Gear", (Base,), {}))
+    with pytest.raises(UnknownNameError, match=r"unknown widget 'sprockt' \(did you mean 'sprocket'\?\); known: gear, sprocket"):
+        registry.get("sprockt")
+
+
+def test_duplicate_names_and_aliases_are_refused():
+    registry: Registry[type] = Registry("widget", base=Base)
+    registry.add("gear", Base, aliases=("cog",))
+    with pytest.raises(ValueError, match="already registered"):
+        registry.add("gear", Base)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.add("other", Base, aliases=("cog",))
+
+
+def test_base_class_is_checked():
+    registry: Registry[type] = Registry("widget", base=Base)
+    with pytest.raises(TypeError, match="subclass of Base"):
+        registry.add("int", int)
+
+
+def test_alias_resolves_to_the_same_entry_and_discovery_runs_once():
+    calls = []
+    registry: Registry[type] = Registry("widget", base=Base, discover=lambda: calls.append(registry.add("gear", Base, aliases=("cog",))))
+    assert registry.get("cog") is registry.get("gear") is Base
+    assert "cog" in registry and registry.names() == ["gear"]
+    assert len(calls) == 1

@@ -1,0 +1,53 @@
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark.result import Result, TargetResult, save_comparison, write_atomic
+
+
+def _result(psnrs):
+    result = Result(task="t", task_version=1, spec_hash="h", attack="a", config={}, data_origin="o", environment={})
+    for i, psnr in enumerate(psnrs):
+        result.targets.append(TargetResult(target=i, indices=[i], labels=[0], recovered_labels=[0],
+                                           metrics={"psnr": [psnr], "label_accuracy": [1.0]}, loss=0.1, tries=1, seconds=2.0))
+    return result
+
+
+def test_summary_averages_finite_values_and_totals_seconds():
+    summary = _result([10.0, 30.0, math.nan]).summary
+    assert summary["psnr"] == 20.0 and summary["seconds"] == 6.0 and summary["targets"] == 3
+    assert summary["ssim"] is None
+
+
+def test_write_is_valid_json_with_the_documented_keys(tmp_path: Path):
+    path = _result([10.0]).write(tmp_path / "run")
+    data = json.loads(path.read_text())
+    assert {"task", "attack", "config", "summary", "targets"} <= data.keys()
+    assert {"psnr", "ssim", "mse", "label_accuracy", "seconds"} <= data["summary"].keys()
+    assert data["targets"][0]["psnr"] == 10.0
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]  # no temporary file left
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path):
+    path = write_atomic(tmp_path / "x.json", "old")
+
+    class Boom:
+        def __str__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(TypeError):
+        write_atomic(path, Boom())  # type: ignore[arg-type]
+    assert path.read_text() == "old"
+
+
+def test_comparison_picture_has_truth_over_reconstruction(tmp_path: Path):
+    truth, recon = torch.zeros(3, 3, 8, 8), torch.ones(3, 3, 8, 8)
+    image = Image.open(save_comparison(truth, recon, tmp_path / "r.png", scale=1))
+    assert image.size == (3 * 8 + 4 * 2, 2 * 8 + 3 * 2)
+    pixels = torch.from_numpy(np.array(image.convert("L")))
+    assert pixels[2 + 4, 2 + 4] == 0 and pixels[2 + 8 + 2 + 4, 2 + 4] == 255

@@ -1,0 +1,50 @@
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import benchmark
+from benchmark.errors import LeakBenchError, NotApplicableError
+
+from conftest import make_spec
+
+
+def test_run_writes_results_picture_and_logs(tmp_path: Path):
+    result = benchmark.run(make_spec(), "dlg", targets=2, max_steps=10, out=tmp_path,
+                           attack_options={"lbfgs_iterations": 2})
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["task"] == "tiny" and data["attack"] == "dlg" and len(data["targets"]) == 2
+    assert data["config"]["attack"]["max_steps"] == 10 and data["summary"] == result.summary
+    assert data["targets"][1]["indices"] == [1] and data["targets"][1]["labels"] == [8]
+    assert Image.open(tmp_path / "reconstructions.png").size[0] > 2 * 16
+    header = (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "attack/grad_loss" in header and "eval/psnr" in header
+
+
+def test_a_target_does_not_depend_on_the_other_targets_of_its_run():
+    alone = benchmark.run(make_spec(), "dlg", targets=1, max_steps=2, logger=None)
+    together = benchmark.run(make_spec(), "dlg", targets=2, max_steps=2, logger=None)
+    assert alone.targets[0].metrics == together.targets[0].metrics
+
+
+def test_restarts_keep_the_lowest_loss():
+    single = benchmark.run(make_spec(), "dlg", targets=1, max_steps=2, logger=None)
+    several = benchmark.run(make_spec(), "dlg", targets=1, max_steps=2, restarts=3, logger=None)
+    assert several.targets[0].tries == 3 and several.targets[0].loss <= single.targets[0].loss
+
+
+def test_attack_that_does_not_apply_is_refused_before_any_work():
+    with pytest.raises(NotApplicableError, match="iDLG label rule needs batch size 1"):
+        benchmark.run(make_spec(fl={"batch_size": 2}), "idlg", targets=1, logger=None)
+
+
+def test_known_labels_let_idlg_run_on_batches():
+    result = benchmark.run(make_spec(fl={"batch_size": 2}, threat={"labels": "known"}), "idlg", targets=1,
+                           max_steps=1, logger=None)
+    assert result.summary["label_accuracy"] == 1.0
+
+
+def test_unknown_attack_option_is_named():
+    with pytest.raises(LeakBenchError, match=r"attack option 'learning_rate' does not exist"):
+        benchmark.run(make_spec(), "dlg", attack_options={"learning_rate": 1})

@@ -1,0 +1,88 @@
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.data import Samples
+from benchmark.victim import Observation, Victim
+
+from conftest import make_spec
+
+
+def _private(seed: int, n: int = 1, size: int = 16) -> Samples:
+    generator = torch.Generator().manual_seed(seed)
+    return Samples(torch.rand(n, 3, size, size, generator=generator), torch.randint(10, (n,), generator=generator), "test")
+
+
+def _tensors(observation: Observation) -> dict[str, torch.Tensor]:
+    """Every tensor reachable from the observation, by a descriptive name."""
+    found = {f"model.{k}": v for k, v in observation.model.state_dict().items()}
+    found.update({f"update.{i}": t for i, t in enumerate(observation.update)})
+    for field in dataclasses.fields(observation):
+        value = getattr(observation, field.name)
+        if isinstance(value, torch.Tensor):
+            found[field.name] = value
+    return found
+
+
+def test_uniform_init_is_seeded_and_in_range():
+    spec = make_spec()
+    a, b = Victim(spec, 0, _private(0), 10), Victim(spec, 0, _private(1), 10)
+    c = Victim(spec, 1, _private(0), 10)
+    for pa, pb, pc in zip(a.model.parameters(), b.model.parameters(), c.model.parameters()):
+        assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+    weights = torch.cat([p.detach().flatten() for p in a.model.parameters()])
+    assert weights.abs().max() <= 0.5 and weights.abs().max() > 0.49  # U(-0.5, 0.5), thousands of draws
+
+
+def test_update_is_the_gradient_of_the_mean_cross_entropy():
+    private = _private(0, n=3)
+    victim = Victim(make_spec(), 0, private, 10)
+    observation = victim.observe()
+    loss = F.cross_entropy(victim.model(private.images), private.labels)
+    expected = torch.autograd.grad(loss, list(victim.model.parameters()))
+    for got, want in zip(observation.update, expected):
+        torch.testing.assert_close(got, want)
+
+
+def test_only_the_update_depends_on_the_private_batch():
+    spec = make_spec()
+    first = Victim(spec, 0, _private(0), 10).observe()
+    second = Victim(spec, 0, _private(1), 10).observe()
+    a, b = _tensors(first), _tensors(second)
+    assert a.keys() == b.keys()
+    differing = {name for name in a if not torch.equal(a[name], b[name])}
+    assert differing and all(name.startswith("update.") for name in differing)
+    assert first.labels is None
+
+
+def test_observation_holds_no_private_tensor_and_labels_only_when_given():
+    private = _private(0)
+    observation = Victim(make_spec(), 0, private, 10).observe()
+    for name, tensor in _tensors(observation).items():
+        assert tensor.data_ptr() != private.images.data_ptr(), name
+        assert tensor.shape != private.images.shape or not torch.equal(tensor, private.images), name
+    known = Victim(make_spec(threat={"labels": "known"}), 0, private, 10).observe()
+    assert torch.equal(known.labels, private.labels) and known.labels.data_ptr() != private.labels.data_ptr()
+
+
+def test_the_observation_model_is_a_copy():
+    victim = Victim(make_spec(), 0, _private(0), 10)
+    observation = victim.observe()
+    with torch.no_grad():
+        next(observation.model.parameters()).add_(1.0)
+    assert not torch.equal(next(victim.model.parameters()), next(observation.model.parameters()))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_mode_is_applied(mode):
+    victim = Victim(make_spec(victim={"mode": mode}), 0, _private(0), 10)
+    assert victim.observe().model.training is (mode == "train")
+
+
+def test_normalization_round_trips():
+    spec = make_spec(data={"normalize": {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}})
+    observation = Victim(spec, 0, _private(0), 10).observe()
+    images = _private(0).images
+    torch.testing.assert_close(observation.to_images(spec.data.normalize.apply(images)), images)
