@@ -29,6 +29,7 @@ class TargetResult:
     loss: float
     tries: int
     seconds: float
+    details: dict[str, Any] = field(default_factory=dict)  # attack-specific facts (e.g. a rank analysis)
 
     def row(self) -> dict[str, Any]:
         means = {name: _mean(values) for name, values in self.metrics.items()}

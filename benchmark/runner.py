@@ -148,7 +148,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         result.targets.append(TargetResult(
             target=target, indices=spec.target_indices(target), labels=private.labels.tolist(),
             recovered_labels=best.labels.tolist(), metrics={k: v.tolist() for k, v in metrics.items()},
-            loss=best.loss, tries=tries, seconds=seconds))
+            loss=best.loss, tries=tries, seconds=seconds, details=best.details))
         if run_logger is not None:
             run_logger.log_metrics({f"eval/{k}": v.mean().item() for k, v in metrics.items()} | {"target": target}, step=steps)
         reconstructions.append(best.images.cpu())

@@ -8,7 +8,7 @@ share the interface with a single step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -26,6 +26,7 @@ class Reconstruction:
     images: Tensor  # (B, C, H, W) in [0, 1]
     labels: Tensor  # (B,) int64
     loss: float  # the attack's final objective (lower is better): the criterion between restarts
+    details: dict[str, Any] = field(default_factory=dict)  # JSON-ready facts kept in the target's row
 
 
 class _TensorSet(nn.Module):
