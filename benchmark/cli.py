@@ -9,15 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+import yaml
+
 from benchmark.attacks import ATTACKS
 from benchmark.errors import LeakBenchError, NotApplicableError
 from benchmark.result import write_atomic
 from benchmark.runner import LOGGERS, run
-from benchmark.spec import TASKS, load_suite, load_task
+from benchmark.spec import TASKS, load_suite, load_task, spec_hash
 
 log = logging.getLogger("benchmark")
 
-COLUMNS = ("task", "attack", "targets", "psnr", "ssim", "mse", "label_accuracy", "seconds")
+COLUMNS = ("task", "attack", "targets", "failed", "psnr", "ssim", "mse", "label_accuracy", "seconds")
 
 
 def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -45,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / Path(args.task).stem / args.attack
     result = run(args.task, args.attack, targets=args.targets, seed=args.seed, max_steps=args.max_steps,
                  restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
-                 accelerator=args.accelerator, progress=not args.no_progress)
+                 accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh)
     print(format_table([_summary_row(result)], COLUMNS))
     print(f"\nresults: {out / 'results.json'}\npicture: {out / 'reconstructions.png'}")
     return 0
@@ -62,6 +64,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
             rows.append({"task": name, "version": spec.version, "dataset": spec.data.dataset, "model": spec.victim.model,
                          "batch": spec.fl.batch_size, "labels": spec.threat.labels, "targets": spec.targets.count})
         print(format_table(rows, ("task", "version", "dataset", "model", "batch", "labels", "targets")))
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    spec = load_task(args.task)
+    print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).rstrip())
+    print(f"# spec_hash: {spec_hash(spec)}")
     return 0
 
 
@@ -105,11 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--fresh", action="store_true", help="discard what --out holds instead of resuming it")
     p.set_defaults(func=cmd_run)
 
     p = commands.add_parser("ls", help="list attacks or tasks")
     p.add_argument("what", choices=["attacks", "tasks"])
     p.set_defaults(func=cmd_ls)
+
+    p = commands.add_parser("spec", help="validate a task and print its resolved spec and hash")
+    p.add_argument("task", help="task name or YAML path")
+    p.set_defaults(func=cmd_spec)
 
     p = commands.add_parser("bench", help="run every attack on every task of a suite it applies to")
     p.add_argument("--suite", default="quick", help="suite name from tasks/suites.yaml (default quick)")
@@ -133,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except LeakBenchError as err:
-        print(f"leakbench: error: {err}", file=sys.stderr)
+        print(f"leakbench: error: {' '.join(str(err).split())}", file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("leakbench: interrupted; finished results are kept", file=sys.stderr)

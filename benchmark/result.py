@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,22 @@ class TargetResult:
     tries: int
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)  # attack-specific facts (e.g. a rank analysis)
+    failed: str | None = None  # why the attack failed on this target (divergence, solver error); no metrics then
 
     def row(self) -> dict[str, Any]:
+        """JSON-ready: the fields, with non-finite numbers as null, plus each metric's mean over the batch."""
         means = {name: _mean(values) for name, values in self.metrics.items()}
-        return {**asdict(self), **means}
+        return _finite_or_null({**asdict(self), **means})
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> TargetResult:
+        """Inverse of :meth:`row`; raises TypeError/KeyError on a row that is not one."""
+        if not isinstance(row, dict):
+            raise TypeError(f"a target row is a JSON object, got {type(row).__name__}")
+        result = cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+        if not isinstance(result.target, int) or not isinstance(result.metrics, dict):
+            raise TypeError("a target row needs an integer 'target' and a 'metrics' object")
+        return result
 
 
 @dataclass
@@ -49,15 +62,17 @@ class Result:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """Mean of each metric over all images; total attack seconds (restarts included)."""
-        names = {name for t in self.targets for name in t.metrics}
+        """Mean of each metric over the images of targets that did not fail; failures counted apart;
+        total attack seconds (restarts included)."""
+        done = [t for t in self.targets if t.failed is None]
+        names = {name for t in done for name in t.metrics}
         summary: dict[str, Any] = {
-            name: _mean([v for t in self.targets for v in t.metrics.get(name, [])]) for name in sorted(names)
+            name: _mean([v for t in done for v in t.metrics.get(name, [])]) for name in sorted(names)
         }
         for name in SUMMARY_METRICS:
             summary.setdefault(name, None)
         seconds = sum(t.seconds for t in self.targets)
-        summary.update(targets=len(self.targets), seconds=seconds,
+        summary.update(targets=len(self.targets), failed=len(self.targets) - len(done), seconds=seconds,
                        seconds_per_target=seconds / len(self.targets) if self.targets else None)
         return summary
 
@@ -71,21 +86,36 @@ class Result:
 
     def write(self, folder: Path) -> Path:
         """Write ``folder/results.json`` atomically (temporary file, fsync, rename)."""
-        return write_atomic(Path(folder) / "results.json", json.dumps(self.to_dict(), indent=2, allow_nan=False))
+        return write_atomic(Path(folder) / "results.json", json.dumps(_finite_or_null(self.to_dict()), indent=2, allow_nan=False))
 
 
-def _mean(values: list[float]) -> float | None:
-    finite = [v for v in values if math.isfinite(v)]
+def _mean(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else None
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` so that a reader sees the old or the new file, never a part."""
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a part
+    (temporary file in the same folder, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        try:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(handle.name)
+            raise
     os.replace(handle.name, path)
     return path
 
@@ -94,6 +124,6 @@ def save_comparison(truth: Tensor, reconstructions: Tensor, path: Path, scale: i
     """PNG with ground truth (top row) over reconstructions (bottom row); images (N, C, H, W) in [0, 1]."""
     pair = torch.cat([truth, reconstructions]).float().cpu()
     pair = torch.nn.functional.interpolate(pair, scale_factor=scale, mode="nearest")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(make_grid(pair, nrow=len(truth), padding=2, pad_value=1.0), path)
-    return path
+    buffer = io.BytesIO()
+    save_image(make_grid(pair, nrow=len(truth), padding=2, pad_value=1.0), buffer, format="png")
+    return write_atomic(path, buffer.getvalue())

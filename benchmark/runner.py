@@ -7,6 +7,8 @@ evaluation against the private batch → Result.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import platform
 import time
 import warnings
@@ -17,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
+from torch import Tensor
 
 import benchmark
 from benchmark.attacks import ATTACKS
@@ -27,7 +30,10 @@ from benchmark.metrics import evaluate
 from benchmark.registry import Registry, did_you_mean
 from benchmark.result import Result, TargetResult, save_comparison
 from benchmark.spec import TaskSpec, load_task, spec_hash
+from benchmark.store import RunStore
 from benchmark.victim import Observation, Victim
+
+log = logging.getLogger(__name__)
 
 LOGGERS: Registry[type[Logger]] = Registry("logger", base=Logger)
 LOGGERS.add("csv", CSVLogger)
@@ -41,7 +47,7 @@ def make_logger(name: str, out: Path, run_name: str) -> Logger:
     if cls is WandbLogger:
         return WandbLogger(name=run_name, save_dir=str(out), project="leakbench")
     try:
-        return cls(save_dir=str(out), name="logs", version="")
+        return cls(save_dir=str(out), name="logs")  # a new version folder per invocation: resumes keep old logs
     except ModuleNotFoundError as err:
         raise LeakBenchError(f"the {name} logger needs the '{err.name}' package: pip install {err.name}") from None
 
@@ -93,11 +99,49 @@ def attack_target(attack_cls: type[Attack], observation: Observation, config: An
     return best, attempt + 1, steps
 
 
+def attack_one(spec: TaskSpec, attack_cls: type[Attack], config: Any, target: int, private: Samples,
+               num_classes: int, *, seed: int, tries: int, accelerator: str = "cpu", logger: Logger | None = None,
+               progress: bool = False, step_offset: int = 0) -> tuple[TargetResult, Tensor | None, int]:
+    """Attack one target and evaluate it: (row, reconstructed images or None if failed, steps taken).
+
+    A divergence or solver error marks the target failed with its reason; user errors propagate.
+    """
+    observation = Victim(spec, target, private, num_classes).observe()
+    if (reason := attack_cls.unsupported(observation)) is not None:
+        raise NotApplicableError(f"attack '{attack_cls.__name__}' does not apply to task '{spec.name}': {reason}")
+    row = TargetResult(target=target, indices=spec.target_indices(target), labels=private.labels.tolist(),
+                       recovered_labels=[], metrics={}, loss=math.nan, tries=0, seconds=0.0)
+    start = time.perf_counter()
+    try:
+        best, row.tries, steps = attack_target(attack_cls, observation, config, seed=seed + target, tries=tries,
+                                               accelerator=accelerator, logger=logger, progress=progress,
+                                               step_offset=step_offset)
+        if not torch.isfinite(best.images).all():
+            raise FloatingPointError("the reconstruction holds NaN or Inf values")
+    except LeakBenchError:
+        raise
+    except Exception as err:  # a diverged or failed attack is a result of the benchmark, not a crash
+        row.failed, row.seconds = f"{type(err).__name__}: {err}", time.perf_counter() - start
+        log.warning("target %d failed: %s", target, row.failed)
+        return row, None, 0
+    row.seconds = time.perf_counter() - start
+    metrics = evaluate(best.images, best.labels, private.images, private.labels, spec.metrics)
+    row.metrics = {name: values.tolist() for name, values in metrics.items()}
+    row.recovered_labels, row.loss, row.details = best.labels.tolist(), best.loss, best.details
+    if logger is not None:
+        logger.log_metrics({f"eval/{k}": v.mean().item() for k, v in metrics.items()} | {"target": target},
+                           step=step_offset + steps)
+    return row, best.images.cpu(), steps
+
+
 def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None, seed: int = 0,
         max_steps: int | None = None, restarts: int | None = None, out: str | Path | None = None,
         logger: str | None = "csv", accelerator: str = "cpu", progress: bool = False,
-        attack_options: dict[str, Any] | None = None) -> Result:
+        attack_options: dict[str, Any] | None = None, fresh: bool = False) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
+
+    With ``out``, every finished target is made durable before the next starts, and running the
+    same call again resumes: finished targets are read back, not recomputed.
 
     Args:
         task: a task name, a YAML path, or a loaded spec.
@@ -107,11 +151,12 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             not depend on the other targets of the run.
         max_steps: optimisation budget (default: the spec's budget, else the attack's paper default).
         restarts: attempts per target, best final loss kept (default: the spec's budget).
-        out: folder for ``results.json``, ``reconstructions.png`` and logs; nothing is written if None.
+        out: the run folder (see :mod:`benchmark.store`); nothing is written if None.
         logger: ``csv``, ``tensorboard``, ``wandb`` or None (needs ``out``).
         accelerator: a Lightning accelerator name (``cpu``, ``gpu``, ``auto``).
         progress: show Lightning's progress bar.
         attack_options: overrides of the attack's config fields.
+        fresh: discard what ``out`` holds instead of resuming it.
     """
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     attack_cls = ATTACKS.get(attack)
@@ -119,42 +164,43 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     if max_steps or spec.budget.max_steps:
         overrides["max_steps"] = max_steps or spec.budget.max_steps
     config = attack_config(attack_cls, overrides)
-    count = targets or spec.targets.count
+    count, tries = targets or spec.targets.count, restarts or spec.budget.restarts
+    definition = {"task": spec.name, "task_version": spec.version, "spec_hash": spec_hash(spec), "attack": attack,
+                  "attack_config": dataclasses.asdict(config), "seed": seed, "restarts": tries}
+    out_dir = Path(out) if out is not None else None
+    store = RunStore(out_dir, definition, fresh=fresh) if out_dir is not None else None
+    finished = store.finished() if store is not None else {}
     source = load_source(spec.data)
     batch = spec.fl.batch_size
     samples = load_samples(source, [i for t in range(count) for i in spec.target_indices(t)])
-    out_dir = Path(out) if out is not None else None
     run_logger = make_logger(logger, out_dir, f"{spec.name}/{attack}") if logger and out_dir else None
 
-    result = Result(task=spec.name, task_version=spec.version, spec_hash=spec_hash(spec), attack=attack,
-                    config={"attack": dataclasses.asdict(config), "seed": seed, "targets": count,
-                            "restarts": restarts or spec.budget.restarts},
+    result = Result(task=spec.name, task_version=spec.version, spec_hash=definition["spec_hash"], attack=attack,
+                    config={"attack": definition["attack_config"], "seed": seed, "targets": count, "restarts": tries},
                     data_origin=samples.origin, environment=_environment(accelerator))
-    reconstructions = []
+    if resumed := sum(target in finished for target in range(count)):
+        log.info("resuming %s: %d of %d targets already finished", out_dir, resumed, count)
+    pictures = []
     steps = 0
     for target in range(count):
         part = slice(target * batch, (target + 1) * batch)
         private = Samples(samples.images[part], samples.labels[part], samples.origin)
-        observation = Victim(spec, target, private, source.num_classes).observe()
-        if (reason := attack_cls.unsupported(observation)) is not None:
-            raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
-        start = time.perf_counter()
-        best, tries, used = attack_target(attack_cls, observation, config, seed=seed + target,
-                                          tries=restarts or spec.budget.restarts, accelerator=accelerator,
-                                          logger=run_logger, progress=progress, step_offset=steps)
-        seconds = time.perf_counter() - start
-        steps += used
-        metrics = evaluate(best.images, best.labels, private.images, private.labels, spec.metrics)
-        result.targets.append(TargetResult(
-            target=target, indices=spec.target_indices(target), labels=private.labels.tolist(),
-            recovered_labels=best.labels.tolist(), metrics={k: v.tolist() for k, v in metrics.items()},
-            loss=best.loss, tries=tries, seconds=seconds, details=best.details))
-        if run_logger is not None:
-            run_logger.log_metrics({f"eval/{k}": v.mean().item() for k, v in metrics.items()} | {"target": target}, step=steps)
-        reconstructions.append(best.images.cpu())
+        if target in finished:
+            row, images = finished[target]
+        else:
+            row, images, used = attack_one(spec, attack_cls, config, target, private, source.num_classes, seed=seed,
+                                           tries=tries, accelerator=accelerator, logger=run_logger,
+                                           progress=progress, step_offset=steps)
+            steps += used
+            if store is not None:
+                store.append(row, images)
+        result.targets.append(row)
+        pictures.append(images if images is not None else torch.full_like(private.images, 0.5))
+        log.info("target %d/%d: %s", target + 1, count, row.failed or
+                 f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}, {row.seconds:.1f} s")
     if out_dir is not None:
         result.write(out_dir)
-        save_comparison(samples.images, torch.cat(reconstructions), out_dir / "reconstructions.png")
+        save_comparison(samples.images, torch.cat(pictures), out_dir / "reconstructions.png")
     if run_logger is not None:
         run_logger.finalize("success")
     return result

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.data import Samples
+from benchmark.errors import SpecError
 from benchmark.models import MODELS
 from benchmark.registry import Registry
 from benchmark.spec import Normalization, TaskSpec
@@ -106,7 +107,13 @@ class Victim:
 
     def observe(self) -> Observation:
         """Compute the update on the private batch and return what the server sees."""
-        update = PROTOCOLS.get(self.spec.fl.protocol)(self.model, self._model_inputs(), self._private.labels)
+        try:
+            update = PROTOCOLS.get(self.spec.fl.protocol)(self.model, self._model_inputs(), self._private.labels)
+        except RuntimeError as err:  # torch's shape errors: the task's inputs do not fit its model
+            raise SpecError(
+                f"task '{self.spec.name}': model '{self.spec.victim.model}' cannot take inputs of shape "
+                f"{self.input_shape} ({str(err).splitlines()[0]}); change data.image_size/channels or victim.model"
+            ) from None
         return Observation(
             model=copy.deepcopy(self.model),
             update=update,

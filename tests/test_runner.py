@@ -18,7 +18,7 @@ def test_run_writes_results_picture_and_logs(tmp_path: Path):
     assert data["config"]["attack"]["max_steps"] == 10 and data["summary"] == result.summary
     assert data["targets"][1]["indices"] == [1] and data["targets"][1]["labels"] == [8]
     assert Image.open(tmp_path / "reconstructions.png").size[0] > 2 * 16
-    header = (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0]
+    header = (tmp_path / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
     assert "attack/grad_loss" in header and "eval/psnr" in header
 
 
@@ -48,3 +48,11 @@ def test_known_labels_let_idlg_run_on_batches():
 def test_unknown_attack_option_is_named():
     with pytest.raises(LeakBenchError, match=r"attack option 'learning_rate' does not exist"):
         benchmark.run(make_spec(), "dlg", attack_options={"learning_rate": 1})
+
+
+@pytest.mark.parametrize(("logger", "pattern"), [("tensorboard", "logs/version_0/events.out.tfevents.*"),
+                                                 ("wandb", "wandb/offline-run-*/run-*.wandb")])
+def test_other_loggers_write_their_files(tmp_path: Path, logger: str, pattern: str):
+    benchmark.run(make_spec(), "dlg", targets=1, max_steps=10, out=tmp_path, logger=logger,
+                  attack_options={"lbfgs_iterations": 2})
+    assert list(tmp_path.glob(pattern)), sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))[:20]

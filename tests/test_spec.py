@@ -1,7 +1,14 @@
+import contextlib
+import copy
+import io
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from benchmark.cli import main
 from benchmark.errors import SpecError
 from benchmark.spec import TASKS, load_suite, load_task, parse_task, spec_hash, task_dirs
 
@@ -74,3 +81,50 @@ def test_hash_changes_with_content_only():
 def test_target_indices_follow_batch_size():
     spec = make_spec(fl={"batch_size": 3}, targets={"start": 5, "count": 2})
     assert spec.target_indices(0) == [5, 6, 7] and spec.target_indices(1) == [8, 9, 10]
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+_paths = st.sampled_from([("name",), ("version",), ("data",), ("data", "dataset"), ("data", "image_size"),
+                          ("data", "normalize"), ("targets", "count"), ("victim",), ("victim", "model"),
+                          ("victim", "init"), ("fl", "batch_size"), ("threat", "labels"), ("metrics",),
+                          ("budget", "restarts"), ("unexpected",), ("data", "unexpected"), ("include",)])
+
+
+@settings(max_examples=150, deadline=None)
+@given(edits=st.lists(st.tuples(_paths, _values | st.just("<delete>")), min_size=1, max_size=3))
+def test_fuzzed_specs_validate_or_fail_with_one_line(tmp_path_factory, edits):
+    content = copy.deepcopy(BASE_SPEC)
+    for path, value in edits:
+        node = content
+        for key in path[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            if value == "<delete>":
+                node.pop(path[-1], None)
+            else:
+                node[path[-1]] = value
+    spec = tmp_path_factory.mktemp("fuzz") / "spec.yaml"
+    spec.write_text(yaml.safe_dump(content))
+    _assert_clean_outcome(spec)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_as_a_spec_fails_with_one_line(tmp_path_factory, text):
+    spec = tmp_path_factory.mktemp("fuzz") / "spec.yaml"
+    spec.write_text(text)
+    _assert_clean_outcome(spec)
+
+
+def _assert_clean_outcome(spec: Path) -> None:
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["spec", str(spec)])
+    message = stderr.getvalue().strip()
+    assert code in (0, 2)
+    if code == 2:
+        assert message.startswith("leakbench: error: ") and "\n" not in message

@@ -1,6 +1,6 @@
 """Image and label metrics through torchmetrics, per image, on [0, 1] images.
 
-PSNR = 10·log10(1 / MSE) with data range 1; SSIM is the standard Gaussian-window SSIM
+PSNR = 10·log10(1 / MSE) with data range 1, capped at 120 dB; SSIM is the standard Gaussian-window SSIM
 (σ = 1.5, 11×11), not CW-SSIM.
 """
 
@@ -20,9 +20,13 @@ def mse(batch: MatchedBatch) -> Tensor:
     return (batch.images - batch.truth_images).pow(2).flatten(1).mean(1)
 
 
+PSNR_CAP = 120.0  # dB: an exact reconstruction (MSE = 0) scores this, not infinity
+
+
 @METRICS.register("psnr")
 def psnr(batch: MatchedBatch) -> Tensor:
-    return peak_signal_noise_ratio(batch.images, batch.truth_images, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    value = peak_signal_noise_ratio(batch.images, batch.truth_images, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    return value.clamp(max=PSNR_CAP)
 
 
 @METRICS.register("ssim")

@@ -1,0 +1,115 @@
+"""The run folder: finished work is durable, a re-run resumes, a changed run is refused.
+
+Layout of a run folder::
+
+    run.json              what defines the run (task, spec hash, attack config, seed, restarts)
+    targets.jsonl         one line per finished target, appended and fsynced before the next starts
+    reconstructions/      target-NNNN.pt: the reconstruction behind each line (written first)
+    results.json          the summary and all rows, rewritten atomically at the end of a run
+    reconstructions.png   ground truth over reconstructions
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from benchmark.errors import LeakBenchError
+from benchmark.result import TargetResult, write_atomic
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+ROWS_FILE = "targets.jsonl"
+TENSORS_DIR = "reconstructions"
+
+
+class RunStore:
+    """A run folder bound to one run definition.
+
+    Args:
+        folder: the run folder (created if absent).
+        definition: JSON-ready mapping of everything that determines the results.
+        fresh: discard what the folder holds instead of resuming it.
+    """
+
+    def __init__(self, folder: Path, definition: dict[str, Any], *, fresh: bool = False) -> None:
+        self.folder = folder
+        self._check_writable()
+        if fresh:
+            for name in (RUN_FILE, ROWS_FILE, "results.json", "reconstructions.png"):
+                (folder / name).unlink(missing_ok=True)
+            shutil.rmtree(folder / TENSORS_DIR, ignore_errors=True)
+        run_file = folder / RUN_FILE
+        if run_file.exists():
+            self._check_same_run(run_file, definition)
+        else:
+            write_atomic(run_file, json.dumps(definition, indent=2, sort_keys=True))
+        (folder / TENSORS_DIR).mkdir(exist_ok=True)
+
+    def _check_writable(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.folder):
+                pass
+        except OSError as err:
+            raise LeakBenchError(f"cannot write to the output folder {self.folder}: {err.strerror}; choose another --out") from None
+
+    def _check_same_run(self, run_file: Path, definition: dict[str, Any]) -> None:
+        try:
+            recorded = json.loads(run_file.read_text())
+        except (OSError, ValueError) as err:
+            raise LeakBenchError(f"{run_file} is unreadable ({err}); delete the folder or pass --fresh to start over") from None
+        if recorded != definition:
+            keys = sorted(k for k in definition.keys() | recorded.keys() if recorded.get(k) != definition.get(k))
+            raise LeakBenchError(
+                f"{self.folder} holds a run with a different {', '.join(keys)}; resume it with the same settings, "
+                f"use another --out folder, or pass --fresh to discard it"
+            )
+
+    def _tensor_path(self, target: int) -> Path:
+        return self.folder / TENSORS_DIR / f"target-{target:04d}.pt"
+
+    def finished(self) -> dict[int, tuple[TargetResult, Tensor | None]]:
+        """Rows of finished targets with their reconstructions; unreadable or torn lines are dropped."""
+        path = self.folder / ROWS_FILE
+        if not path.exists():
+            return {}
+        rows: dict[int, tuple[TargetResult, Tensor | None]] = {}
+        lines = path.read_bytes().split(b"\n")
+        dropped = 0
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = TargetResult.from_row(json.loads(line))
+                images = None if row.failed else torch.load(self._tensor_path(row.target), weights_only=True)
+            except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:
+                dropped += 1
+                log.warning("%s line %d is incomplete or corrupt (%s); its target will be recomputed", path, number, err)
+                continue
+            rows.setdefault(row.target, (row, images))
+        if dropped or not lines[-1] == b"":
+            kept = "".join(json.dumps(row.row()) + "\n" for row, _ in rows.values())
+            write_atomic(path, kept)  # rewrite without the dropped lines, so appends start on a clean line
+        return rows
+
+    def append(self, row: TargetResult, images: Tensor | None) -> None:
+        """Make one target durable: its tensor file, then its fsynced line."""
+        if images is not None:
+            buffer = io.BytesIO()
+            torch.save(images.cpu(), buffer)
+            write_atomic(self._tensor_path(row.target), buffer.getvalue())
+        with open(self.folder / ROWS_FILE, "a") as handle:
+            handle.write(json.dumps(row.row(), allow_nan=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
