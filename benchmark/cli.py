@@ -14,7 +14,8 @@ import yaml
 from benchmark.attacks import ATTACKS
 from benchmark.errors import LeakBenchError, NotApplicableError
 from benchmark.result import write_atomic
-from benchmark.runner import LOGGERS, run
+from benchmark.loggers import LOGGERS
+from benchmark.runner import run
 from benchmark.spec import TASKS, load_suite, load_task, spec_hash
 
 log = logging.getLogger("benchmark")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import Tensor
 
@@ -26,31 +26,15 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.errors import LeakBenchError, NotApplicableError
+from benchmark.loggers import make_logger
 from benchmark.metrics import evaluate
-from benchmark.registry import Registry, did_you_mean
+from benchmark.registry import did_you_mean
 from benchmark.result import Result, TargetResult, save_comparison
 from benchmark.spec import TaskSpec, load_task, spec_hash
 from benchmark.store import RunStore
 from benchmark.victim import Observation, Victim
 
 log = logging.getLogger(__name__)
-
-LOGGERS: Registry[type[Logger]] = Registry("logger", base=Logger)
-LOGGERS.add("csv", CSVLogger)
-LOGGERS.add("tensorboard", TensorBoardLogger)
-LOGGERS.add("wandb", WandbLogger)
-
-
-def make_logger(name: str, out: Path, run_name: str) -> Logger:
-    """A Lightning logger writing under ``out`` (W&B: offline unless WANDB_MODE says otherwise)."""
-    cls = LOGGERS.get(name)
-    if cls is WandbLogger:
-        return WandbLogger(name=run_name, save_dir=str(out), project="leakbench")
-    try:
-        return cls(save_dir=str(out), name="logs")  # a new version folder per invocation: resumes keep old logs
-    except ModuleNotFoundError as err:
-        raise LeakBenchError(f"the {name} logger needs the '{err.name}' package: pip install {err.name}") from None
-
 
 def attack_config(attack_cls: type[Attack], overrides: dict[str, Any]) -> Any:
     """The attack's config dataclass with paper defaults, updated by ``overrides``."""

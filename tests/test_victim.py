@@ -86,3 +86,20 @@ def test_normalization_round_trips():
     observation = Victim(spec, 0, _private(0), 10).observe()
     images = _private(0).images
     torch.testing.assert_close(observation.to_images(spec.data.normalize.apply(images)), images)
+
+
+def test_inputs_that_do_not_fit_the_model_are_a_spec_error(monkeypatch):
+    from benchmark.errors import SpecError
+    from benchmark.models import MODELS
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, channels, image_size, num_classes):
+            super().__init__()
+            self.linear = torch.nn.Linear(3 * 32 * 32, num_classes)
+
+        def forward(self, x):
+            return self.linear(x.flatten(1))
+
+    monkeypatch.setitem(MODELS._entries, "fixed32", Fixed)
+    with pytest.raises(SpecError, match=r"model 'fixed32' cannot take inputs of shape \(3, 16, 16\)"):
+        Victim(make_spec(victim={"model": "fixed32"}), 0, _private(0), 10).observe()
