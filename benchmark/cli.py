@@ -34,7 +34,7 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
         return str(value)
 
     cells = [[cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
     return "\n".join(lines)
@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / Path(args.task).stem / args.attack
     result = run(args.task, args.attack, targets=args.targets, seed=args.seed, max_steps=args.max_steps,
                  restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
-                 accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh)
+                 accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh, problems=args.problems)
     print(format_table([_summary_row(result)], COLUMNS))
     print(f"\nresults: {out / 'results.json'}\npicture: {out / 'reconstructions.png'}")
     return 0
@@ -75,9 +75,17 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    from benchmark import perf
+
+    report = perf.measure(perf.PerfSetting(task=args.task, attack=args.attack, steps=args.steps))
+    print(json.dumps(report, indent=2) if args.json else perf.format_report(report))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
-    attacks = args.attacks.split(",") if args.attacks else ATTACKS.names()
+    attacks = args.attacks.split(",") if args.attacks else list(suite.attacks or ATTACKS.names())
     for name in attacks:
         ATTACKS.get(name)  # fail on an unknown name before any work
     out = Path(args.out) if args.out else Path("runs") / f"bench-{args.suite}"
@@ -86,8 +94,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for number, (task, attack) in enumerate(cells, 1):
         log.info("[%d/%d] %s on %s", number, len(cells), attack, task)
         try:
-            result = run(task, attack, targets=suite.targets, max_steps=suite.max_steps, out=out / task / attack,
-                         accelerator=args.accelerator)
+            result = run(task, attack, targets=suite.targets, max_steps_cap=suite.max_steps, out=out / task / attack,
+                         accelerator=args.accelerator, problems=args.problems)
         except NotApplicableError as err:
             log.info("  skipped: %s", err)
             continue
@@ -97,6 +105,97 @@ def cmd_bench(args: argparse.Namespace) -> int:
     write_atomic(out / "bench.json", json.dumps({"suite": args.suite, "rows": rows}, indent=2))
     print(format_table(rows, COLUMNS))
     print(f"\nper-cell results and pictures under {out}/<task>/<attack>/")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import build, load_entry, submit
+
+    root = Path(args.root)
+    paths = submit(args.attack, args.suite, tasks=args.tasks, targets=args.targets, root=root, runs=Path(args.out),
+                   logger=None if args.logger == "none" else args.logger, accelerator=args.accelerator,
+                   fresh=args.fresh)
+    entries = [load_entry(path) for path in paths]
+    if not entries:
+        print(f"no entries: {args.attack} applies to no task of suite {args.suite}")
+        return 0
+    print(format_table([{"task": e.task, "attack": e.attack, "targets": e.targets, "failed": e.summary.failed,
+                         **e.summary.metrics, "seconds": e.summary.seconds} for e in entries], COLUMNS))
+    for path, entry in zip(paths, entries):
+        print(f"entry: {path}" + (" (partial: not ranked)" if entry.partial else ""))
+    for board in build(root):
+        print(f"board: {board}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import build, format_verdict, verify
+
+    failed = 0
+    for path in map(Path, args.paths):
+        verdict = verify(path, targets=args.targets, runs=Path(args.out), accelerator=args.accelerator,
+                         record=args.record)
+        print(format_verdict(verdict))
+        failed += bool(verdict.differences)
+        if args.record and verdict.complete and not verdict.differences:
+            build(path.parents[2])
+    return 1 if failed else 0
+
+
+def cmd_leaderboard_build(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import build
+
+    for path in build(Path(args.root)):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_leaderboard_check(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import check
+
+    problems = check(Path(args.root))
+    for problem in problems:
+        print(f"leakbench: check: {' '.join(problem.split())}", file=sys.stderr)
+    if not problems:
+        print(f"{args.root}: every entry valid, boards up to date")
+    return 1 if problems else 0
+
+
+def cmd_leaderboard_pull(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import build, pull
+
+    root = Path(args.root)
+    paths = pull(args.wandb, args.suite, root=root, replace=args.replace)
+    for path in paths:
+        print(f"entry: {path}")
+    if paths:
+        build(root)
+    print(f"{len(paths)} entr{'y' if len(paths) == 1 else 'ies'} pulled from W&B project {args.wandb}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from benchmark.analysis.rank import analyze_model, recoverable_by_rgap
+
+    try:
+        shape = tuple(int(part) for part in args.input_shape.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or shape[1] != shape[2] or min(shape) < 1:
+        raise LeakBenchError(f"--input-shape '{args.input_shape}' is not C,H,W with H = W (square images); "
+                             "give e.g. 3,32,32")
+    rows = analyze_model(args.model, shape, args.num_classes, seed=args.seed)
+    recoverable = recoverable_by_rgap(rows)
+    if args.json:
+        print(json.dumps({"model": args.model, "input_shape": list(shape), "num_classes": args.num_classes,
+                          "seed": args.seed, "layers": [row.as_dict() for row in rows],
+                          "rgap_recovers_input": recoverable}, indent=2))
+        return 0
+    table = [row.as_dict() | {"input": "x".join(map(str, row.input_shape))} for row in rows]
+    print(format_table(table, ("layer", "kind", "input", "unknowns", "weight_constraints", "gradient_constraints",
+                               "virtual_constraints", "rank", "deficiency", "ra_i", "verdict")))
+    print(f"\nR-GAP recovers the input: {'yes' if recoverable else 'no'} (rank analysis at one random "
+          f"{args.input_shape} input, seed {args.seed}; RA-I = deficiency - virtual constraints)")
     return 0
 
 
@@ -116,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--fresh", action="store_true", help="discard what --out holds instead of resuming it")
+    p.add_argument("--problems", type=int, default=32,
+                   help="problems (targets x restarts) solved together in one batched fit (default 32)")
     p.set_defaults(func=cmd_run)
 
     p = commands.add_parser("ls", help="list attacks or tasks")
@@ -126,12 +227,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", help="task name or YAML path")
     p.set_defaults(func=cmd_spec)
 
+    p = commands.add_parser("perf", help="measure the batched engine and the Lightning loop's overhead")
+    p.add_argument("--task", default="cifar10-lenetzhu-b1")
+    p.add_argument("--attack", default="inverting_gradients")
+    p.add_argument("--steps", type=int, default=50, help="optimisation steps per fit (default 50)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_perf)
+
     p = commands.add_parser("bench", help="run every attack on every task of a suite it applies to")
     p.add_argument("--suite", default="quick", help="suite name from tasks/suites.yaml (default quick)")
-    p.add_argument("--attacks", help="comma-separated attack names (default: all registered)")
+    p.add_argument("--attacks", help="comma-separated attack names (default: the suite's, else all registered)")
+    p.add_argument("--problems", type=int, default=32, help="problems solved together in one batched fit")
     p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("submit", help="run an attack under a suite's fixed protocols and write leaderboard entries")
+    p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
+    p.add_argument("--suite", required=True, help="suite name from tasks/suites.yaml")
+    p.add_argument("--tasks", nargs="+", help="only these tasks of the suite (default: all)")
+    p.add_argument("--targets", type=int, help="only the first N targets, for a quick check: the entry is partial, not ranked")
+    p.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
+    p.add_argument("--out", default="runs", help="run folders go under OUT/submit-SUITE/TASK/ATTACK (default runs)")
+    p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
+    p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    p.add_argument("--fresh", action="store_true", help="recompute the targets instead of resuming the run folders")
+    p.set_defaults(func=cmd_submit)
+
+    p = commands.add_parser("verify", help="re-run leaderboard entries; exit 1 when a metric moved beyond tolerance")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="entry files (leaderboards/SUITE/TASK/ATTACK.json)")
+    p.add_argument("--targets", type=int, help="re-run only the first N targets (a quick check)")
+    p.add_argument("--out", default="runs", help="re-runs go under OUT/verify-SUITE/TASK/ATTACK (default runs)")
+    p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    p.add_argument("--record", action="store_true", help="mark entries verified after a full re-run within tolerance")
+    p.set_defaults(func=cmd_verify)
+
+    p = commands.add_parser("leaderboard", help="render, check or pull the leaderboards")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("build", help="render README.md and site/index.html from the entries")
+    a.set_defaults(func=cmd_leaderboard_build)
+    a = actions.add_parser("check", help="fail when an entry is invalid or the rendered files are stale")
+    a.set_defaults(func=cmd_leaderboard_check)
+    a = actions.add_parser("pull", help="write entries from the runs of a W&B project")
+    a.add_argument("--wandb", required=True, metavar="ENTITY/PROJECT", help="the W&B project")
+    a.add_argument("--suite", required=True, help="the suite whose protocols the runs must follow")
+    a.add_argument("--replace", action="store_true", help="overwrite existing entries")
+    a.set_defaults(func=cmd_leaderboard_pull)
+    for a in actions.choices.values():
+        a.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
+
+    p = commands.add_parser("analyze", help="rank analysis: which layers of a model leak their input to R-GAP")
+    p.add_argument("--model", required=True, help="a registered model (e.g. cnn6, cnn6d, fcn3, lenet_zhu)")
+    p.add_argument("--input-shape", default="3,32,32", help="C,H,W of one input (default 3,32,32)")
+    p.add_argument("--num-classes", type=int, default=10, help="K; 2 gives a one-logit head (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model init and the random input (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_analyze)
     return parser
 
 

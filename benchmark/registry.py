@@ -69,6 +69,10 @@ class Registry(Generic[T]):
         self._aliases.update({alias: name for alias in aliases})
 
     def get(self, name: str) -> T:
+        return self._entries[self.canonical(name)]
+
+    def canonical(self, name: str) -> str:
+        """The registered name behind ``name`` (an alias resolves to its entry's name)."""
         self._ensure_discovered()
         canonical = self._aliases.get(name, name)
         if canonical not in self._entries:
@@ -77,7 +81,7 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} '{name}'{did_you_mean(name, known + list(self._aliases))}; "
                 f"known: {', '.join(known) or 'none'}"
             )
-        return self._entries[canonical]
+        return canonical
 
     def names(self) -> list[str]:
         """Canonical names, sorted."""

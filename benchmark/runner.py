@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import platform
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import Logger
@@ -26,7 +29,7 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.errors import LeakBenchError, NotApplicableError
-from benchmark.loggers import make_logger
+from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import evaluate
 from benchmark.registry import did_you_mean
 from benchmark.result import Result, TargetResult, save_comparison
@@ -35,6 +38,7 @@ from benchmark.store import RunStore
 from benchmark.victim import Observation, Victim
 
 log = logging.getLogger(__name__)
+
 
 def attack_config(attack_cls: type[Attack], overrides: dict[str, Any]) -> Any:
     """The attack's config dataclass with paper defaults, updated by ``overrides``."""
@@ -45,83 +49,111 @@ def attack_config(attack_cls: type[Attack], overrides: dict[str, Any]) -> Any:
     return attack_cls.Config(**overrides)
 
 
+def _cpu_name() -> str:
+    try:
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
 def _environment(accelerator: str) -> dict[str, str]:
-    device = torch.cuda.get_device_name() if accelerator != "cpu" and torch.cuda.is_available() else platform.processor() or "cpu"
+    device = torch.cuda.get_device_name() if accelerator != "cpu" and torch.cuda.is_available() else _cpu_name()
     return {"leakbench": benchmark.__version__, "torch": torch.__version__, "lightning": pl.__version__,
             "python": platform.python_version(), "device": device}
 
 
-def attack_target(attack_cls: type[Attack], observation: Observation, config: Any, *, seed: int, tries: int,
-                  accelerator: str = "cpu", logger: Logger | None = None, progress: bool = False,
-                  step_offset: int = 0) -> tuple[Reconstruction, int, int]:
-    """Run up to ``tries`` independently seeded attacks; keep the lowest final loss.
+def problem_seed(seed: int, target: int, restart: int) -> int:
+    """The seed of one problem: a function of (run seed, target, restart) alone."""
+    return int(np.random.SeedSequence([seed, target, restart]).generate_state(1)[0])
 
-    Stops early when an attempt has converged. Returns (best, attempts made, steps taken).
+
+def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int], *,
+        accelerator: str = "cpu", logger: Logger | None = None, progress: bool = False,
+        step_offset: int = 0) -> tuple[list[Reconstruction], int]:
+    """Solve K problems (observation k from seed k) in one Lightning fit: (reconstructions, steps)."""
+    pl.seed_everything(seeds[0] % 2**32, verbose=False)  # for attacks that also draw from the global RNG
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # not "GPU available" for every fit
+    attack = attack_cls(observations, config, seeds)
+    attack.log_step_offset = step_offset
+    trainer = pl.Trainer(
+        max_steps=config.max_steps, max_epochs=1, accelerator=accelerator, devices=1, logger=logger or False,
+        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+        log_every_n_steps=10, num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=PossibleUserWarning)
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own use of a torch API
+        warnings.filterwarnings("ignore", message=".*configure_optimizers.* returned .None.*")  # closed form
+        trainer.fit(attack)
+    return attack.reconstructions(), trainer.global_step
+
+
+@dataclass
+class _Target:
+    """One target of a run while it is attacked: its private batch stays here, in the runner."""
+
+    number: int
+    private: Samples
+    observation: Observation
+
+
+def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk: list[_Target], *, seed: int,
+                   tries: int, accelerator: str = "cpu", logger: Logger | None = None, progress: bool = False,
+                   step_offset: int = 0) -> tuple[list[tuple[TargetResult, Tensor | None]], int]:
+    """Attack a chunk of targets, ``tries`` problems each, in one fit; evaluate each target's best.
+
+    Returns ((row, images or None if failed) per target, steps taken). A divergence or solver error
+    marks a target failed with its reason (a failing chunk is retried target by target, so one
+    target's failure is not its neighbours'); user errors propagate.
     """
-    best: Reconstruction | None = None
-    steps = 0
-    for attempt in range(tries):
-        pl.seed_everything(seed * 1_000 + attempt, verbose=False)
-        attack = attack_cls(observation, config)
-        attack.log_step_offset = step_offset + steps
-        trainer = pl.Trainer(
-            max_steps=config.max_steps, max_epochs=1, accelerator=accelerator, devices=1, logger=logger or False,
-            enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
-            log_every_n_steps=10, num_sanity_val_steps=0,
-        )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=PossibleUserWarning)
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own use of a torch API
-            trainer.fit(attack)
-        steps += trainer.global_step
-        candidate = attack.reconstruction()
-        if best is None or candidate.loss < best.loss:
-            best = candidate
-        if attack.converged():
-            break
-    assert best is not None
-    return best, attempt + 1, steps
-
-
-def attack_one(spec: TaskSpec, attack_cls: type[Attack], config: Any, target: int, private: Samples,
-               num_classes: int, *, seed: int, tries: int, accelerator: str = "cpu", logger: Logger | None = None,
-               progress: bool = False, step_offset: int = 0) -> tuple[TargetResult, Tensor | None, int]:
-    """Attack one target and evaluate it: (row, reconstructed images or None if failed, steps taken).
-
-    A divergence or solver error marks the target failed with its reason; user errors propagate.
-    """
-    observation = Victim(spec, target, private, num_classes).observe()
-    if (reason := attack_cls.unsupported(observation)) is not None:
-        raise NotApplicableError(f"attack '{attack_cls.__name__}' does not apply to task '{spec.name}': {reason}")
-    row = TargetResult(target=target, indices=spec.target_indices(target), labels=private.labels.tolist(),
-                       recovered_labels=[], metrics={}, loss=math.nan, tries=0, seconds=0.0)
     start = time.perf_counter()
     try:
-        best, row.tries, steps = attack_target(attack_cls, observation, config, seed=seed + target, tries=tries,
-                                               accelerator=accelerator, logger=logger, progress=progress,
-                                               step_offset=step_offset)
-        if not torch.isfinite(best.images).all():
-            raise FloatingPointError("the reconstruction holds NaN or Inf values")
+        reconstructions, steps = fit(
+            attack_cls, [t.observation for t in chunk for _ in range(tries)], config,
+            [problem_seed(seed, t.number, r) for t in chunk for r in range(tries)],
+            accelerator=accelerator, logger=logger, progress=progress, step_offset=step_offset)
     except LeakBenchError:
         raise
     except Exception as err:  # a diverged or failed attack is a result of the benchmark, not a crash
-        row.failed, row.seconds = f"{type(err).__name__}: {err}", time.perf_counter() - start
-        log.warning("target %d failed: %s", target, row.failed)
-        return row, None, 0
-    row.seconds = time.perf_counter() - start
-    metrics = evaluate(best.images, best.labels, private.images, private.labels, spec.metrics)
-    row.metrics = {name: values.tolist() for name, values in metrics.items()}
-    row.recovered_labels, row.loss, row.details = best.labels.tolist(), best.loss, best.details
-    if logger is not None:
-        logger.log_metrics({f"eval/{k}": v.mean().item() for k, v in metrics.items()} | {"target": target},
-                           step=step_offset + steps)
-    return row, best.images.cpu(), steps
+        if len(chunk) > 1:
+            results, steps = [], 0
+            for target in chunk:
+                done, used = attack_targets(spec, attack_cls, config, [target], seed=seed, tries=tries,
+                                            accelerator=accelerator, logger=logger, progress=progress,
+                                            step_offset=step_offset + steps)
+                results += done
+                steps += used
+            return results, steps
+        reconstructions, steps, failure = [], 0, f"{type(err).__name__}: {err}"
+    seconds = (time.perf_counter() - start) / len(chunk)  # the chunk's wall time, shared by its targets
+    results = []
+    for index, target in enumerate(chunk):
+        row = TargetResult(target=target.number, indices=spec.target_indices(target.number),
+                           labels=target.private.labels.tolist(), recovered_labels=[], metrics={}, loss=math.nan,
+                           tries=tries, seconds=seconds)
+        attempts = reconstructions[index * tries:(index + 1) * tries]
+        best = min(attempts, key=lambda r: r.loss) if attempts else None
+        if best is None or not torch.isfinite(best.images).all():
+            row.failed = failure if best is None else "FloatingPointError: the reconstruction holds NaN or Inf values"
+            log.warning("target %d failed: %s", target.number, row.failed)
+            results.append((row, None))
+            continue
+        metrics = evaluate(best.images, best.labels, target.private.images, target.private.labels, spec.metrics)
+        row.metrics = {name: values.tolist() for name, values in metrics.items()}
+        row.recovered_labels, row.loss, row.details = best.labels.tolist(), best.loss, best.details
+        if logger is not None:
+            logger.log_metrics({f"eval/{k}": v.mean().item() for k, v in metrics.items()} | {"target": target.number},
+                               step=step_offset + steps)
+        results.append((row, best.images.cpu()))
+    return results, steps
 
 
 def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None, seed: int = 0,
         max_steps: int | None = None, restarts: int | None = None, out: str | Path | None = None,
         logger: str | None = "csv", accelerator: str = "cpu", progress: bool = False,
-        attack_options: dict[str, Any] | None = None, fresh: bool = False) -> Result:
+        attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
+        max_steps_cap: int | None = None) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -131,23 +163,29 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         task: a task name, a YAML path, or a loaded spec.
         attack: a registered attack name.
         targets: number of targets (default: the spec's ``targets.count``).
-        seed: attack seed; target t, attempt r is seeded from (seed + t, r), so a target's result does
-            not depend on the other targets of the run.
+        seed: attack seed; target t, restart r is seeded from (seed, t, r) alone, so a target's result
+            does not depend on the other targets of the run.
         max_steps: optimisation budget (default: the spec's budget, else the attack's paper default).
-        restarts: attempts per target, best final loss kept (default: the spec's budget).
+        restarts: independent problems per target, the lowest final loss kept (default: the spec's budget).
         out: the run folder (see :mod:`benchmark.store`); nothing is written if None.
         logger: ``csv``, ``tensorboard``, ``wandb`` or None (needs ``out``).
         accelerator: a Lightning accelerator name (``cpu``, ``gpu``, ``auto``).
         progress: show Lightning's progress bar.
         attack_options: overrides of the attack's config fields.
         fresh: discard what ``out`` holds instead of resuming it.
+        problems: how many problems (targets × restarts) one fit solves together; a target's result
+            does not depend on it. 1 attacks the problems one after another.
+        max_steps_cap: an upper bound on the steps, whatever the budget says (a suite's cap).
     """
     spec = task if isinstance(task, TaskSpec) else load_task(task)
+    attack = ATTACKS.canonical(attack)
     attack_cls = ATTACKS.get(attack)
-    overrides = dict(attack_options or {})
+    overrides = {**spec.budget.options.get(attack, {}), **(attack_options or {})}
     if max_steps or spec.budget.max_steps:
         overrides["max_steps"] = max_steps or spec.budget.max_steps
     config = attack_config(attack_cls, overrides)
+    if max_steps_cap is not None and config.max_steps > max_steps_cap:
+        config = dataclasses.replace(config, max_steps=max_steps_cap)
     count, tries = targets or spec.targets.count, restarts or spec.budget.restarts
     definition = {"task": spec.name, "task_version": spec.version, "spec_hash": spec_hash(spec), "attack": attack,
                   "attack_config": dataclasses.asdict(config), "seed": seed, "restarts": tries}
@@ -162,29 +200,39 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     result = Result(task=spec.name, task_version=spec.version, spec_hash=definition["spec_hash"], attack=attack,
                     config={"attack": definition["attack_config"], "seed": seed, "targets": count, "restarts": tries},
                     data_origin=samples.origin, environment=_environment(accelerator))
+    log_config(run_logger, {**definition, "targets": count, "environment": result.environment})
     if resumed := sum(target in finished for target in range(count)):
         log.info("resuming %s: %d of %d targets already finished", out_dir, resumed, count)
-    pictures = []
+    pending = [target for target in range(count) if target not in finished]
+    per_fit = max(1, problems // tries)
     steps = 0
+    for first in range(0, len(pending), per_fit):
+        chunk = []
+        for number in pending[first:first + per_fit]:
+            part = slice(number * batch, (number + 1) * batch)
+            private = Samples(samples.images[part], samples.labels[part], samples.origin)
+            observation = Victim(spec, number, private, source.num_classes).observe()
+            if (reason := attack_cls.unsupported(observation)) is not None:
+                raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
+            chunk.append(_Target(number, private, observation))
+        done, used = attack_targets(spec, attack_cls, config, chunk, seed=seed, tries=tries, accelerator=accelerator,
+                                    logger=run_logger, progress=progress, step_offset=steps)
+        steps += used
+        if store is not None:
+            store.append(done)
+        for row, images in done:
+            finished[row.target] = (row, images)
+            log.info("target %d/%d: %s", row.target + 1, count, row.failed or
+                     f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}")
+    pictures = []
     for target in range(count):
-        part = slice(target * batch, (target + 1) * batch)
-        private = Samples(samples.images[part], samples.labels[part], samples.origin)
-        if target in finished:
-            row, images = finished[target]
-        else:
-            row, images, used = attack_one(spec, attack_cls, config, target, private, source.num_classes, seed=seed,
-                                           tries=tries, accelerator=accelerator, logger=run_logger,
-                                           progress=progress, step_offset=steps)
-            steps += used
-            if store is not None:
-                store.append(row, images)
+        row, images = finished[target]
         result.targets.append(row)
-        pictures.append(images if images is not None else torch.full_like(private.images, 0.5))
-        log.info("target %d/%d: %s", target + 1, count, row.failed or
-                 f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}, {row.seconds:.1f} s")
+        pictures.append(images if images is not None else torch.full_like(samples.images[:batch], 0.5))
     if out_dir is not None:
         result.write(out_dir)
         save_comparison(samples.images, torch.cat(pictures), out_dir / "reconstructions.png")
+    log_result(run_logger, result, samples.images, torch.cat(pictures))
     if run_logger is not None:
         run_logger.finalize("success")
     return result

@@ -46,6 +46,21 @@ class Normalization(_Strict):
         return inputs * std + mean
 
 
+class BinaryLabels(_Strict):
+    """A binary task on a multi-class dataset: the classes in ``positive`` are label 1, all others 0.
+
+    A binary task has K = 2; models give it a one-logit head (the binary logistic loss of
+    :func:`benchmark.victim.task_loss`), as R-GAP's victims do.
+    """
+
+    name: str = Field(description="what label 1 means, e.g. 'animal'")
+    positive: tuple[int, ...] = Field(min_length=1, description="dataset classes mapped to label 1")
+
+    def apply(self, labels: Tensor) -> Tensor:
+        """Dataset class indices (N,) → binary labels (N,) int64."""
+        return torch.isin(labels, torch.tensor(self.positive, device=labels.device)).to(torch.int64)
+
+
 class DataSpec(_Strict):
     dataset: str = Field(description="a registered dataset: mnist, cifar10, cifar100, folder")
     split: Literal["train", "test"] = "test"
@@ -53,6 +68,7 @@ class DataSpec(_Strict):
     image_size: int | None = Field(None, gt=0, description="resize to this square size; default: native")
     channels: Literal[1, 3] | None = Field(None, description="convert to this many channels; default: native")
     normalize: Normalization | None = None
+    binary: BinaryLabels | None = Field(None, description="make the task binary: these classes → 1, the rest → 0")
 
 
 class TargetsSpec(_Strict):
@@ -66,13 +82,21 @@ class VictimSpec(_Strict):
     model: str
     init: Literal["uniform", "default"] = Field("default", description="uniform: every parameter U(-s, s)")
     init_scale: float = Field(0.5, gt=0)
-    seed: int = Field(0, description="victim init seed; target t uses seed + t (a fresh model per target)")
+    seed: int = Field(0, description="victim init seed")
+    reinit: Literal["per_target", "once"] = Field(
+        "per_target", description="per_target: a fresh model for target t from seed + t; once: one model for all")
     mode: Literal["train", "eval"] = "train"
 
 
 class FLSpec(_Strict):
-    protocol: Literal["fedsgd"] = "fedsgd"
+    """The client's round: FedSGD shares ∇θ L on its batch; FedAvg takes ``local_epochs`` passes of
+    SGD (``local_lr``) over the batch in mini-batches of ``local_batch_size`` and shares θ_before − θ_after."""
+
+    protocol: Literal["fedsgd", "fedavg"] = "fedsgd"
     batch_size: int = Field(1, ge=1)
+    local_epochs: int = Field(1, ge=1, description="FedAvg: passes over the batch")
+    local_batch_size: int | None = Field(None, ge=1, description="FedAvg: mini-batch size; default: the batch")
+    local_lr: float = Field(1e-4, gt=0, description="FedAvg: the client's SGD learning rate")
 
 
 class ThreatSpec(_Strict):
@@ -82,6 +106,8 @@ class ThreatSpec(_Strict):
 class BudgetSpec(_Strict):
     max_steps: int | None = Field(None, ge=1, description="optimisation steps; default: the attack's own")
     restarts: int = Field(1, ge=1, description="tries per target; the lowest final loss wins")
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per attack, config values the protocol fixes (e.g. IG's tv weight)")
 
 
 class TaskSpec(_Strict):
@@ -104,8 +130,9 @@ class TaskSpec(_Strict):
 
 class SuiteSpec(_Strict):
     description: str = ""
+    attacks: tuple[str, ...] | None = Field(None, description="attacks the suite runs; default: every registered one")
     targets: int | None = Field(None, ge=1, description="targets per task; default: each spec's count")
-    max_steps: int | None = Field(None, ge=1, description="optimisation budget cap; default: the spec's")
+    max_steps: int | None = Field(None, ge=1, description="a cap on every attack's steps; default: none")
     tasks: tuple[str, ...]
 
 
@@ -210,6 +237,12 @@ def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
         if value not in registry:
             raise SpecError(f"{source}: key '{key}': unknown {registry.kind} '{value}'"
                             f"{did_you_mean(value, registry.names())}; known: {', '.join(registry.names())}")
+    from benchmark.attacks import ATTACKS
+
+    for name in spec.budget.options:
+        if name not in ATTACKS:
+            raise SpecError(f"{source}: key 'budget.options': unknown attack '{name}'"
+                            f"{did_you_mean(name, ATTACKS.names())}; known: {', '.join(ATTACKS.names())}")
     for metric in spec.metrics:
         if metric not in METRICS:
             raise SpecError(f"{source}: key 'metrics': unknown metric '{metric}'"

@@ -103,13 +103,15 @@ class RunStore:
             write_atomic(path, kept)  # rewrite without the dropped lines, so appends start on a clean line
         return rows
 
-    def append(self, row: TargetResult, images: Tensor | None) -> None:
-        """Make one target durable: its tensor file, then its fsynced line."""
-        if images is not None:
-            buffer = io.BytesIO()
-            torch.save(images.cpu(), buffer)
-            write_atomic(self._tensor_path(row.target), buffer.getvalue())
+    def append(self, finished: list[tuple[TargetResult, Tensor | None]]) -> None:
+        """Make targets durable: their tensor files, then their lines in one fsynced write (so the
+        targets solved together in one fit are kept together)."""
+        for row, images in finished:
+            if images is not None:
+                buffer = io.BytesIO()
+                torch.save(images.cpu(), buffer)
+                write_atomic(self._tensor_path(row.target), buffer.getvalue())
         with open(self.folder / ROWS_FILE, "a") as handle:
-            handle.write(json.dumps(row.row(), allow_nan=False) + "\n")
+            handle.write("".join(json.dumps(row.row(), allow_nan=False) + "\n" for row, _ in finished))
             handle.flush()
             os.fsync(handle.fileno())

@@ -13,31 +13,69 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call, grad
 
 from benchmark.data import Samples
 from benchmark.errors import SpecError
 from benchmark.models import MODELS
 from benchmark.registry import Registry
-from benchmark.spec import Normalization, TaskSpec
+from benchmark.spec import FLSpec, Normalization, TaskSpec
+
+
+def logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Binary logistic loss of a one-logit head u (N, 1): mean over n of log(1 + exp(−y_n·u_n)), y = ±1.
+
+    ``targets`` are labels t ∈ {0, 1} (N,) (y = 2t − 1) or probabilities of the two classes (N, 2),
+    whose second column is P(t = 1); equal to binary cross-entropy on sigmoid(u).
+    """
+    positive = targets[:, 1] if targets.ndim == 2 else targets.to(logits.dtype)
+    return F.binary_cross_entropy_with_logits(logits[:, 0], positive)
 
 
 def task_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean cross-entropy; ``targets`` are class indices (N,) or class probabilities (N, K).
+    """The victim's loss, selected by the head's width: one logit (N, 1) is a binary logistic head
+    (:func:`logistic_loss`, R-GAP's victims); K ≥ 2 logits (N, K) take the mean cross-entropy.
 
-    Victim and attacker both use this function, so the attacker's loss is the victim's loss.
+    ``targets`` are class indices (N,) or class probabilities (N, K) (K = 2 for one logit). Victim
+    and attacker both use this function, so the attacker's loss is the victim's loss.
     """
-    return F.cross_entropy(logits, targets)
+    return (logistic_loss if logits.shape[1] == 1 else F.cross_entropy)(logits, targets)
 
 
-UpdateRule = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, ...]]
+UpdateRule = Callable[[nn.Module, dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, FLSpec], dict[str, Tensor]]
 PROTOCOLS: Registry[UpdateRule] = Registry("FL protocol")
 
 
+def _loss_of(model: nn.Module, buffers: dict[str, Tensor]) -> Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]:
+    def loss(params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
+        return task_loss(functional_call(model, (params, buffers), (inputs,)), targets)
+
+    return loss
+
+
 @PROTOCOLS.register("fedsgd")
-def fedsgd_update(model: nn.Module, inputs: Tensor, labels: Tensor) -> tuple[Tensor, ...]:
-    """FedSGD: the gradient of the mean loss over the batch, one tensor per parameter."""
-    loss = task_loss(model(inputs), labels)
-    return tuple(g.detach() for g in torch.autograd.grad(loss, list(model.parameters())))
+def fedsgd_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: Tensor,
+                  targets: Tensor, fl: FLSpec) -> dict[str, Tensor]:
+    """FedSGD: ∇θ L(f_θ(x), y), the gradient of the mean loss over the batch, per parameter name.
+
+    Written with ``torch.func`` so that the victim and the attacker (inside ``vmap``, differentiating
+    w.r.t. its candidates) compute the update with this one function.
+    """
+    return grad(_loss_of(model, buffers))(params, inputs, targets)
+
+
+@PROTOCOLS.register("fedavg")
+def fedavg_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: Tensor,
+                  targets: Tensor, fl: FLSpec) -> dict[str, Tensor]:
+    """FedAvg (McMahan et al., 2017) client: ``local_epochs`` passes of SGD over the batch in order,
+    mini-batches of ``local_batch_size``; the update is θ_before − θ_after (Geiping et al.'s setting)."""
+    loss, current = _loss_of(model, buffers), params
+    size = fl.local_batch_size or len(inputs)
+    for _ in range(fl.local_epochs):
+        for start in range(0, len(inputs), size):
+            step = grad(loss)(current, inputs[start:start + size], targets[start:start + size])
+            current = {name: current[name] - fl.local_lr * step[name] for name in current}
+    return {name: params[name] - current[name] for name in params}
 
 
 @dataclass(frozen=True)
@@ -48,7 +86,7 @@ class Observation:
         model: the server's copy of the global model the client trained (architecture, parameters,
             train/eval mode); attacks may run it but changing it changes nothing of the victim.
         update: the shared update, one tensor per ``model.parameters()`` entry (FedSGD: ∇θ L).
-        protocol: the FL protocol name (``fedsgd``).
+        fl: the FL setting (protocol, and FedAvg's local epochs, mini-batch size and learning rate).
         batch_size: number of private samples behind the update.
         input_shape: (C, H, W) of one model input.
         num_classes: K.
@@ -58,7 +96,7 @@ class Observation:
 
     model: nn.Module
     update: tuple[Tensor, ...]
-    protocol: str
+    fl: FLSpec
     batch_size: int
     input_shape: tuple[int, int, int]
     num_classes: int
@@ -89,7 +127,8 @@ class Victim:
 
     Args:
         spec: the task.
-        target: target number (its model is initialised from ``spec.victim.seed + target``).
+        target: target number (with ``victim.reinit: per_target`` its model is initialised from
+            ``victim.seed + target``, else from ``victim.seed``).
         samples: the private batch (images in [0, 1]).
         num_classes: K of the dataset.
     """
@@ -99,7 +138,8 @@ class Victim:
         self._private = samples
         self.input_shape: tuple[int, int, int] = tuple(samples.images.shape[1:])  # type: ignore[assignment]
         self.num_classes = num_classes
-        self.model = build_model(spec, self.input_shape, num_classes, spec.victim.seed + target)
+        seed = spec.victim.seed + (target if spec.victim.reinit == "per_target" else 0)
+        self.model = build_model(spec, self.input_shape, num_classes, seed)
 
     def _model_inputs(self) -> Tensor:
         norm = self.spec.data.normalize
@@ -107,17 +147,21 @@ class Victim:
 
     def observe(self) -> Observation:
         """Compute the update on the private batch and return what the server sees."""
+        server_copy = copy.deepcopy(self.model)  # the global model as sent, before the client's round
+        params = {name: p.detach() for name, p in self.model.named_parameters()}
+        buffers = {name: b.clone() for name, b in self.model.named_buffers()}  # the client's own BN state
         try:
-            update = PROTOCOLS.get(self.spec.fl.protocol)(self.model, self._model_inputs(), self._private.labels)
+            update = PROTOCOLS.get(self.spec.fl.protocol)(self.model, params, buffers, self._model_inputs(),
+                                                         self._private.labels, self.spec.fl)
         except RuntimeError as err:  # torch's shape errors: the task's inputs do not fit its model
             raise SpecError(
                 f"task '{self.spec.name}': model '{self.spec.victim.model}' cannot take inputs of shape "
                 f"{self.input_shape} ({str(err).splitlines()[0]}); change data.image_size/channels or victim.model"
             ) from None
         return Observation(
-            model=copy.deepcopy(self.model),
-            update=update,
-            protocol=self.spec.fl.protocol,
+            model=server_copy,
+            update=tuple(update[name] for name in params),
+            fl=self.spec.fl,
             batch_size=len(self._private.labels),
             input_shape=self.input_shape,
             num_classes=self.num_classes,

@@ -1,14 +1,13 @@
-"""Shared fixtures: offline, isolated cache, and small tasks that run in seconds on CPU."""
+"""Shared fixtures: every test runs offline with an empty, isolated cache."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from pathlib import Path
 
 import pytest
 import torch
 
-from benchmark.spec import TaskSpec, parse_task
+from benchmark.spec import TASKS
 
 
 @pytest.fixture(autouse=True)
@@ -20,23 +19,25 @@ def offline_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     torch.set_num_threads(1)
 
 
-BASE_SPEC: dict[str, Any] = {
-    "name": "tiny",
-    "version": 1,
-    "data": {"dataset": "cifar10", "image_size": 16},
-    "targets": {"count": 2},
-    "victim": {"model": "lenet_zhu", "init": "uniform", "seed": 1234},
+MINI_TASKS = {
+    "tiny-cifar.yaml": "include: cifar10-lenetzhu-b1\nname: tiny-cifar\ndata: {image_size: 16}\n",
+    "tiny-mnist.yaml": "include: mnist-lenetzhu-b1\nname: tiny-mnist\n",
+    "suites.yaml": "mini: {targets: 2, max_steps: 2, tasks: [tiny-cifar, tiny-mnist]}\n",
 }
 
 
-def make_spec(**overrides: Any) -> TaskSpec:
-    """A small task (16×16 CIFAR-10 on LeNet-Zhu); keyword arguments override top-level keys."""
-    content = copy.deepcopy(BASE_SPEC)
-    for key, value in overrides.items():
-        content[key] = {**content[key], **value} if isinstance(value, dict) and key in content else value
-    return parse_task(content, "test spec")
-
-
 @pytest.fixture
-def tiny_spec() -> TaskSpec:
-    return make_spec()
+def mini(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Suite ``mini`` registered, and the working folder a fresh one (leaderboards/ and runs/ go there)."""
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    for name, text in MINI_TASKS.items():
+        (tasks / name).write_text(text)
+    monkeypatch.setenv("LEAKBENCH_TASKS", str(tasks))
+    TASKS.names()  # discover the shipped tasks, then add these on the next lookup
+    monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))
+    monkeypatch.setattr(TASKS, "_discovered", False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work

@@ -2,12 +2,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 import benchmark
 from benchmark.errors import LeakBenchError, NotApplicableError
 
-from conftest import make_spec
+from support import make_spec
 
 
 def test_run_writes_results_picture_and_logs(tmp_path: Path):
@@ -22,10 +23,22 @@ def test_run_writes_results_picture_and_logs(tmp_path: Path):
     assert "attack/grad_loss" in header and "eval/psnr" in header
 
 
-def test_a_target_does_not_depend_on_the_other_targets_of_its_run():
-    alone = benchmark.run(make_spec(), "dlg", targets=1, max_steps=2, logger=None)
-    together = benchmark.run(make_spec(), "dlg", targets=2, max_steps=2, logger=None)
-    assert alone.targets[0].metrics == together.targets[0].metrics
+def test_a_target_does_not_depend_on_the_other_targets_of_its_batch(tmp_path: Path):
+    # Batched kernels round differently (~1e-7 relative); a converging attack lands on the same point.
+    alone = benchmark.run(make_spec(), "idlg", targets=1, max_steps=20, logger=None, out=tmp_path / "alone")
+    together = benchmark.run(make_spec(), "idlg", targets=3, max_steps=20, logger=None, out=tmp_path / "together")
+    assert alone.targets[0].recovered_labels == together.targets[0].recovered_labels
+    assert alone.targets[0].loss < 1e-5 and together.targets[0].loss < 1e-5
+    images = [torch.load(p / "reconstructions" / "target-0000.pt") for p in (tmp_path / "alone", tmp_path / "together")]
+    torch.testing.assert_close(images[0], images[1], atol=1e-2, rtol=0)
+
+
+def test_the_batch_size_of_fits_changes_no_result_beyond_rounding(tmp_path: Path):
+    batched = benchmark.run(make_spec(), "idlg", targets=2, max_steps=20, logger=None, problems=32)
+    one_by_one = benchmark.run(make_spec(), "idlg", targets=2, max_steps=20, logger=None, problems=1)
+    for a, b in zip(batched.targets, one_by_one.targets):
+        assert a.recovered_labels == b.recovered_labels
+        assert abs(a.metrics["ssim"][0] - b.metrics["ssim"][0]) < 1e-3
 
 
 def test_restarts_keep_the_lowest_loss():

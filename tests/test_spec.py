@@ -12,7 +12,7 @@ from benchmark.cli import main
 from benchmark.errors import SpecError
 from benchmark.spec import TASKS, load_suite, load_task, parse_task, spec_hash, task_dirs
 
-from conftest import BASE_SPEC, make_spec
+from support import BASE_SPEC, make_spec
 
 
 @pytest.mark.parametrize("name", TASKS.names())

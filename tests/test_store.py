@@ -16,7 +16,7 @@ import benchmark
 from benchmark.cli import main
 from benchmark.errors import LeakBenchError
 
-from conftest import make_spec
+from support import make_spec
 
 TINY = "include: cifar10-lenetzhu-b1\nname: tiny\ndata: {image_size: 16}\n"
 
@@ -27,7 +27,7 @@ def _rows(folder: Path) -> list[dict]:
 
 def _command(spec: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "benchmark.cli", "run", "--task", str(spec), "--attack", "dlg", "--targets", "6",
-            "--max-steps", "25", "--out", str(out), "--logger", "none", "--no-progress"]
+            "--max-steps", "25", "--problems", "2", "--out", str(out), "--logger", "none", "--no-progress"]
 
 
 def test_sigkill_then_rerun_resumes_without_loss_or_recomputation(tmp_path: Path):
@@ -63,10 +63,10 @@ def test_sigkill_then_rerun_resumes_without_loss_or_recomputation(tmp_path: Path
 
 
 def test_a_torn_last_line_is_dropped_and_recomputed(tmp_path: Path, caplog):
-    first = benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None)
+    first = benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
     lines = (tmp_path / "targets.jsonl").read_text().splitlines()
     (tmp_path / "targets.jsonl").write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
-    again = benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None)
+    again = benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
     assert "incomplete or corrupt" in caplog.text
     assert [r["target"] for r in _rows(tmp_path)] == [0, 1]
     assert again.targets[1].metrics == first.targets[1].metrics
@@ -74,7 +74,7 @@ def test_a_torn_last_line_is_dropped_and_recomputed(tmp_path: Path, caplog):
 
 def test_finished_targets_are_read_back_not_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None)
-    monkeypatch.setattr("benchmark.runner.attack_one", lambda *a, **k: pytest.fail("recomputed a finished target"))
+    monkeypatch.setattr("benchmark.runner.attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target"))
     assert benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None).summary["targets"] == 2
 
 
@@ -99,15 +99,14 @@ def test_unwritable_output_folder_is_one_line(capsys, tmp_path: Path):
 def test_a_failing_target_is_marked_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from benchmark import runner
 
-    real, calls = runner.attack_target, []
+    real = runner.fit
 
-    def diverge_on_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
+    def diverge_on_target_1(attack_cls, observations, config, seeds, **kwargs):
+        if runner.problem_seed(0, 1, 0) in seeds:
             raise FloatingPointError("loss became NaN")
-        return real(*args, **kwargs)
+        return real(attack_cls, observations, config, seeds, **kwargs)
 
-    monkeypatch.setattr(runner, "attack_target", diverge_on_second)
+    monkeypatch.setattr(runner, "fit", diverge_on_target_1)
     result = benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None)
     assert [t.failed for t in result.targets] == [None, "FloatingPointError: loss became NaN", None]
     summary = json.loads((tmp_path / "results.json").read_text())["summary"]

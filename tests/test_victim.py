@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 
 import pytest
@@ -7,7 +8,7 @@ import torch.nn.functional as F
 from benchmark.data import Samples
 from benchmark.victim import Observation, Victim
 
-from conftest import make_spec
+from support import make_spec
 
 
 def _private(seed: int, n: int = 1, size: int = 16) -> Samples:
@@ -103,3 +104,26 @@ def test_inputs_that_do_not_fit_the_model_are_a_spec_error(monkeypatch):
     monkeypatch.setitem(MODELS._entries, "fixed32", Fixed)
     with pytest.raises(SpecError, match=r"model 'fixed32' cannot take inputs of shape \(3, 16, 16\)"):
         Victim(make_spec(victim={"model": "fixed32"}), 0, _private(0), 10).observe()
+
+
+def test_fedavg_update_is_the_weight_change_of_local_sgd():
+    spec = make_spec(fl={"protocol": "fedavg", "batch_size": 4, "local_epochs": 2, "local_batch_size": 2,
+                         "local_lr": 0.1})
+    private = _private(0, n=4)
+    victim = Victim(spec, 0, private, 10)
+    observation = victim.observe()
+    model = copy.deepcopy(observation.model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):
+        for start in (0, 2):
+            optimizer.zero_grad()
+            F.cross_entropy(model(private.images[start:start + 2]), private.labels[start:start + 2]).backward()
+            optimizer.step()
+    for update, before, after in zip(observation.update, observation.model.parameters(), model.parameters()):
+        torch.testing.assert_close(update, before.detach() - after.detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_one_model_for_all_targets_when_reinit_is_once():
+    spec = make_spec(victim={"reinit": "once"})
+    a, b = Victim(spec, 0, _private(0), 10), Victim(spec, 5, _private(1), 10)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))

@@ -1,27 +1,29 @@
-"""The attack interface: a LightningModule built from an Observation and a typed config.
+"""The attack interface: a LightningModule built from observations and a typed config.
 
-``trainer.fit(attack)`` runs it; :meth:`Attack.reconstruction` gives the result. Optimisation
-attacks take one optimiser step on their candidates per ``training_step``; closed-form attacks
-share the interface with a single step.
+An attack instance solves K independent problems: ``observations[k]`` attacked from ``seeds[k]``
+(targets, and restarts of a target, are problems). ``trainer.fit(attack)`` runs it and
+:meth:`Attack.reconstructions` gives one result per problem. Optimisation attacks take one
+optimiser step on all their candidates per ``training_step``; closed-form attacks share the
+interface with a single step.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from benchmark.attacks.components.engine import ProblemBatch
 from benchmark.victim import Observation
 
 
 @dataclass(frozen=True)
 class Reconstruction:
-    """What an attack returns for one target."""
+    """What an attack returns for one problem."""
 
     images: Tensor  # (B, C, H, W) in [0, 1]
     labels: Tensor  # (B,) int64
@@ -29,33 +31,27 @@ class Reconstruction:
     details: dict[str, Any] = field(default_factory=dict)  # JSON-ready facts kept in the target's row
 
 
-class _TensorSet(nn.Module):
-    """Fixed tensors kept as buffers, so they follow the attack to its device."""
-
-    def __init__(self, tensors: tuple[Tensor, ...]) -> None:
-        super().__init__()
-        for index, tensor in enumerate(tensors):
-            self.register_buffer(str(index), tensor.detach().clone())
-
-    def __iter__(self):
-        return iter(self._buffers.values())
-
-
 class Attack(pl.LightningModule):
     """Base class of every attack.
 
     Subclasses set ``Config`` (a frozen dataclass whose defaults are the paper's and which has a
-    ``max_steps`` field) and implement :meth:`reconstruction`.
+    ``max_steps`` field) and implement :meth:`reconstructions`.
+
+    Args:
+        observations: one per problem; all of one task (same architecture and FL setting).
+        config: the attack's config (default: the paper's).
+        seeds: one per problem; a problem's random initialisation depends on its seed alone.
     """
 
     Config: ClassVar[type]
 
-    def __init__(self, observation: Observation, config: Any = None) -> None:
+    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else self.Config()
-        self.observation = observation
-        self.victim_model = observation.model  # a submodule, so it follows the attack's device
-        self.target_update = _TensorSet(observation.update)
+        self.observations = list(observations)
+        self.seeds = list(seeds) if seeds is not None else list(range(len(self.observations)))
+        if len(self.seeds) != len(self.observations):
+            raise ValueError("give one seed per observation")
         self.log_step_offset = 0  # set by the runner: steps of several fits share one logger axis
 
     @classmethod
@@ -63,99 +59,146 @@ class Attack(pl.LightningModule):
         """Why this attack cannot run on such an observation, or None when it can."""
         return None
 
-    def reconstruction(self) -> Reconstruction:
+    def reconstructions(self) -> list[Reconstruction]:
         raise NotImplementedError
 
-    def converged(self) -> bool:
-        """True when another restart cannot do better (e.g. the objective reached its floor)."""
-        return False
-
     def train_dataloader(self) -> DataLoader:
-        # The data an attack fits is the observation it holds; the loader only counts steps.
+        # The data an attack fits is the observations it holds; the loader only counts steps.
         return DataLoader(range(self.config.max_steps), batch_size=None)
 
 
 class OptimizationAttack(Attack):
-    """An attack that minimises :meth:`objective` over its candidate tensors.
+    """An attack that minimises a per-problem :meth:`objective` over candidate tensors (K, ...).
 
-    Keeps the best candidates seen at any objective evaluation (line searches included), so a
-    diverging run returns its best point, never its last or its first. Stops early once the
-    objective is below ``config.stop_loss`` or stops being finite.
+    One backward pass of the summed objective gives every problem its own gradient. Keeps each
+    problem's best candidates seen at any objective evaluation (line searches included), so a
+    diverging run returns its best point, never its last or its first. A problem is done, and
+    frozen, once its objective is below ``config.stop_loss``, stops being finite, or (with
+    ``config.patience``) has not improved its best by 0.01 % for that many steps; the fit ends when
+    every problem is done.
     """
 
-    def __init__(self, observation: Observation, config: Any = None) -> None:
-        super().__init__(observation, config)
+    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+        super().__init__(observations, config, seeds)
         self.automatic_optimization = False
-        self.best_loss = math.inf
-        self._best: Reconstruction | None = None
+        self.problems = ProblemBatch(self.observations)
+        count = len(self.observations)
+        self.register_buffer("best_loss", torch.full((count,), float("inf")))
+        self.register_buffer("done", torch.zeros(count, dtype=torch.bool))
+        self.register_buffer("stalled_steps", torch.zeros(count, dtype=torch.long))
+        self.register_buffer("_best_at_last_progress", torch.full((count,), float("inf")))
+        self._best: dict[str, Tensor] = {}
+
+    def randn(self, *shape: int) -> Tensor:
+        """(K, *shape) standard normal draws, problem k's from its own seeded stream (successive
+        calls continue the streams)."""
+        if not hasattr(self, "_generators"):
+            self._generators = [torch.Generator().manual_seed(seed) for seed in self.seeds]
+        return torch.stack([torch.randn(shape, generator=generator) for generator in self._generators])
 
     def candidates(self) -> list[Tensor]:
-        """The tensors the optimiser changes."""
+        """The tensors the optimiser changes, each (K, ...)."""
         raise NotImplementedError
 
     def objective(self) -> Tensor:
-        """Scalar loss of the current candidates."""
+        """Loss of every problem's current candidates, (K,)."""
         raise NotImplementedError
 
-    def current(self, loss: float) -> Reconstruction:
-        """The current candidates as a reconstruction (detached copies)."""
+    def current(self) -> dict[str, Tensor]:
+        """The current solution of every problem: ``images`` (K, B, C, H, W) in [0, 1], ``labels`` (K, B)."""
         raise NotImplementedError
 
-    def reconstruction(self) -> Reconstruction:
-        if self._best is None:
-            raise RuntimeError("the attack has not run: call trainer.fit(attack) first")
-        return self._best
+    def after_backward(self) -> None:
+        """Called after each backward pass (gradient transforms, e.g. taking the sign)."""
 
-    def converged(self) -> bool:
-        stop = getattr(self.config, "stop_loss", None)
-        return stop is not None and self.best_loss <= stop
+    def after_step(self) -> None:
+        """Called after each optimiser step (projections)."""
+
+    def _remember(self, losses: Tensor) -> None:
+        improved = (losses < self.best_loss) & ~self.done  # NaN compares False: never kept
+        if not bool(improved.any()):
+            return
+        self.best_loss = torch.where(improved, losses, self.best_loss)
+        for key, value in self.current().items():
+            mask = improved.view(-1, *[1] * (value.dim() - 1))
+            self._best[key] = torch.where(mask, value, self._best[key]) if key in self._best else value.clone()
+
+    def closure(self, optimizer: torch.optim.Optimizer, backward: Callable[..., None]) -> Callable[[], Tensor]:
+        """The optimiser's closure: evaluate all problems, remember the best, backpropagate their sum."""
+
+        def evaluate() -> Tensor:
+            optimizer.zero_grad()
+            losses = self.objective()
+            self._remember(losses.detach())
+            backward(losses.sum(), inputs=self.candidates())
+            self.after_backward()
+            return losses
+
+        return evaluate
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         optimizer = self.optimizers()
-
-        def closure() -> Tensor:
-            optimizer.zero_grad()
-            loss = self.objective()
-            value = loss.item()
-            if value < self.best_loss:  # NaN compares False: a diverged point is never kept
-                self.best_loss = value
-                self._best = self.current(value)
-            self.manual_backward(loss, inputs=self.candidates())
-            return loss
-
-        loss = optimizer.step(closure=closure)
-        self.log("attack/grad_loss", loss.detach(), prog_bar=True)
+        frozen = [c.detach().clone() for c in self.candidates()] if bool(self.done.any()) else None
+        losses = optimizer.step(closure=self.closure(optimizer, self.manual_backward)).detach()
+        self.after_step()
+        for scheduler in self.schedulers():
+            scheduler.step()
+        if frozen is not None:  # done problems keep their point, so they do not depend on their batch
+            with torch.no_grad():
+                for candidate, kept in zip(self.candidates(), frozen):
+                    mask = self.done.view(-1, *[1] * (candidate.dim() - 1))
+                    candidate.copy_(torch.where(mask, kept, candidate))
+        stop, patience = getattr(self.config, "stop_loss", None), getattr(self.config, "patience", None)
+        self.done |= ~torch.isfinite(losses) | (self.best_loss <= stop if stop is not None else False)
+        if patience is not None:
+            improving = self.best_loss < self._best_at_last_progress * (1 - 1e-4)
+            self._best_at_last_progress = torch.where(improving, self.best_loss, self._best_at_last_progress)
+            self.stalled_steps = torch.where(improving, 0, self.stalled_steps + 1)
+            self.done |= self.stalled_steps >= patience
+        self.log("attack/grad_loss", losses[~self.done].mean() if not bool(self.done.all()) else losses.mean(),
+                 prog_bar=True)
         self.log("step", float(self.log_step_offset + self.global_step))
-        if self.converged() or not torch.isfinite(loss):
+        if bool(self.done.all()):
             self.trainer.should_stop = True
+
+    def schedulers(self) -> list[Any]:
+        """The learning-rate schedulers configured with the optimiser (stepped once per step)."""
+        configured = self.lr_schedulers()
+        return [] if configured is None else configured if isinstance(configured, list) else [configured]
+
+    def reconstructions(self) -> list[Reconstruction]:
+        if not self._best:
+            raise RuntimeError("no finite objective was reached: the attack diverged or has not run")
+        images, labels = self._best["images"].cpu(), self._best["labels"].cpu()
+        return [Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]))
+                for k in range(len(self.observations))]
 
 
 class ClosedFormAttack(Attack):
-    """An attack solved in closed form (no optimisation loop): one training step calls :meth:`solve`.
-
-    Its config's ``max_steps`` is 1; it is deterministic, so restarts stop after the first.
+    """An attack solved in closed form (no optimisation loop): one training step calls :meth:`solve`
+    for each problem. Its config's ``max_steps`` is 1; it is deterministic, so seeds do not matter.
     """
 
-    def __init__(self, observation: Observation, config: Any = None) -> None:
-        super().__init__(observation, config)
+    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+        super().__init__(observations, config, seeds)
         self.automatic_optimization = False
-        self._solution: Reconstruction | None = None
+        self._solutions: list[Reconstruction] = []
 
-    def solve(self) -> Reconstruction:
-        """Compute the reconstruction from the observation."""
+    def solve(self, observation: Observation) -> Reconstruction:
+        """Compute the reconstruction of one observation."""
         raise NotImplementedError
 
     def configure_optimizers(self) -> None:
         return None
 
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(range(1), batch_size=None)  # one step solves every problem
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        self._solution = self.solve()
-        self.log("attack/residual", self._solution.loss)
+        self._solutions = [self.solve(observation) for observation in self.observations]
+        self.log("attack/residual", sum(s.loss for s in self._solutions) / len(self._solutions))
 
-    def reconstruction(self) -> Reconstruction:
-        if self._solution is None:
+    def reconstructions(self) -> list[Reconstruction]:
+        if not self._solutions:
             raise RuntimeError("the attack has not run: call trainer.fit(attack) first")
-        return self._solution
-
-    def converged(self) -> bool:
-        return True
+        return self._solutions

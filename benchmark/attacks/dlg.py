@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from benchmark.attacks import ATTACKS
-from benchmark.attacks.base import OptimizationAttack, Reconstruction
-from benchmark.attacks.components.gradients import candidate_gradients, squared_distance
+from benchmark.attacks.base import OptimizationAttack
+from benchmark.attacks.components.distances import squared_distance
+from benchmark.attacks.components.lbfgs import BatchedLBFGS
 from benchmark.victim import Observation
 
 
@@ -19,6 +21,7 @@ class DLGConfig:
     lr: float = 1.0
     lbfgs_iterations: int = 20  # function evaluations per L-BFGS step (PyTorch default)
     stop_loss: float | None = None  # stop once the gradient distance is below this (paper: none)
+    patience: int | None = None  # stop a problem whose best loss stalls this many steps (paper: never)
 
 
 @ATTACKS.register("dlg")
@@ -35,35 +38,34 @@ class DLG(OptimizationAttack):
 
     Config = DLGConfig
 
-    def __init__(self, observation: Observation, config: DLGConfig | None = None) -> None:
-        super().__init__(observation, config)
-        shape = (observation.batch_size, *observation.input_shape)
-        self.inputs = nn.Parameter(torch.randn(shape))
+    def __init__(self, observations: Sequence[Observation], config: DLGConfig | None = None,
+                 seeds: Sequence[int] | None = None) -> None:
+        super().__init__(observations, config, seeds)
+        first = self.observations[0]
+        self.inputs = nn.Parameter(self.randn(first.batch_size, *first.input_shape))
         labels = self.known_labels()
         self.learns_labels = labels is None
         if self.learns_labels:
-            self.label_logits = nn.Parameter(torch.randn(observation.batch_size, observation.num_classes))
+            self.label_logits = nn.Parameter(self.randn(first.batch_size, first.num_classes))
         else:
             self.register_buffer("labels", labels)
 
     def known_labels(self) -> Tensor | None:
-        """Labels fixed before optimising: the threat model's, if any."""
-        return self.observation.labels
+        """(K, B) labels fixed before optimising: the threat model's, if any."""
+        return self.problems.labels
 
     def candidates(self) -> list[Tensor]:
         return [self.inputs, self.label_logits] if self.learns_labels else [self.inputs]
 
     def _targets(self) -> Tensor:
-        return self.label_logits.softmax(dim=1) if self.learns_labels else self.labels
+        return self.label_logits.softmax(dim=-1) if self.learns_labels else self.labels
 
     def objective(self) -> Tensor:
-        gradients = candidate_gradients(self.victim_model, self.inputs, self._targets())
-        return squared_distance(gradients, list(self.target_update))
+        return squared_distance(self.problems.updates(self.inputs, self._targets()), self.problems.target_updates)
 
-    def current(self, loss: float) -> Reconstruction:
-        labels = self.label_logits.argmax(dim=1) if self.learns_labels else self.labels
-        images = self.observation.to_images(self.inputs.detach())
-        return Reconstruction(images=images.clone(), labels=labels.detach().clone(), loss=loss)
+    def current(self) -> dict[str, Tensor]:
+        labels = self.label_logits.argmax(dim=-1) if self.learns_labels else self.labels
+        return {"images": self.problems.to_images(self.inputs.detach()), "labels": labels.detach()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.LBFGS(self.candidates(), lr=self.config.lr, max_iter=self.config.lbfgs_iterations)
+        return BatchedLBFGS(self.candidates(), lr=self.config.lr, max_iter=self.config.lbfgs_iterations)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from benchmark.attacks import ATTACKS
@@ -33,7 +34,11 @@ class IDLG(DLG):
     def unsupported(cls, observation: Observation) -> str | None:
         if observation.labels is None and observation.batch_size != 1:
             return f"the iDLG label rule needs batch size 1 (this task has {observation.batch_size}) or known labels"
+        if observation.labels is None and observation.fl.protocol != "fedsgd":
+            return "the iDLG label rule reads a FedSGD gradient (this task shares a FedAvg update); give known labels"
         return None
 
     def known_labels(self) -> Tensor:
-        return self.observation.labels if self.observation.labels is not None else idlg_label(self.observation)
+        if self.problems.labels is not None:
+            return self.problems.labels
+        return torch.stack([idlg_label(observation) for observation in self.observations])

@@ -17,7 +17,7 @@ from torchvision.transforms import functional as TF
 
 from benchmark.errors import SpecError
 from benchmark.registry import Registry
-from benchmark.spec import DataSpec
+from benchmark.spec import BinaryLabels, DataSpec
 
 
 def cache_dir() -> Path:
@@ -69,8 +69,27 @@ def _discover() -> None:
 DATASETS: Registry[type[ImageSource]] = Registry("dataset", base=ImageSource, discover=_discover)
 
 
+class BinaryTask(ImageSource):
+    """A dataset seen through a binary task (``data.binary``): its labels mapped to {0, 1}, K = 2."""
+
+    num_classes = 2
+
+    def __init__(self, source: ImageSource, binary: BinaryLabels) -> None:
+        super().__init__(source.spec)
+        if max(binary.positive) >= source.num_classes or min(binary.positive) < 0:
+            raise SpecError(f"data.binary.positive {list(binary.positive)}: dataset '{source.spec.dataset}' has "
+                            f"classes 0..{source.num_classes - 1}; fix the class list")
+        self.source, self.binary = source, binary
+        self.channels, self.image_size = source.channels, source.image_size
+
+    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+        images, labels, origin = self.source.fetch(indices)
+        return images, self.binary.apply(labels), origin
+
+
 def load_source(spec: DataSpec) -> ImageSource:
-    return DATASETS.get(spec.dataset)(spec)
+    source = DATASETS.get(spec.dataset)(spec)
+    return source if spec.binary is None else BinaryTask(source, spec.binary)
 
 
 def load_samples(source: ImageSource, indices: list[int]) -> Samples:

@@ -8,14 +8,15 @@ from torch import Tensor, nn
 from benchmark.victim import Observation
 
 
-def last_linear_weight_gradient(observation: Observation) -> Tensor:
-    """The update's tensor for the weight of the model's last ``nn.Linear`` (K, D)."""
+def last_linear_gradients(observation: Observation) -> tuple[Tensor, Tensor | None]:
+    """The update's tensors for the weight (K, D) and bias (K,) (None if absent) of the last ``nn.Linear``."""
     linears = [m for m in observation.model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError("the model has no nn.Linear layer to read a label from")
-    weight = linears[-1].weight
-    index = next(i for i, p in enumerate(observation.model.parameters()) if p is weight)
-    return observation.update[index]
+    index = {id(p): i for i, p in enumerate(observation.model.parameters())}
+    head = linears[-1]
+    bias = None if head.bias is None else observation.update[index[id(head.bias)]]
+    return observation.update[index[id(head.weight)]], bias
 
 
 def idlg_label(observation: Observation) -> Tensor:
@@ -26,4 +27,45 @@ def idlg_label(observation: Observation) -> Tensor:
     """
     if observation.batch_size != 1:
         raise ValueError(f"the iDLG label rule needs batch size 1, got {observation.batch_size}")
-    return torch.argmin(last_linear_weight_gradient(observation).sum(dim=1)).reshape(1)
+    return torch.argmin(last_linear_gradients(observation)[0].sum(dim=1)).reshape(1)
+
+
+def bias_sign_label(observation: Observation) -> Tensor:
+    """The label of a single sample from the sign of the head's bias gradient (Geiping et al. 2020).
+
+    Cross-entropy: ∂L/∂b_j = p_j − y_j is negative only for the true class, ŷ = argmin_j ∂L/∂b_j.
+    One-logit logistic head: ∂L/∂b = σ(u) − t, so ŷ = 1 iff ∂L/∂b < 0. Needs a bias; returns (1,).
+    """
+    _, bias = last_linear_gradients(observation)
+    if observation.batch_size != 1 or bias is None:
+        raise ValueError("the bias-sign rule needs batch size 1 and a last layer with a bias")
+    return (bias < 0).to(torch.int64).reshape(1) if len(bias) == 1 else torch.argmin(bias).reshape(1)
+
+
+def row_norm_label(observation: Observation) -> Tensor:
+    """The label of a single sample from the norms of the head's weight-gradient rows (K ≥ 3 classes).
+
+    Cross-entropy: ∂L/∂W_j = (p_j − y_j)·xᵀ, and |p_y − 1| = Σ_{j≠y} p_j ≥ p_j, so the true class
+    has the largest row, whatever the signs of the features x (unlike the iDLG rule, which needs
+    x ≥ 0). Ties arise only when all the remaining probability sits on one class. Returns (1,).
+    """
+    weight, _ = last_linear_gradients(observation)
+    if observation.batch_size != 1 or weight.shape[0] < 3:
+        raise ValueError("the row-norm rule needs batch size 1 and at least three classes")
+    return torch.argmax(weight.to(torch.float64).norm(dim=1)).reshape(1)
+
+
+def label_from_update(observation: Observation) -> tuple[Tensor, str] | None:
+    """The single sample's label where the threat model or the update gives it, with its source:
+    ``known``, else ``bias sign``, else ``row norm``; None where neither rule applies (a head with
+    one or two logits and no bias)."""
+    if observation.labels is not None:
+        return observation.labels, "known"
+    if observation.batch_size != 1:
+        return None
+    weight, bias = last_linear_gradients(observation)
+    if bias is not None:
+        return bias_sign_label(observation), "bias sign"
+    if weight.shape[0] >= 3:
+        return row_norm_label(observation), "row norm"
+    return None

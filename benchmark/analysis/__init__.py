@@ -1,0 +1,1 @@
+"""Analyses of victim architectures that need no attack run (R-GAP's rank analysis)."""

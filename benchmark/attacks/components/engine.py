@@ -1,0 +1,79 @@
+"""K attack problems in one computation: the attacker's updates for all candidates at once.
+
+A problem is one observation attacked from one seed (a target, or a restart of it). The
+attacker's update for problem k is the victim's own update rule (``benchmark.victim.PROTOCOLS``,
+written with ``torch.func``) inside ``vmap``, so one training step serves all K problems and each
+problem's result is the one it would have alone. The victim model is held once: its parameters are shared across
+problems that observed the same model, and stacked only where the problems' models differ (a
+fresh victim per target).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import replace_all_batch_norm_modules_, vmap
+
+from benchmark.victim import PROTOCOLS, Observation
+
+
+class ProblemBatch(nn.Module):
+    """Stacked observations of K problems over one architecture.
+
+    Attributes:
+        target_updates: the observed updates, one (K, ...) tensor per model parameter.
+        labels: (K, B) labels where the threat model gives them, else None.
+    """
+
+    def __init__(self, observations: Sequence[Observation]) -> None:
+        super().__init__()
+        first = observations[0]
+        self.observations = list(observations)
+        self.model = copy.deepcopy(first.model).requires_grad_(False)
+        if self.model.training:  # batch statistics, without in-place running-stat updates under vmap
+            replace_all_batch_norm_modules_(self.model)
+        self._names = [name for name, _ in self.model.named_parameters()]
+        per_problem = [list(o.model.parameters()) for o in observations]
+        self.shared = all(torch.equal(a, b) for params in per_problem[1:] for a, b in zip(params, per_problem[0]))
+        for i, name in enumerate(self._names):
+            stacked = per_problem[0][i] if self.shared else torch.stack([p[i] for p in per_problem])
+            self.register_buffer(f"param_{i}", stacked.detach().clone())
+            self.register_buffer(f"update_{i}", torch.stack([o.update[i] for o in observations]).detach().clone())
+        labels = [o.labels for o in observations]
+        self.register_buffer("labels", torch.stack(labels) if all(x is not None for x in labels) else None)
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    @property
+    def target_updates(self) -> tuple[Tensor, ...]:
+        return tuple(getattr(self, f"update_{i}") for i in range(len(self._names)))
+
+    def _params(self) -> dict[str, Tensor]:
+        return {name: getattr(self, f"param_{i}") for i, name in enumerate(self._names)}
+
+    def updates(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, ...]:
+        """The attacker's update for every problem k: the victim's own update rule (FedSGD's
+        ∇θ L(f_θ(x_k), y_k), or FedAvg's unrolled local steps) applied to the candidates.
+
+        Args:
+            inputs: (K, B, C, H, W) candidate model inputs.
+            targets: (K, B) class indices or (K, B, N) class probabilities.
+        Returns:
+            One (K, ...) tensor per parameter, differentiable w.r.t. ``inputs`` and ``targets``.
+        """
+        buffers, fl = dict(self.model.named_buffers()), self.observations[0].fl
+        rule = PROTOCOLS.get(fl.protocol)
+
+        def update(params: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
+            return rule(self.model, params, buffers, x, y, fl)
+
+        per_problem = vmap(update, in_dims=(None if self.shared else 0, 0, 0))(self._params(), inputs, targets)
+        return tuple(per_problem[name] for name in self._names)
+
+    def to_images(self, inputs: Tensor) -> Tensor:
+        """Model inputs (K, B, C, H, W) → images in [0, 1]."""
+        return self.observations[0].to_images(inputs.flatten(0, 1)).view_as(inputs)

@@ -1,0 +1,73 @@
+"""What a board fixes for each task of a suite; an entry is ranked only when measured under it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from pydantic import ValidationError
+
+from benchmark.errors import LeakBenchError
+from benchmark.leaderboard.schema import Entry
+from benchmark.registry import did_you_mean
+from benchmark.spec import TaskSpec, load_suite, load_task, spec_hash
+
+PROTOCOL_SEED = 0  # the attack seed of every board; target t, restart r are seeded from (0, t, r)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One task of a suite as its board measures it: the spec (victim seeds, threat model, metrics,
+    attack options it fixes), the first ``targets`` targets, the budget and the seed. An attack
+    chooses none of these."""
+
+    suite: str
+    spec: TaskSpec
+    targets: int  # the suite's count, else the spec's
+    max_steps: int | None  # the suite's cap, else the spec's budget; None: the attack's own default
+    restarts: int
+
+
+def suite_protocols(suite: str, tasks: Sequence[str] | None = None) -> list[Protocol]:
+    """The protocols of ``suite``, or of the given subset of its tasks."""
+    definition = load_suite(suite)
+    for name in tasks or ():
+        if name not in definition.tasks:
+            raise LeakBenchError(f"task '{name}' is not in suite '{suite}'{did_you_mean(name, list(definition.tasks))}; "
+                                 f"its tasks: {', '.join(definition.tasks)}")
+    protocols = []
+    for name in tasks or definition.tasks:
+        spec = load_task(name)
+        protocols.append(Protocol(suite, spec, definition.targets or spec.targets.count,
+                                  definition.max_steps or spec.budget.max_steps, spec.budget.restarts))
+    return protocols
+
+
+def protocol_of(entry: Entry) -> Protocol:
+    """The protocol an entry belongs to (its suite and task must still exist)."""
+    return suite_protocols(entry.suite, [entry.task])[0]
+
+
+def same_task(entry: Entry, spec: TaskSpec) -> bool:
+    """Whether the entry's recorded spec, read under today's schema, is ``spec``: fields the schema
+    gained since take their defaults (which keep the old behaviour), so only a real change differs."""
+    try:
+        return spec_hash(TaskSpec.model_validate(entry.task_spec)) == spec_hash(spec)
+    except ValidationError:  # a field it records was removed or changed type
+        return False
+
+
+def nonconformity(entry: Entry, protocol: Protocol) -> str | None:
+    """How the entry departs from the protocol (e.g. the task changed since), or None when it does not."""
+    checks = [("task_version", entry.task_version, protocol.spec.version),
+              ("protocol_targets", entry.protocol_targets, protocol.targets),
+              ("seed", entry.seed, PROTOCOL_SEED),
+              ("restarts", entry.restarts, protocol.restarts)]
+    if protocol.max_steps is not None:
+        checks.append(("attack_config.max_steps", entry.attack_config.get("max_steps"), protocol.max_steps))
+    for key, value in protocol.spec.budget.options.get(entry.attack, {}).items():
+        checks.append((f"attack_config.{key}", entry.attack_config.get(key), value))
+    departures = [f"{name} {got!r} (the protocol's: {want!r})" for name, got, want in checks if got != want]
+    if not same_task(entry, protocol.spec):
+        departures.append("the task spec changed since")
+    return ", ".join(departures) or None

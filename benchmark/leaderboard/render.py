@@ -1,0 +1,136 @@
+"""The boards rendered from the entries: ``README.md`` (Markdown) and ``site/index.html`` (static).
+
+Both are generated, never edited: :func:`check` re-renders them and fails when the files differ, when
+an entry is invalid, or when an entry was not measured under its task's current protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+import jinja2
+
+from benchmark.errors import LeakBenchError
+from benchmark.leaderboard.protocol import nonconformity, protocol_of
+from benchmark.leaderboard.schema import Entry, entry_files, load_entry
+from benchmark.result import write_atomic
+
+OUTPUTS = ("README.md", "site/index.html")
+
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "label_accuracy": True, "mse": False, "lpips": False}
+PRIMARY_ORDER = ("psnr", "ssim", "lpips", "mse", "label_accuracy")  # a board ranks by the first it measures
+NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "mse": "MSE", "lpips": "LPIPS", "label_accuracy": "label acc."}
+_FORMATS = {"psnr": "{:.2f}", "ssim": "{:.3f}", "mse": "{:.3g}", "lpips": "{:.3f}"}
+
+
+@dataclass(frozen=True)
+class Row:
+    rank: int | None  # None: a partial entry, not ranked
+    entry: Entry
+    picture: str | None  # the entry's PNG as base64, for the page
+
+
+@dataclass(frozen=True)
+class Board:
+    """The entries of one (suite, task): ranked by the primary metric in its direction, partial ones last."""
+
+    suite: str
+    task: str
+    metrics: list[str]
+    primary: str | None
+    rows: list[Row]
+
+    @property
+    def first(self) -> Entry:
+        return self.rows[0].entry
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    return (PRIMARY_ORDER.index(name) if name in PRIMARY_ORDER else len(PRIMARY_ORDER), name)
+
+
+def _rank_key(entry: Entry, primary: str | None) -> tuple[bool, float, str]:
+    value = entry.summary.metrics.get(primary) if primary else None
+    sign = -1 if HIGHER_IS_BETTER.get(primary or "", True) else 1
+    return (value is None, sign * value if value is not None else 0.0, entry.attack)
+
+
+def make_board(entries: list[tuple[Path, Entry]]) -> Board:
+    """One board from the entries of a single (suite, task)."""
+    metrics = sorted({name for _, entry in entries for name in entry.summary.metrics}, key=_metric_order)
+    primary = next((name for name in metrics if name in HIGHER_IS_BETTER), None)
+    ordered = sorted(entries, key=lambda item: (item[1].partial, _rank_key(item[1], primary)))
+    rows, rank = [], 0
+    for path, entry in ordered:
+        rank += not entry.partial
+        picture = path.with_name(entry.picture) if entry.picture else None
+        encoded = base64.b64encode(picture.read_bytes()).decode() if picture and picture.is_file() else None
+        rows.append(Row(None if entry.partial else rank, entry, encoded))
+    first = ordered[0][1]
+    return Board(first.suite, first.task, metrics, primary, rows)
+
+
+def load_boards(root: Path) -> list[Board]:
+    """Every board under ``root``, by suite then task; raises on the first invalid entry."""
+    entries = [(path, load_entry(path)) for path in entry_files(root)]
+    return [make_board(list(group)) for _, group in groupby(entries, key=lambda item: (item[1].suite, item[1].task))]
+
+
+def _format(value: float | None, metric: str) -> str:
+    if value is None:
+        return "–"
+    if metric == "label_accuracy":
+        return f"{100 * value:.1f} %"
+    return _FORMATS.get(metric, "{:.4g}").format(value)
+
+
+def _header(metric: str) -> str:
+    arrow = {True: " ↑", False: " ↓"}.get(HIGHER_IS_BETTER.get(metric), "")
+    return NAMES.get(metric, metric) + arrow
+
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+    keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+)
+_ENVIRONMENT.filters.update(metric=_format, header=_header, name=lambda metric: NAMES.get(metric, metric))
+
+
+def render(root: Path) -> dict[str, str]:
+    """The generated files (path relative to ``root`` -> text)."""
+    boards = load_boards(root)
+    suites = [(suite, list(group)) for suite, group in groupby(boards, key=lambda board: board.suite)]
+    return {name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(suites=suites) for name in OUTPUTS}
+
+
+def build(root: Path) -> list[Path]:
+    """Render the boards under ``root`` and write them (atomically)."""
+    if not root.is_dir():
+        raise LeakBenchError(f"no leaderboard folder {root}; give --root or run leakbench submit first")
+    return [write_atomic(root / name, text) for name, text in render(root).items()]
+
+
+def check(root: Path) -> list[str]:
+    """Problems with the boards under ``root``, one line each (empty: all is well)."""
+    problems = []
+    for path in entry_files(root):
+        try:
+            entry = load_entry(path)
+            departures = nonconformity(entry, protocol_of(entry))
+        except LeakBenchError as err:
+            problems.append(str(err))
+            continue
+        if departures:
+            problems.append(f"{path}: not measured under the current protocol: {departures}; re-submit it")
+        if entry.picture and not path.with_name(entry.picture).is_file():
+            problems.append(f"{path}: its picture {entry.picture} is missing; re-submit it")
+    if problems:
+        return problems
+    for name, text in render(root).items():
+        if not (root / name).is_file() or (root / name).read_text() != text:
+            problems.append(f"{root / name} is stale; run `leakbench leaderboard build --root {root}`")
+    return problems

@@ -1,0 +1,136 @@
+"""``leakbench verify``: re-run an entry and compare its metrics within stated tolerances.
+
+A re-run uses the entry's recorded attack config, seed, restarts and task (which must not have
+changed since: same spec hash). Each target's metric means are compared, and the summary too when
+every target was re-run. A value may move by max(abs, rel · |recorded|) (:data:`TOLERANCES`):
+optimisation attacks are deterministic for a seed on one kind of hardware, but floating-point
+differences between CPUs, GPUs and library versions move them a little (chaotic ones, such as a
+diverging DLG, more than that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmark.errors import LeakBenchError
+from benchmark.leaderboard.protocol import protocol_of, same_task
+from benchmark.leaderboard.schema import (Entry, TargetRow, Verification, load_entry, rows_of, summarize,
+                                          write_entry)
+from benchmark.leaderboard.submit import environment_of, git_state
+from benchmark.result import TargetResult
+from benchmark.runner import run
+from benchmark.spec import spec_hash
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rel: float
+    abs: float
+
+    def allowed(self, recorded: float) -> float:
+        return max(self.abs, self.rel * abs(recorded))
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    "psnr": Tolerance(rel=0.05, abs=0.5),  # dB
+    "ssim": Tolerance(rel=0.05, abs=0.02),
+    "mse": Tolerance(rel=0.25, abs=1e-4),
+    "label_accuracy": Tolerance(rel=0.0, abs=0.0),  # a recovered label is right or wrong
+}
+DEFAULT_TOLERANCE = Tolerance(rel=0.05, abs=0.01)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A value that moved beyond its tolerance (``allowed`` None: a target that failed on one side only)."""
+
+    where: str  # "target 3" or "summary"
+    metric: str
+    recorded: float | str | None
+    measured: float | str | None
+    allowed: float | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    path: Path
+    targets: int  # targets re-run
+    complete: bool  # all of the entry's targets were re-run
+    differences: list[Difference]
+
+
+def _compare(where: str, recorded: dict[str, float | None], measured: dict[str, float | None]) -> list[Difference]:
+    differences = []
+    for metric in sorted(recorded.keys() | measured.keys()):
+        old, new = recorded.get(metric), measured.get(metric)
+        allowed = TOLERANCES.get(metric, DEFAULT_TOLERANCE).allowed(old) if old is not None else None
+        if (old is None) != (new is None) or old is not None and abs(new - old) > allowed:
+            differences.append(Difference(where, metric, old, new, allowed))
+    return differences
+
+
+def _means(row: TargetRow) -> dict[str, float | None]:
+    return {name: TargetResult(**row.model_dump()).row()[name] for name in row.metrics}
+
+
+def compare(entry: Entry, rows: list[TargetRow]) -> list[Difference]:
+    """Differences between the entry and re-run rows of its first ``len(rows)`` targets."""
+    differences = []
+    for old, new in zip(entry.rows, rows):
+        where = f"target {old.target}"
+        if (old.failed is None) != (new.failed is None):
+            differences.append(Difference(where, "failed", old.failed, new.failed, None))
+        else:
+            differences += _compare(where, _means(old), _means(new))
+    if len(rows) == entry.targets:
+        differences += _compare("summary", entry.summary.metrics, summarize(rows).metrics)
+    return differences
+
+
+def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"), accelerator: str = "cpu",
+           record: bool = False) -> Verdict:
+    """Re-run the entry at ``path`` (its first ``targets`` targets, default all) and compare.
+
+    With ``record``, a complete re-run within tolerance marks the entry verified.
+    """
+    entry = load_entry(path)
+    spec = protocol_of(entry).spec
+    if not same_task(entry, spec):
+        raise LeakBenchError(f"{path}: task '{entry.task}' has changed since this entry was measured "
+                             f"(spec hash {entry.spec_hash[:12]} → {spec_hash(spec)[:12]}); re-submit it")
+    count = targets or entry.targets
+    if count > entry.targets:
+        raise LeakBenchError(f"{path} has {entry.targets} targets; give --targets of at most {entry.targets}")
+    out = runs / f"verify-{entry.suite}" / entry.task / entry.attack
+    result = run(spec, entry.attack, targets=count, seed=entry.seed, max_steps=entry.attack_config.get("max_steps"),
+                 restarts=entry.restarts, attack_options=entry.attack_config, out=out, logger=None,
+                 accelerator=accelerator, fresh=True)
+    rows = rows_of(result.to_dict(), count)
+    verdict = Verdict(path, count, count == entry.targets, compare(entry, rows))
+    if record and verdict.complete and not verdict.differences:
+        verification = Verification(date=datetime.now(timezone.utc).replace(microsecond=0),
+                                    environment=environment_of(result.environment, git_state()))
+        write_entry(path.parents[2], entry.model_copy(update={"verified": True, "verification": verification}), None)
+    return verdict
+
+
+def format_verdict(verdict: Verdict) -> str:
+    """A readable report: one line when it passes, a table of the moved values when it does not."""
+    scope = "all" if verdict.complete else "first"
+    head = f"{verdict.path}: {scope} {verdict.targets} target(s) re-run"
+    if not verdict.differences:
+        return f"{head}: every metric within tolerance"
+    lines = [f"{head}: {len(verdict.differences)} value(s) moved beyond tolerance",
+             f"  {'where':<10} {'metric':<16} {'recorded':>12} {'measured':>12} {'allowed':>10}"]
+    for d in verdict.differences:
+        allowed = f"±{d.allowed:.3g}" if d.allowed is not None else "-"
+        lines.append(f"  {d.where:<10} {d.metric:<16} {_cell(d.recorded):>12} {_cell(d.measured):>12} {allowed:>10}")
+    return "\n".join(lines)
+
+
+def _cell(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.5g}" if isinstance(value, float) else str(value)[:12]

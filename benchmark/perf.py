@@ -1,0 +1,112 @@
+"""Performance benchmark of the attack engine, measured side by side in one run.
+
+(1) batched throughput: K problems in one fit against the same K problems fitted one by one, with
+the same code; (2) the Lightning loop against a plain PyTorch loop taking the same steps; (3) peak
+memory of one fit of K problems (each measured in a fresh process).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from benchmark.attacks import ATTACKS
+from benchmark.attacks.base import OptimizationAttack
+from benchmark.data import Samples, load_samples, load_source
+from benchmark.runner import attack_config, fit, problem_seed
+from benchmark.spec import load_task
+from benchmark.victim import Observation, Victim
+
+
+@dataclass(frozen=True)
+class PerfSetting:
+    task: str = "cifar10-lenetzhu-b1"
+    attack: str = "inverting_gradients"
+    steps: int = 50
+    sizes: tuple[int, ...] = (1, 8, 32)
+
+
+def _observations(setting: PerfSetting, count: int) -> list[Observation]:
+    spec = load_task(setting.task)
+    source = load_source(spec.data)
+    targets = min(count, 20)  # the offline copy holds 20 test images; larger K repeats them
+    samples = load_samples(source, [i for t in range(targets) for i in spec.target_indices(t)])
+    batch = spec.fl.batch_size
+    observations = []
+    for k in range(count):
+        t = k % targets
+        private = Samples(samples.images[t * batch:(t + 1) * batch], samples.labels[t * batch:(t + 1) * batch], "")
+        observations.append(Victim(spec, t, private, source.num_classes).observe())
+    return observations
+
+
+def _timed_fit(setting: PerfSetting, observations: list[Observation]) -> float:
+    cls = ATTACKS.get(setting.attack)
+    config = attack_config(cls, {"max_steps": setting.steps})
+    seeds = [problem_seed(0, k, 0) for k in range(len(observations))]
+    start = time.perf_counter()
+    fit(cls, observations, config, seeds)
+    return time.perf_counter() - start
+
+
+def _timed_plain_loop(setting: PerfSetting, observations: list[Observation]) -> float:
+    """The same steps as the attack's ``training_step``, in a plain PyTorch loop without Lightning."""
+    cls = ATTACKS.get(setting.attack)
+    config = attack_config(cls, {"max_steps": setting.steps})
+    start = time.perf_counter()
+    attack: OptimizationAttack = cls(observations, config, [problem_seed(0, k, 0) for k in range(len(observations))])
+    configured = attack.configure_optimizers()
+    optimizer, schedulers = (configured[0][0], configured[1]) if isinstance(configured, tuple | list) else (configured, [])
+    closure = attack.closure(optimizer, lambda loss, inputs: loss.backward(inputs=inputs))
+    for _ in range(setting.steps):
+        optimizer.step(closure)
+        attack.after_step()
+        for scheduler in schedulers:
+            scheduler.step()
+    return time.perf_counter() - start
+
+
+def peak_memory_mib(setting: PerfSetting, size: int) -> float:
+    """Peak resident memory of a fresh process fitting ``size`` problems, in MiB."""
+    code = (f"import resource, benchmark.perf as p; s = p.PerfSetting(task={setting.task!r}, attack={setting.attack!r}, "
+            f"steps={setting.steps}); p._timed_fit(s, p._observations(s, {size})); "
+            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return int(output.strip().splitlines()[-1]) / 1024
+
+
+def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
+    """Run the three measurements; every ratio compares runs made here, one after the other."""
+    one = _observations(setting, 1)
+    _timed_fit(setting, one)  # warm-up: lazy imports, allocator, kernels
+    single = _timed_fit(setting, one)
+    rows = []
+    for size in setting.sizes:
+        observations = _observations(setting, size)
+        batched = _timed_fit(setting, observations)
+        one_by_one = sum(_timed_fit(setting, [o]) for o in observations) if size > 1 else single
+        plain = _timed_plain_loop(setting, observations)
+        rows.append({"problems": size, "batched_s": batched, "one_by_one_s": one_by_one,
+                     "speedup": one_by_one / batched, "plain_loop_s": plain, "lightning_overhead": batched / plain,
+                     "problem_steps_per_s": size * setting.steps / batched,
+                     "peak_memory_mib": peak_memory_mib(setting, size)})
+    largest = rows[-1]
+    return {"task": setting.task, "attack": setting.attack, "steps": setting.steps, "threads": torch.get_num_threads(),
+            "device": "cpu", "rows": rows, f"batched_speedup_k{largest['problems']}": largest["speedup"],
+            "lightning_overhead": largest["lightning_overhead"]}
+
+
+def format_report(report: dict[str, Any]) -> str:
+    from benchmark.cli import format_table
+
+    header = (f"{report['attack']} on {report['task']}, {report['steps']} steps per fit, {report['threads']} threads, "
+              f"{report['device']}")
+    columns = ("problems", "batched_s", "one_by_one_s", "speedup", "plain_loop_s", "lightning_overhead",
+               "problem_steps_per_s", "peak_memory_mib")
+    return header + "\n" + format_table(report["rows"], columns)
+

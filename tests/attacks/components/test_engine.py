@@ -1,0 +1,54 @@
+import torch
+
+from benchmark.attacks.components.engine import ProblemBatch
+from benchmark.data import Samples
+from benchmark.victim import Victim, task_loss
+
+from support import make_spec
+
+
+def _observations(spec, targets):
+    observations = []
+    for t in targets:
+        generator = torch.Generator().manual_seed(t)
+        private = Samples(torch.rand(2, 3, 16, 16, generator=generator), torch.randint(10, (2,), generator=generator), "t")
+        observations.append(Victim(spec, t, private, 10).observe())
+    return observations
+
+
+def _inputs(count):
+    generator = torch.Generator().manual_seed(9)
+    return torch.randn(count, 2, 3, 16, 16, generator=generator), torch.randint(10, (count, 2), generator=generator)
+
+
+def test_updates_are_each_problems_own_gradient():
+    observations = _observations(make_spec(fl={"batch_size": 2}), [0, 1, 2])
+    batch = ProblemBatch(observations)
+    assert not batch.shared  # a fresh victim per target: parameters stacked
+    inputs, labels = _inputs(3)
+    updates = batch.updates(inputs, labels)
+    for k, observation in enumerate(observations):
+        loss = task_loss(observation.model(inputs[k]), labels[k])
+        expected = torch.autograd.grad(loss, list(observation.model.parameters()))
+        for got, want in zip(updates, expected):
+            torch.testing.assert_close(got[k], want, atol=1e-6, rtol=1e-5)
+    for got, observed in zip(batch.target_updates, zip(*[o.update for o in observations])):
+        torch.testing.assert_close(got, torch.stack(observed))
+
+
+def test_problems_of_one_model_share_its_parameters():
+    observation = _observations(make_spec(fl={"batch_size": 2}), [0])[0]
+    batch = ProblemBatch([observation] * 4)
+    assert batch.shared and batch.param_0.shape == next(observation.model.parameters()).shape
+
+
+def test_a_problem_is_unaffected_by_its_batch_and_differentiable():
+    observations = _observations(make_spec(fl={"batch_size": 2}), [0, 1, 2])
+    inputs, labels = _inputs(3)
+    inputs.requires_grad_(True)
+    together = ProblemBatch(observations).updates(inputs, labels)
+    alone = ProblemBatch(observations[1:2]).updates(inputs[1:2], labels[1:2])
+    for a, b in zip(together, alone):
+        torch.testing.assert_close(a[1], b[0], atol=1e-6, rtol=1e-5)
+    sum(g.pow(2).sum() for g in together).backward()
+    assert inputs.grad is not None and inputs.grad.abs().sum() > 0

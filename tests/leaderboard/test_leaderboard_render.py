@@ -1,0 +1,68 @@
+import json
+from pathlib import Path
+
+from benchmark.leaderboard.render import build, check, load_boards, make_board
+from benchmark.leaderboard.schema import write_entry
+
+from synthetic import fake_entry
+
+
+def test_a_board_ranks_by_its_primary_metric_and_lists_partial_entries_last(board: Path):
+    [mnist] = load_boards(board)
+    assert mnist.primary == "psnr" and mnist.metrics == ["psnr", "ssim", "mse", "label_accuracy"]
+    assert [(row.rank, row.entry.attack) for row in mnist.rows] == [(1, "idlg"), (2, "dlg"), (None, "slow")]
+
+
+def test_a_lower_is_better_primary_metric_ranks_ascending(tmp_path: Path):
+    entries = []
+    for attack, psnr in (("a", (10.0, 10.0, 10.0)), ("b", (30.0, 30.0, 30.0))):
+        entry = fake_entry(attack=attack, psnr=psnr)
+        for row in entry.rows:  # a board that measures only MSE
+            row.metrics = {"mse": row.metrics["mse"]}
+        entry.summary.metrics = {"mse": entry.summary.metrics["mse"]}
+        entries.append((tmp_path / f"{attack}.json", entry))
+    board = make_board(entries)
+    assert board.primary == "mse" and [row.entry.attack for row in board.rows] == ["b", "a"]
+
+
+def test_build_renders_markdown_tables_and_a_self_contained_page(board: Path):
+    build(board)
+    markdown = (board / "README.md").read_text()
+    assert "### mnist-lenetzhu-b1" in markdown and "| PSNR (dB) ↑ | SSIM ↑ | MSE ↓ | label acc. ↑ |" in markdown
+    assert markdown.index("| 1 | idlg |") < markdown.index("| 2 | dlg |") < markdown.index("| – | slow (partial) |")
+    assert "[label acc. 100.0 %](https://arxiv.org/abs/2001.02610)" in markdown and "| 2.0 s | cpu, torch 2.5.0 |" in markdown
+    page = (board / "site" / "index.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 3 and 'class="partial"' in page
+    assert check(board) == []
+
+
+def test_check_fails_on_stale_boards_and_on_a_hand_edited_metric(board: Path):
+    assert check(board) == [f"{board / 'README.md'} is stale; run `leakbench leaderboard build --root {board}`",
+                            f"{board / 'site/index.html'} is stale; run `leakbench leaderboard build --root {board}`"]
+    build(board)
+    path = board / "quick" / "mnist-lenetzhu-b1" / "dlg.json"
+    content = json.loads(path.read_text())
+    content["summary"]["metrics"]["psnr"] = 45.0
+    path.write_text(json.dumps(content))
+    [problem] = check(board)
+    assert problem.startswith(f"{path}: summary.metrics.psnr is 45.0 but the rows give 30.0")
+
+
+def test_check_fails_on_an_entry_of_another_protocol_or_without_its_picture(board: Path):
+    build(board)
+    path = board / "quick" / "mnist-lenetzhu-b1" / "dlg.json"
+    content = json.loads(path.read_text())
+    content["task_version"] = 7
+    content["task_spec"]["victim"]["seed"] = 99
+    path.write_text(json.dumps(content))
+    path.with_name("dlg.png").unlink()
+    first, second = check(board)
+    assert first.startswith(f"{path}: not measured under the current protocol: task_version 7 (the protocol's: 1), the task spec changed since; re-submit it")
+    assert second == f"{path}: its picture dlg.png is missing; re-submit it"
+
+
+def test_entries_of_unknown_suites_are_reported(tmp_path: Path):
+    entry = fake_entry().model_copy(update={"suite": "gone"})
+    write_entry(tmp_path, entry, None)
+    [problem] = check(tmp_path)
+    assert "unknown suite 'gone'" in problem
