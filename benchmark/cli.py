@@ -48,7 +48,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / Path(args.task).stem / args.attack
     result = run(args.task, args.attack, targets=args.targets, seed=args.seed, max_steps=args.max_steps,
                  restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
-                 accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh, problems=args.problems)
+                 accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh, problems=args.problems,
+                 images_every=args.images_every)
     print(format_table([_summary_row(result)], COLUMNS))
     print(f"\nresults: {out / 'results.json'}\npicture: {out / 'reconstructions.png'}")
     return 0
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="discard what --out holds instead of resuming it")
     p.add_argument("--problems", type=int, default=32,
                    help="problems (targets x restarts) solved together in one batched fit (default 32)")
+    p.add_argument("--images-every", type=int, help="log the current reconstructions every N steps (tensorboard, wandb)")
     p.set_defaults(func=cmd_run)
 
     p = commands.add_parser("ls", help="list attacks or tasks")

@@ -90,6 +90,28 @@ _RESULT_WRITERS: dict[type[Logger], Callable[[Any, Result, Tensor, Tensor], None
 }
 
 
+def _tensorboard_images(logger: TensorBoardLogger, key: str, images: Tensor, step: int) -> None:
+    logger.experiment.add_image(key, make_grid(images, padding=2, pad_value=1.0), global_step=step)
+
+
+def _wandb_images(logger: WandbLogger, key: str, images: Tensor, step: int) -> None:
+    logger.log_image(key, [make_grid(images, padding=2, pad_value=1.0)], step=step)
+
+
+_IMAGE_WRITERS: dict[type[Logger], Callable[[Any, str, Tensor, int], None]] = {
+    TensorBoardLogger: _tensorboard_images,
+    WandbLogger: _wandb_images,
+}
+
+
+def log_images(logger: Logger | None, key: str, images: Tensor, step: int) -> None:
+    """Show images (N, C, H, W) in [0, 1] as one grid at ``step``, where the logger shows images."""
+    writer = None if logger is None else next(
+        (_IMAGE_WRITERS[cls] for cls in type(logger).__mro__ if cls in _IMAGE_WRITERS), None)
+    if writer is not None:
+        writer(logger, key, images.detach().float().cpu(), step)
+
+
 def log_result(logger: Logger | None, result: Result, truth: Tensor, reconstructions: Tensor) -> None:
     """Record the final result: summary metrics as ``summary/*``, and, where the logger shows images,
     the reconstructions next to ground truth (both (N, C, H, W) in [0, 1], in target order)."""

@@ -62,12 +62,8 @@ def _timed_plain_loop(setting: PerfSetting, observations: list[Observation]) -> 
     attack: OptimizationAttack = cls(observations, config, [problem_seed(0, k, 0) for k in range(len(observations))])
     configured = attack.configure_optimizers()
     optimizer, schedulers = (configured[0][0], configured[1]) if isinstance(configured, tuple | list) else (configured, [])
-    closure = attack.closure(optimizer, lambda loss, inputs: loss.backward(inputs=inputs))
     for _ in range(setting.steps):
-        optimizer.step(closure)
-        attack.after_step()
-        for scheduler in schedulers:
-            scheduler.step()
+        attack.optimise_step(optimizer, lambda loss, inputs: loss.backward(inputs=inputs), schedulers)
     return time.perf_counter() - start
 
 

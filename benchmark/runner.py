@@ -68,17 +68,28 @@ def problem_seed(seed: int, target: int, restart: int) -> int:
     return int(np.random.SeedSequence([seed, target, restart]).generate_state(1)[0])
 
 
-def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int], *,
-        accelerator: str = "cpu", logger: Logger | None = None, progress: bool = False,
-        step_offset: int = 0) -> tuple[list[Reconstruction], int]:
+@dataclass(frozen=True)
+class FitOptions:
+    """How fits run: Lightning accelerator, logger, progress bar, and (for loggers that show images)
+    the current reconstructions logged every ``images_every`` steps."""
+
+    accelerator: str = "cpu"
+    logger: Logger | None = None
+    progress: bool = False
+    images_every: int | None = None
+
+
+def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int],
+        options: FitOptions = FitOptions(), step_offset: int = 0) -> tuple[list[Reconstruction], int]:
     """Solve K problems (observation k from seed k) in one Lightning fit: (reconstructions, steps)."""
     pl.seed_everything(seeds[0] % 2**32, verbose=False)  # for attacks that also draw from the global RNG
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # not "GPU available" for every fit
     attack = attack_cls(observations, config, seeds)
-    attack.log_step_offset = step_offset
+    attack.log_step_offset, attack.images_every = step_offset, options.images_every
     trainer = pl.Trainer(
-        max_steps=config.max_steps, max_epochs=1, accelerator=accelerator, devices=1, logger=logger or False,
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+        max_steps=config.max_steps, max_epochs=1, accelerator=options.accelerator, devices=1,
+        logger=options.logger or False, enable_checkpointing=False, enable_model_summary=False,
+        enable_progress_bar=options.progress,
         log_every_n_steps=10, num_sanity_val_steps=0,
     )
     with warnings.catch_warnings():
@@ -99,8 +110,8 @@ class _Target:
 
 
 def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk: list[_Target], *, seed: int,
-                   tries: int, accelerator: str = "cpu", logger: Logger | None = None, progress: bool = False,
-                   step_offset: int = 0) -> tuple[list[tuple[TargetResult, Tensor | None]], int]:
+                   tries: int, options: FitOptions, step_offset: int = 0
+                   ) -> tuple[list[tuple[TargetResult, Tensor | None]], int]:
     """Attack a chunk of targets, ``tries`` problems each, in one fit; evaluate each target's best.
 
     Returns ((row, images or None if failed) per target, steps taken). A divergence or solver error
@@ -111,8 +122,7 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
     try:
         reconstructions, steps = fit(
             attack_cls, [t.observation for t in chunk for _ in range(tries)], config,
-            [problem_seed(seed, t.number, r) for t in chunk for r in range(tries)],
-            accelerator=accelerator, logger=logger, progress=progress, step_offset=step_offset)
+            [problem_seed(seed, t.number, r) for t in chunk for r in range(tries)], options, step_offset)
     except LeakBenchError:
         raise
     except Exception as err:  # a diverged or failed attack is a result of the benchmark, not a crash
@@ -120,8 +130,7 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
             results, steps = [], 0
             for target in chunk:
                 done, used = attack_targets(spec, attack_cls, config, [target], seed=seed, tries=tries,
-                                            accelerator=accelerator, logger=logger, progress=progress,
-                                            step_offset=step_offset + steps)
+                                            options=options, step_offset=step_offset + steps)
                 results += done
                 steps += used
             return results, steps
@@ -142,9 +151,9 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
         metrics = evaluate(best.images, best.labels, target.private.images, target.private.labels, spec.metrics)
         row.metrics = {name: values.tolist() for name, values in metrics.items()}
         row.recovered_labels, row.loss, row.details = best.labels.tolist(), best.loss, best.details
-        if logger is not None:
-            logger.log_metrics({f"eval/{k}": v.mean().item() for k, v in metrics.items()} | {"target": target.number},
-                               step=step_offset + steps)
+        if options.logger is not None:
+            options.logger.log_metrics({f"eval/{k}": v.mean().item() for k, v in metrics.items()}
+                                       | {"target": target.number}, step=step_offset + steps)
         results.append((row, best.images.cpu()))
     return results, steps
 
@@ -153,7 +162,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         max_steps: int | None = None, restarts: int | None = None, out: str | Path | None = None,
         logger: str | None = "csv", accelerator: str = "cpu", progress: bool = False,
         attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
-        max_steps_cap: int | None = None) -> Result:
+        max_steps_cap: int | None = None, images_every: int | None = None) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -176,6 +185,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         problems: how many problems (targets × restarts) one fit solves together; a target's result
             does not depend on it. 1 attacks the problems one after another.
         max_steps_cap: an upper bound on the steps, whatever the budget says (a suite's cap).
+        images_every: log the current reconstructions every N steps (TensorBoard, W&B).
     """
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     attack = ATTACKS.canonical(attack)
@@ -201,6 +211,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
                     config={"attack": definition["attack_config"], "seed": seed, "targets": count, "restarts": tries},
                     data_origin=samples.origin, environment=_environment(accelerator))
     log_config(run_logger, {**definition, "targets": count, "environment": result.environment})
+    options = FitOptions(accelerator=accelerator, logger=run_logger, progress=progress, images_every=images_every)
     if resumed := sum(target in finished for target in range(count)):
         log.info("resuming %s: %d of %d targets already finished", out_dir, resumed, count)
     pending = [target for target in range(count) if target not in finished]
@@ -215,8 +226,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             if (reason := attack_cls.unsupported(observation)) is not None:
                 raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
             chunk.append(_Target(number, private, observation))
-        done, used = attack_targets(spec, attack_cls, config, chunk, seed=seed, tries=tries, accelerator=accelerator,
-                                    logger=run_logger, progress=progress, step_offset=steps)
+        done, used = attack_targets(spec, attack_cls, config, chunk, seed=seed, tries=tries, options=options,
+                                    step_offset=steps)
         steps += used
         if store is not None:
             store.append(done)

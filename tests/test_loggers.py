@@ -91,3 +91,19 @@ def test_csv_and_tensorboard_get_the_config_and_the_summary(tmp_path: Path):
     [folder] = (tmp_path / "tensorboard" / "logs").glob("version_*")
     tags = EventAccumulator(str(folder)).Reload().Tags()
     assert "eval/reconstructions" in tags["images"] and "summary/psnr" in tags["scalars"]
+
+
+def test_reconstructions_are_logged_as_images_every_n_steps(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import benchmark
+
+    benchmark.run(make_spec(), "inverting_gradients", targets=1, max_steps=5, out=tmp_path, logger="tensorboard",
+                  images_every=2)
+    steps = []
+    for events in tmp_path.glob("logs/version_0/events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"images": 0})
+        accumulator.Reload()
+        if "attack/reconstructions" in accumulator.Tags()["images"]:
+            steps += [event.step for event in accumulator.Images("attack/reconstructions")]
+    assert steps == [2, 4]  # after the 2nd and the 4th of 5 steps

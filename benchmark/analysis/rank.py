@@ -1,5 +1,5 @@
-"""Rank analysis (Zhu & Blaschko, ICLR 2021, Sec. 4; the RA-I of SSRAS, Sensors 2022): which layers
-of an architecture can leak their input to a closed-form attack, before any attack runs.
+"""Rank analysis (Zhu & Blaschko, ICLR 2021) and RA-I (SSRAS, Sensors 2022): which layers of an
+architecture can leak their input to a closed-form attack, before any attack runs.
 
 For each layer L_i of a chain (input x_i with n_i unknowns) R-GAP solves the stacked system
 [K_i; W_i] x_i = [vec ∇W_i; z_i − b_i] (see :class:`~benchmark.attacks.components.equations.LayerSystem`).
@@ -7,7 +7,8 @@ Counting its rows (gradient constraints = weights, weight constraints = outputs)
 it determines: its numeric rank r_i does not, and the deficiency n_i − r_i is what R-GAP cannot
 recover, whatever the gradient.
 
-RA-I adds the virtual constraints that the weights of the layer below impose: x_i = σ(W_{i−1} x_{i−1})
+RA-I adds virtual constraints derived from weights, as SSRAS describes it (its formula is not
+published; this one is ours): the weights of the layer below impose them, since x_i = σ(W_{i−1} x_{i−1})
 is a function of n_{i−1} numbers, so where n_i > n_{i−1} the input of L_i lies on an
 n_{i−1}-dimensional set, v_i = max(0, n_i − n_{i−1}) constraints that no gradient provides (v_1 = 0
 for the model input). The index is

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from benchmark.attacks.components.engine import ProblemBatch
+from benchmark.loggers import log_images
 from benchmark.victim import Observation
 
 
@@ -53,6 +54,7 @@ class Attack(pl.LightningModule):
         if len(self.seeds) != len(self.observations):
             raise ValueError("give one seed per observation")
         self.log_step_offset = 0  # set by the runner: steps of several fits share one logger axis
+        self.images_every: int | None = None  # set by the runner: log the current reconstructions every N steps
 
     @classmethod
     def unsupported(cls, observation: Observation) -> str | None:
@@ -136,12 +138,17 @@ class OptimizationAttack(Attack):
 
         return evaluate
 
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        optimizer = self.optimizers()
+    def optimise_step(self, optimizer: torch.optim.Optimizer, backward: Callable[..., None],
+                      schedulers: Sequence[Any] = ()) -> Tensor:
+        """One optimiser step on every problem that is not done; updates which problems are done.
+
+        The whole step of the attack, with or without Lightning: ``backward`` is Lightning's
+        ``manual_backward`` in :meth:`training_step`. Returns the losses at the start of the step (K,).
+        """
         frozen = [c.detach().clone() for c in self.candidates()] if bool(self.done.any()) else None
-        losses = optimizer.step(closure=self.closure(optimizer, self.manual_backward)).detach()
+        losses = optimizer.step(closure=self.closure(optimizer, backward)).detach()
         self.after_step()
-        for scheduler in self.schedulers():
+        for scheduler in schedulers:
             scheduler.step()
         if frozen is not None:  # done problems keep their point, so they do not depend on their batch
             with torch.no_grad():
@@ -155,9 +162,17 @@ class OptimizationAttack(Attack):
             self._best_at_last_progress = torch.where(improving, self.best_loss, self._best_at_last_progress)
             self.stalled_steps = torch.where(improving, 0, self.stalled_steps + 1)
             self.done |= self.stalled_steps >= patience
-        self.log("attack/grad_loss", losses[~self.done].mean() if not bool(self.done.all()) else losses.mean(),
-                 prog_bar=True)
-        self.log("step", float(self.log_step_offset + self.global_step))
+        return losses
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        losses = self.optimise_step(self.optimizers(), self.manual_backward, self.schedulers())
+        step = self.log_step_offset + self.global_step
+        if self.global_step % self.trainer.log_every_n_steps == 0 or bool(self.done.all()):  # self.log costs
+            self.log("attack/grad_loss", losses[~self.done].mean() if not bool(self.done.all()) else losses.mean(),
+                     prog_bar=True)
+            self.log("step", float(step))
+        if self.images_every and self.global_step % self.images_every == 0:
+            log_images(self.logger, "attack/reconstructions", self.current()["images"].flatten(0, 1)[:16], step)
         if bool(self.done.all()):
             self.trainer.should_stop = True
 

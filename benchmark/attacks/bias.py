@@ -73,7 +73,7 @@ class BiasAttack(ClosedFormAttack):
         image, facts = inputs[name]
         label, source = label_from_update(observation)  # type: ignore[misc]
         images = observation.to_images(image.reshape(1, *observation.input_shape).to(torch.float32))
-        details = {"label_source": source, "layers": [{"layer": layer, **layer_facts}
-                                                      for layer, (_, layer_facts) in inputs.items()]}
+        details = {"label_source": source, "biased_layers": [{"layer": layer, **layer_facts}
+                                                             for layer, (_, layer_facts) in inputs.items()]}
         return Reconstruction(images=images, labels=label.reshape(1).long().clone(), loss=facts["rank_one_residual"],
                               details=details)

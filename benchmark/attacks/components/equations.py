@@ -112,7 +112,7 @@ def _scatter_vector(index: Tensor, values: Tensor, n: int) -> Tensor:
 
 
 class LayerSystem:
-    """R-GAP's linear system for the input x of one layer (Zhu & Blaschko, ICLR 2021, Sec. 3-4).
+    """R-GAP's linear system for the input x of one layer (Zhu & Blaschko, ICLR 2021).
 
     For z = W x (+ b), given the output gradient k = ∂L/∂z and the observed ∇W (F, C, kh, kw):
 
