@@ -101,10 +101,10 @@ def test_a_failing_target_is_marked_and_the_run_goes_on(tmp_path: Path, monkeypa
 
     real = runner.fit
 
-    def diverge_on_target_1(attack_cls, observations, config, seeds, **kwargs):
+    def diverge_on_target_1(attack_cls, observations, config, seeds, *args, **kwargs):
         if runner.problem_seed(0, 1, 0) in seeds:
             raise FloatingPointError("loss became NaN")
-        return real(attack_cls, observations, config, seeds, **kwargs)
+        return real(attack_cls, observations, config, seeds, *args, **kwargs)
 
     monkeypatch.setattr(runner, "fit", diverge_on_target_1)
     result = benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None)
