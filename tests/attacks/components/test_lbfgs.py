@@ -17,9 +17,9 @@ def _loss(x, a, b):  # non-convex: a quadratic plus a quartic term
     return 0.5 * x @ a @ x - b @ x + 0.1 * (x ** 4).sum()
 
 
-def _torch_lbfgs(x0, a, b, steps):
+def _torch_lbfgs(x0, a, b, steps, history=100):
     x = x0.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([x], lr=1, max_iter=20)
+    optimizer = torch.optim.LBFGS([x], lr=1, max_iter=20, history_size=history)
 
     def closure():
         optimizer.zero_grad()
@@ -67,19 +67,5 @@ def test_a_short_history_drops_the_oldest_pairs_per_problem():
     # history 3 keeps the memory bounded, and the problems still converge to their own optima
     x = _batched(x0, a, b, 10, history_size=3)
     for k in range(2):
-        torch.testing.assert_close(x[k], _torch_lbfgs_with_history(x0[k], a[k], b[k], 10, 3), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(x[k], _torch_lbfgs(x0[k], a[k], b[k], 10, history=3), atol=1e-4, rtol=1e-4)
 
-
-def _torch_lbfgs_with_history(x0, a, b, steps, history):
-    x = x0.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([x], lr=1, max_iter=20, history_size=history)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = _loss(x, a, b)
-        loss.backward()
-        return loss
-
-    for _ in range(steps):
-        optimizer.step(closure)
-    return x.detach()
