@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from benchmark.attacks.components.engine import ProblemBatch
