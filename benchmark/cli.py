@@ -200,6 +200,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study_batch_size(args: argparse.Namespace) -> int:
+    from benchmark.study import batch_size_study
+
+    out = Path(args.out) if args.out else Path("runs") / f"study-batch-size-{args.task_family}"
+    sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
+    study = batch_size_study(args.task_family, args.attacks.split(","), batch_sizes=sizes, threshold=args.threshold,
+                             out=out, targets=args.targets, max_steps=args.max_steps, seed=args.seed,
+                             accelerator=args.accelerator, progress=not args.no_progress)
+    rows = [{**vars(cell), "success_rate": None if cell.success_rate is None else 100 * cell.success_rate,
+             "note": "unavailable: " + cell.unavailable.split(":")[0] if cell.unavailable else ""}
+            for cell in sorted(study.cells, key=lambda c: (c.batch_size, c.attack))]
+    print(f"{args.task_family}: an image counts as recovered at SSIM >= {args.threshold:g}\n")
+    print(format_table(rows, ("batch_size", "attack", "targets", "images", "recovered", "success_rate", "psnr", "ssim",
+                              "label_accuracy", "note")))
+    largest = study.as_dict()["largest_batch_recovered"]
+    print("\nlargest batch size with at least half of the images recovered: "
+          + ", ".join(f"{attack} {size if size is not None else 'none'}" for attack, size in largest.items()))
+    print(f"\ntable: {out / 'study.json'}\nplot: {out / 'success-rate.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leakbench", description="Benchmark gradient inversion attacks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -277,6 +298,21 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_leaderboard_pull)
     for a in actions.choices.values():
         a.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
+
+    p = commands.add_parser("study", help="how attacks fare across a protocol setting (batch size)")
+    studies = p.add_subparsers(dest="study", required=True)
+    a = studies.add_parser("batch-size", help="success rate against batch size over a task family (GRNN's Table 3)")
+    a.add_argument("--attacks", required=True, help="comma-separated attack names, e.g. grnn,dlg")
+    a.add_argument("--task-family", required=True, help="tasks FAMILY-bB, e.g. mnist-lenet5 (mnist-lenet5-b1, -b4, ...)")
+    a.add_argument("--batch-sizes", help="comma-separated subset of the family's batch sizes (default: all)")
+    a.add_argument("--threshold", type=float, default=0.6, help="an image is recovered at SSIM >= this (default 0.6)")
+    a.add_argument("--targets", type=int, help="targets per task (default: each task's)")
+    a.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
+    a.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
+    a.add_argument("--out", help="output folder (default runs/study-batch-size-FAMILY)")
+    a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    a.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    a.set_defaults(func=cmd_study_batch_size)
 
     p = commands.add_parser("analyze", help="rank analysis: which layers of a model leak their input to R-GAP")
     p.add_argument("--model", required=True, help="a registered model (e.g. cnn6, cnn6d, fcn3, lenet_zhu)")

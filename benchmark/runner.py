@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import Tensor
@@ -70,13 +71,17 @@ def problem_seed(seed: int, target: int, restart: int) -> int:
 
 @dataclass(frozen=True)
 class FitOptions:
-    """How fits run: Lightning accelerator, logger, progress bar, and (for loggers that show images)
-    the current reconstructions logged every ``images_every`` steps."""
+    """How fits run: Lightning accelerator, logger, progress bar, (for loggers that show images) the
+    current reconstructions logged every ``images_every`` steps, extra callbacks, and a checkpoint
+    file written every ``checkpoint_every`` steps, from which an interrupted fit resumes."""
 
     accelerator: str = "cpu"
     logger: Logger | None = None
     progress: bool = False
     images_every: int | None = None
+    callbacks: tuple[pl.Callback, ...] = ()
+    checkpoint: Path | None = None
+    checkpoint_every: int = 500
 
 
 def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int],
@@ -86,18 +91,38 @@ def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: A
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # not "GPU available" for every fit
     attack = attack_cls(observations, config, seeds)
     attack.log_step_offset, attack.images_every = step_offset, options.images_every
+    callbacks, resume = list(options.callbacks), None
+    if options.checkpoint is not None:
+        callbacks.append(ModelCheckpoint(dirpath=options.checkpoint.parent, filename=options.checkpoint.stem,
+                                         every_n_train_steps=options.checkpoint_every, enable_version_counter=False))
+        resume = options.checkpoint if _readable_checkpoint(options.checkpoint) else None
     trainer = pl.Trainer(
         max_steps=config.max_steps, max_epochs=1, accelerator=options.accelerator, devices=1,
-        logger=options.logger or False, enable_checkpointing=False, enable_model_summary=False,
-        enable_progress_bar=options.progress,
+        logger=options.logger or False, enable_checkpointing=options.checkpoint is not None,
+        enable_model_summary=False, enable_progress_bar=options.progress, callbacks=callbacks,
         log_every_n_steps=10, num_sanity_val_steps=0,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=PossibleUserWarning)
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own use of a torch API
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # our checkpoint folder
+        warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")  # the state after step N is step N's
         warnings.filterwarnings("ignore", message=".*configure_optimizers.* returned .None.*")  # closed form
-        trainer.fit(attack)
+        trainer.fit(attack, ckpt_path=resume)
     return attack.reconstructions(), trainer.global_step
+
+
+def _readable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` holds a complete checkpoint; a torn one (killed while written) is removed."""
+    if not path.is_file():
+        return False
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+        return True
+    except Exception:  # any unreadable file means the same: start the fit afresh
+        log.warning("checkpoint %s is unreadable; the fit starts afresh", path)
+        path.unlink()
+        return False
 
 
 @dataclass
@@ -127,10 +152,10 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
         raise
     except Exception as err:  # a diverged or failed attack is a result of the benchmark, not a crash
         if len(chunk) > 1:
-            results, steps = [], 0
+            results, steps, alone = [], 0, dataclasses.replace(options, checkpoint=None)
             for target in chunk:
                 done, used = attack_targets(spec, attack_cls, config, [target], seed=seed, tries=tries,
-                                            options=options, step_offset=step_offset + steps)
+                                            options=alone, step_offset=step_offset + steps)
                 results += done
                 steps += used
             return results, steps
@@ -226,11 +251,14 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             if (reason := attack_cls.unsupported(observation)) is not None:
                 raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
             chunk.append(_Target(number, private, observation))
-        done, used = attack_targets(spec, attack_cls, config, chunk, seed=seed, tries=tries, options=options,
-                                    step_offset=steps)
+        checkpoint = store.checkpoint(chunk[0].number, chunk[-1].number) if store is not None else None
+        done, used = attack_targets(spec, attack_cls, config, chunk, seed=seed, tries=tries, step_offset=steps,
+                                    options=dataclasses.replace(options, checkpoint=checkpoint))
         steps += used
         if store is not None:
             store.append(done)
+        if checkpoint is not None:  # the chunk's results are stored: its checkpoint is spent
+            checkpoint.unlink(missing_ok=True)
         for row, images in done:
             finished[row.target] = (row, images)
             log.info("target %d/%d: %s", row.target + 1, count, row.failed or

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 ROWS_FILE = "targets.jsonl"
 TENSORS_DIR = "reconstructions"
+CHECKPOINTS_DIR = "checkpoints"
 
 
 class RunStore:
@@ -49,12 +50,17 @@ class RunStore:
             for name in (RUN_FILE, ROWS_FILE, "results.json", "reconstructions.png"):
                 (folder / name).unlink(missing_ok=True)
             shutil.rmtree(folder / TENSORS_DIR, ignore_errors=True)
+            shutil.rmtree(folder / CHECKPOINTS_DIR, ignore_errors=True)
         run_file = folder / RUN_FILE
         if run_file.exists():
             self._check_same_run(run_file, definition)
         else:
             write_atomic(run_file, json.dumps(definition, indent=2, sort_keys=True))
         (folder / TENSORS_DIR).mkdir(exist_ok=True)
+
+    def checkpoint(self, first: int, last: int) -> Path:
+        """Where the fit of targets ``first``..``last`` keeps its checkpoint until their rows are stored."""
+        return self.folder / CHECKPOINTS_DIR / f"targets-{first:04d}-{last:04d}.ckpt"
 
     def _check_writable(self) -> None:
         try:

@@ -46,8 +46,10 @@ UpdateRule = Callable[[nn.Module, dict[str, Tensor], dict[str, Tensor], Tensor, 
 PROTOCOLS: Registry[UpdateRule] = Registry("FL protocol")
 
 
-def _loss_of(model: nn.Module, buffers: dict[str, Tensor]) -> Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]:
-    def loss(params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
+def _loss_of(model: nn.Module) -> Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor], Tensor]:
+    # Buffers are an argument, not captured: a model in train mode updates its BatchNorm statistics
+    # in place, which torch.func allows only on the function's own inputs.
+    def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
         return task_loss(functional_call(model, (params, buffers), (inputs,)), targets)
 
     return loss
@@ -61,7 +63,7 @@ def fedsgd_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str
     Written with ``torch.func`` so that the victim and the attacker (inside ``vmap``, differentiating
     w.r.t. its candidates) compute the update with this one function.
     """
-    return grad(_loss_of(model, buffers))(params, inputs, targets)
+    return grad(_loss_of(model))(params, buffers, inputs, targets)
 
 
 @PROTOCOLS.register("fedavg")
@@ -69,11 +71,11 @@ def fedavg_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str
                   targets: Tensor, fl: FLSpec) -> dict[str, Tensor]:
     """FedAvg (McMahan et al., 2017) client: ``local_epochs`` passes of SGD over the batch in order,
     mini-batches of ``local_batch_size``; the update is θ_before − θ_after (Geiping et al.'s setting)."""
-    loss, current = _loss_of(model, buffers), params
+    loss, current = _loss_of(model), params
     size = fl.local_batch_size or len(inputs)
     for _ in range(fl.local_epochs):
         for start in range(0, len(inputs), size):
-            step = grad(loss)(current, inputs[start:start + size], targets[start:start + size])
+            step = grad(loss)(current, buffers, inputs[start:start + size], targets[start:start + size])
             current = {name: current[name] - fl.local_lr * step[name] for name in current}
     return {name: params[name] - current[name] for name in params}
 

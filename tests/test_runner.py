@@ -69,3 +69,43 @@ def test_other_loggers_write_their_files(tmp_path: Path, logger: str, pattern: s
     benchmark.run(make_spec(), "dlg", targets=1, max_steps=10, out=tmp_path, logger=logger,
                   attack_options={"lbfgs_iterations": 2})
     assert list(tmp_path.glob(pattern)), sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))[:20]
+
+
+class _Kill(benchmark.runner.pl.Callback):
+    """Interrupts a fit after ``step`` steps, as a killed process would (the checkpoint is older)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("killed")
+
+
+@pytest.mark.parametrize("attack", ["inverting_gradients", "dlg", "grnn"])  # Adam + schedule, L-BFGS, RMSprop
+def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_result(tmp_path: Path, attack: str):
+    from benchmark.attacks import ATTACKS
+    from benchmark.runner import FitOptions, attack_config, fit
+
+    spec = make_spec()
+    source = benchmark.runner.load_source(spec.data)
+    observation = benchmark.runner.Victim(spec, 0, benchmark.runner.load_samples(source, [0]), 10).observe()
+    cls = ATTACKS.get(attack)
+    config = attack_config(cls, {"max_steps": 6, **({"lbfgs_iterations": 2} if attack == "dlg" else {})})
+    (whole,), _ = fit(cls, [observation], config, [0])
+    path = tmp_path / "fit.ckpt"
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(cls, [observation], config, [0], FitOptions(checkpoint=path, checkpoint_every=2, callbacks=(_Kill(5),)))
+    assert path.is_file()
+    (resumed,), steps = fit(cls, [observation], config, [0], FitOptions(checkpoint=path, checkpoint_every=2))
+    assert steps == 6
+    assert torch.allclose(resumed.images, whole.images, atol=1e-6) and resumed.loss == pytest.approx(whole.loss)
+
+
+def test_a_torn_checkpoint_is_dropped_and_the_fit_starts_afresh(tmp_path: Path):
+    path = tmp_path / "checkpoints" / "targets-0000-0000.ckpt"
+    path.parent.mkdir()
+    path.write_bytes(b"torn")
+    benchmark.run(make_spec(), "idlg", targets=1, max_steps=2, logger=None, out=tmp_path)
+    assert not path.exists()  # replaced, then removed once the target's row was stored
+    assert len((tmp_path / "targets.jsonl").read_text().splitlines()) == 1

@@ -8,7 +8,7 @@ import importlib
 from benchmark.attacks.base import Attack
 from benchmark.registry import Registry
 
-_BUILTIN = ("dlg", "idlg", "inverting_gradients", "bias", "rgap", "ssras")
+_BUILTIN = ("dlg", "idlg", "inverting_gradients", "grnn", "bias", "rgap", "ssras")
 
 
 def _discover() -> None:

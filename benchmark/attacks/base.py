@@ -91,12 +91,16 @@ class OptimizationAttack(Attack):
         self.register_buffer("_best_at_last_progress", torch.full((count,), float("inf")))
         self._best: dict[str, Tensor] = {}
 
+    @property
+    def streams(self) -> list[torch.Generator]:
+        """Problem k's random stream, seeded from ``seeds[k]``; successive draws continue it."""
+        if not hasattr(self, "_streams"):
+            self._streams = [torch.Generator().manual_seed(seed) for seed in self.seeds]
+        return self._streams
+
     def randn(self, *shape: int) -> Tensor:
-        """(K, *shape) standard normal draws, problem k's from its own seeded stream (successive
-        calls continue the streams)."""
-        if not hasattr(self, "_generators"):
-            self._generators = [torch.Generator().manual_seed(seed) for seed in self.seeds]
-        return torch.stack([torch.randn(shape, generator=generator) for generator in self._generators])
+        """(K, *shape) standard normal draws, problem k's from its own stream."""
+        return torch.stack([torch.randn(shape, generator=stream) for stream in self.streams])
 
     def candidates(self) -> list[Tensor]:
         """The tensors the optimiser changes, each (K, ...)."""
@@ -175,6 +179,12 @@ class OptimizationAttack(Attack):
             log_images(self.logger, "attack/reconstructions", self.current()["images"].flatten(0, 1)[:16], step)
         if bool(self.done.all()):
             self.trainer.should_stop = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["best_candidates"] = self._best  # the best points seen so far are not parameters
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._best = checkpoint["best_candidates"]
 
     def schedulers(self) -> list[Any]:
         """The learning-rate schedulers configured with the optimiser (stepped once per step)."""

@@ -1,9 +1,9 @@
-"""MNIST, CIFAR-10 and CIFAR-100 through torchvision, with the offline copy of their first test images.
+"""MNIST, CIFAR-10, CIFAR-100 and LFW through torchvision, with the offline copy of the first test images.
 
 Order of sources: a local torchvision copy under the cache; the 20 first *test* images that the
 ``foolbox`` package ships as PNG files (pixel- and label-identical to the test sets, so a protocol
-on test indices 0..19 is the same protocol offline); a torchvision download. Anything else is an
-error that says how to get the data.
+on test indices 0..19 is the same protocol offline; not for LFW); a torchvision download (not for
+LFW, which torchvision no longer downloads). Anything else is an error that says how to get the data.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def _offline_folder() -> Path | None:
 
 class TorchvisionSource(ImageSource):
     dataset_class: type
-    offline_prefix: str
+    offline_prefix: str | None  # the name of foolbox's offline copy; None: there is none
+    manual_download: str | None = None  # how to get a dataset that torchvision cannot download
 
     def _torchvision(self, download: bool):
         root = cache_dir() / "data"
@@ -44,9 +45,12 @@ class TorchvisionSource(ImageSource):
             return self._from_torchvision(self._torchvision(download=False), indices, "local torchvision copy")
         except RuntimeError:  # torchvision: "Dataset not found"
             pass
-        folder = _offline_folder()
+        folder = _offline_folder() if self.offline_prefix else None
         if self.spec.split == "test" and max(indices) < OFFLINE_COUNT and folder is not None:
             return self._from_offline(folder, indices)
+        if self.manual_download is not None:
+            raise DataUnavailableError(f"{self.spec.dataset} {self.spec.split} images are not available: no copy in "
+                                       f"{cache_dir() / 'data'}. {self.manual_download}")
         reason = "downloads are disabled by LEAKBENCH_OFFLINE"
         if downloads_allowed():
             try:
@@ -100,3 +104,23 @@ class CIFAR100(TorchvisionSource):
     dataset_class = torchvision.datasets.CIFAR100
     offline_prefix = "cifar100"
     num_classes, channels, image_size = 100, 3, 32
+
+
+@DATASETS.register("lfw")
+class LFW(TorchvisionSource):
+    """Labeled Faces in the Wild (torchvision ``LFWPeople``, funneled images, 250×250): the label is the
+    identity, one of the 5 749 people of ``lfw-names.txt``; ``split`` is the ``peopleDevTrain`` /
+    ``peopleDevTest`` list. torchvision no longer downloads LFW, so a missing copy is an error that
+    says where to put one; there is no offline copy (scikit-image's faces carry no identities)."""
+
+    dataset_class = torchvision.datasets.LFWPeople
+    offline_prefix = None
+    num_classes, channels, image_size = 5749, 3, 250
+
+    manual_download = (
+        "torchvision no longer downloads LFW: fetch the funneled images (lfw-funneled.tgz, or a mirror such as "
+        "kaggle.com/datasets/jessicali9530/lfw-dataset) with lfw-names.txt, peopleDevTrain.txt and peopleDevTest.txt "
+        "into the folder lfw-py there, as torchvision's LFWPeople expects (or point LEAKBENCH_CACHE at a copy)")
+
+    def _torchvision(self, download: bool):
+        return self.dataset_class(root=str(cache_dir() / "data"), split=self.spec.split, download=download)

@@ -8,7 +8,7 @@ from torch import nn
 
 from benchmark.registry import Registry
 
-_BUILTIN = ("lenet_zhu", "cnn6", "fcn3", "mlp", "convnet", "resnet")
+_BUILTIN = ("lenet_zhu", "lenet5", "cnn6", "fcn3", "mlp", "convnet", "resnet")
 
 
 def _discover() -> None:

@@ -40,10 +40,13 @@ class ProblemBatch(nn.Module):
         self.shared = all(torch.equal(a, b) for params in per_problem[1:] for a, b in zip(params, per_problem[0]))
         for i, name in enumerate(self._names):
             stacked = per_problem[0][i] if self.shared else torch.stack([p[i] for p in per_problem])
-            self.register_buffer(f"param_{i}", stacked.detach().clone())
-            self.register_buffer(f"update_{i}", torch.stack([o.update[i] for o in observations]).detach().clone())
+            # derived from the observations, so never written to checkpoints (persistent=False)
+            self.register_buffer(f"param_{i}", stacked.detach().clone(), persistent=False)
+            self.register_buffer(f"update_{i}", torch.stack([o.update[i] for o in observations]).detach().clone(),
+                                 persistent=False)
         labels = [o.labels for o in observations]
-        self.register_buffer("labels", torch.stack(labels) if all(x is not None for x in labels) else None)
+        self.register_buffer("labels", torch.stack(labels) if all(x is not None for x in labels) else None,
+                             persistent=False)
 
     def __len__(self) -> int:
         return len(self.observations)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -38,6 +38,16 @@ class BatchedLBFGS(torch.optim.Optimizer):
             size = p[0].numel()
             p.add_((step[:, None] * direction[:, offset:offset + size]).view_as(p))
             offset += size
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """PyTorch casts a loaded state to the parameters' dtype; the history masks and counters are
+        restored as booleans and integers."""
+        super().load_state_dict(state_dict)
+        state = self.state[self._params[0]]
+        if "valid" in state:
+            state["valid"] = [mask.bool() for mask in state["valid"]]
+        if "n_iter" in state:
+            state["n_iter"] = state["n_iter"].long()
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]

@@ -52,3 +52,15 @@ def test_a_problem_is_unaffected_by_its_batch_and_differentiable():
         torch.testing.assert_close(a[1], b[0], atol=1e-6, rtol=1e-5)
     sum(g.pow(2).sum() for g in together).backward()
     assert inputs.grad is not None and inputs.grad.abs().sum() > 0
+
+
+def test_a_victim_with_batchnorm_in_train_mode_is_matched_at_its_private_batch():
+    """The client's BN uses (and updates) batch statistics; the attacker's update at the private batch is its update."""
+    spec = make_spec(fl={"batch_size": 2}, victim={"model": "resnet18_sigmoid", "mode": "train"})
+    generator = torch.Generator().manual_seed(0)
+    private = Samples(torch.rand(2, 3, 16, 16, generator=generator), torch.tensor([1, 7]), "t")
+    observation = Victim(spec, 0, private, 10).observe()
+    assert observation.model.training
+    updates = ProblemBatch([observation]).updates(private.images[None], private.labels[None])
+    for got, observed in zip(updates, observation.update):
+        torch.testing.assert_close(got[0], observed, atol=1e-6, rtol=1e-5)

@@ -1,0 +1,144 @@
+"""Studies across tasks: how an attack's success changes with one protocol setting.
+
+The batch-size study (GRNN, Ren et al. 2022, Table 3) runs attacks on every batch-size variant of a
+task family (``mnist-lenet5`` → ``mnist-lenet5-b1``, ``-b4``, …) and reports, per batch size, the
+attack success rate (the share of private images recovered at SSIM ≥ a threshold; GRNN states no
+criterion, its authors later used 0.6) with mean PSNR and SSIM. Each cell is an ordinary run folder,
+so an interrupted study resumes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from benchmark.attacks import ATTACKS
+from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError
+from benchmark.registry import did_you_mean
+from benchmark.result import Result, write_atomic
+from benchmark.runner import run
+from benchmark.spec import TASKS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.6
+
+
+def family_tasks(family: str) -> dict[int, str]:
+    """The batch-size variants ``{family}-b{B}`` of a task family, by B."""
+    pattern = re.compile(rf"{re.escape(family)}-b(\d+)")
+    found = {int(m.group(1)): name for name in TASKS.names() if (m := pattern.fullmatch(name))}
+    if not found:
+        families = sorted({name.rsplit("-b", 1)[0] for name in TASKS.names() if re.search(r"-b\d+$", name)})
+        raise SpecError(f"no tasks named '{family}-bB'{did_you_mean(family, families)}; task families: "
+                        f"{', '.join(families)}")
+    return dict(sorted(found.items()))
+
+
+@dataclass
+class StudyCell:
+    """One attack at one batch size: success rate and means over the images of its targets."""
+
+    attack: str
+    batch_size: int
+    task: str
+    targets: int = 0
+    images: int = 0
+    recovered: int = 0
+    success_rate: float | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    label_accuracy: float | None = None
+    unavailable: str | None = None  # why the cell has no result (data missing, attack not applicable)
+
+
+def cell_from_result(result: Result, batch_size: int, threshold: float) -> StudyCell:
+    """Success counted per image: SSIM ≥ ``threshold``; the images of a failed target count as not recovered."""
+    ssims = [value for row in result.targets for value in row.metrics.get("ssim", [])]
+    images = sum(len(row.indices) for row in result.targets)
+    recovered = sum(value >= threshold for value in ssims)
+    summary = result.summary
+    return StudyCell(attack=result.attack, batch_size=batch_size, task=result.task, targets=len(result.targets),
+                     images=images, recovered=recovered, success_rate=recovered / images if images else None,
+                     psnr=summary.get("psnr"), ssim=summary.get("ssim"), label_accuracy=summary.get("label_accuracy"))
+
+
+@dataclass
+class BatchSizeStudy:
+    family: str
+    threshold: float
+    cells: list[StudyCell] = field(default_factory=list)
+
+    def largest_recovered(self, attack: str, share: float = 0.5) -> int | None:
+        """The largest batch size at which at least ``share`` of the images are recovered."""
+        sizes = [c.batch_size for c in self.cells
+                 if c.attack == attack and c.success_rate is not None and c.success_rate >= share]
+        return max(sizes, default=None)
+
+    def as_dict(self) -> dict[str, Any]:
+        attacks = dict.fromkeys(c.attack for c in self.cells)
+        return {"study": "batch-size", "family": self.family, "success": f"SSIM >= {self.threshold}",
+                "threshold": self.threshold, "largest_batch_recovered": {a: self.largest_recovered(a) for a in attacks},
+                "cells": [asdict(c) for c in self.cells]}
+
+
+def batch_size_study(family: str, attacks: Sequence[str], *, batch_sizes: Sequence[int] | None = None,
+                     threshold: float = DEFAULT_THRESHOLD, out: str | Path, targets: int | None = None,
+                     max_steps: int | None = None, seed: int = 0, accelerator: str = "cpu",
+                     progress: bool = False) -> BatchSizeStudy:
+    """Run ``attacks`` on the family's batch-size variants and write ``study.json`` and
+    ``success-rate.png`` into ``out``; a cell whose data is missing is reported unavailable, not fatal."""
+    if not 0 < threshold <= 1:
+        raise SpecError(f"the SSIM threshold must be in (0, 1], got {threshold}")
+    for name in attacks:
+        ATTACKS.get(name)  # unknown names fail before any work
+    tasks = family_tasks(family)
+    if batch_sizes is not None:
+        missing = sorted(set(batch_sizes) - set(tasks))
+        if missing:
+            raise SpecError(f"family '{family}' has no batch sizes {missing}; it has {list(tasks)}")
+        tasks = {b: tasks[b] for b in sorted(batch_sizes)}
+    out = Path(out)
+    study = BatchSizeStudy(family=family, threshold=threshold)
+    for attack in attacks:
+        for batch_size, task in tasks.items():
+            log.info("%s on %s", attack, task)
+            try:
+                result = run(task, attack, targets=targets, max_steps=max_steps, seed=seed, out=out / task / attack,
+                             accelerator=accelerator, progress=progress)
+                cell = cell_from_result(result, batch_size, threshold)
+            except (DataUnavailableError, NotApplicableError) as err:
+                cell = StudyCell(attack=ATTACKS.canonical(attack), batch_size=batch_size, task=task, unavailable=str(err))
+            study.cells.append(cell)
+            write_atomic(out / "study.json", json.dumps(study.as_dict(), indent=2))
+    plot_success(study, out / "success-rate.png")
+    return study
+
+
+def plot_success(study: BatchSizeStudy, path: Path) -> Path:
+    """Success rate against batch size (log₂ axis), one line per attack, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    for attack in dict.fromkeys(c.attack for c in study.cells):
+        cells = [c for c in study.cells if c.attack == attack and c.success_rate is not None]
+        axes.plot([c.batch_size for c in cells], [100 * c.success_rate for c in cells], marker="o", label=attack)
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("batch size")
+    axes.set_ylabel(f"images recovered (%, SSIM ≥ {study.threshold:g})")
+    axes.set_ylim(-5, 105)
+    axes.set_title(study.family)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    plt.close(figure)
+    return write_atomic(path, buffer.getvalue())

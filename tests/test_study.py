@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.errors import SpecError
+from benchmark.result import Result, TargetResult
+from benchmark.study import batch_size_study, cell_from_result, family_tasks
+
+
+def test_a_family_is_its_batch_size_variants_in_order():
+    assert family_tasks("mnist-lenet5") == {b: f"mnist-lenet5-b{b}" for b in (1, 4, 8, 16, 32, 64, 128, 256)}
+
+
+def test_an_unknown_family_suggests_the_known_ones():
+    with pytest.raises(SpecError, match="did you mean 'mnist-lenet5'"):
+        family_tasks("mnist-lenet")
+
+
+def _row(target, ssims, failed=None):
+    metrics = {} if failed else {"ssim": ssims, "psnr": [20.0] * len(ssims)}
+    return TargetResult(target=target, indices=list(range(len(ssims))), labels=[0] * len(ssims),
+                        recovered_labels=[0] * len(ssims), metrics=metrics, loss=0.0, tries=1, seconds=1.0, failed=failed)
+
+
+def test_success_counts_images_at_or_above_the_threshold_and_failed_targets_as_lost():
+    result = Result(task="t-b2", task_version=1, spec_hash="h", attack="grnn", config={}, data_origin="o",
+                    environment={}, targets=[_row(0, [0.6, 0.59]), _row(1, [0.9, 0.1]), _row(2, [0.0, 0.0], failed="nan")])
+    cell = cell_from_result(result, batch_size=2, threshold=0.6)
+    assert (cell.images, cell.recovered, cell.success_rate) == (6, 2, pytest.approx(2 / 6))
+
+
+def test_study_writes_its_table_and_plot_and_reports_missing_data(tmp_path):
+    study = batch_size_study("mnist-lenet5", ["grnn"], batch_sizes=[4, 32], targets=1, max_steps=2, out=tmp_path)
+    small, large = study.cells
+    assert (small.batch_size, small.images, small.unavailable) == (4, 4, None)
+    assert large.unavailable and "mnist test images 0..31 are not available" in large.unavailable
+    written = json.loads((tmp_path / "study.json").read_text())
+    assert written["success"] == "SSIM >= 0.6" and len(written["cells"]) == 2
+    assert (tmp_path / "success-rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "mnist-lenet5-b4" / "grnn" / "results.json").is_file()  # an ordinary, resumable run folder
+
+
+def test_cli_names_a_wrong_attack_before_any_work(tmp_path, capsys):
+    code = main(["study", "batch-size", "--attacks", "grn", "--task-family", "mnist-lenet5", "--out", str(tmp_path)])
+    assert code == 2 and "did you mean 'grnn'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
