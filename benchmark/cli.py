@@ -79,7 +79,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark import perf
 
-    report = perf.measure(perf.PerfSetting(task=args.task, attack=args.attack, steps=args.steps))
+    report = perf.measure(perf.PerfSetting(task=args.task, attack=args.attack, steps=args.steps, repeats=args.repeats))
     print(json.dumps(report, indent=2) if args.json else perf.format_report(report))
     return 0
 
@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="cifar10-lenetzhu-b1")
     p.add_argument("--attack", default="inverting_gradients")
     p.add_argument("--steps", type=int, default=50, help="optimisation steps per fit (default 50)")
+    p.add_argument("--repeats", type=int, default=3, help="timings of the Lightning and plain loops, fastest kept (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_perf)
 

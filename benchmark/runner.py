@@ -106,7 +106,7 @@ def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: A
         warnings.filterwarnings("ignore", category=PossibleUserWarning)
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own use of a torch API
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # our checkpoint folder
-        warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")  # the state after step N is step N's
+        warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")  # it holds step N's state
         warnings.filterwarnings("ignore", message=".*configure_optimizers.* returned .None.*")  # closed form
         trainer.fit(attack, ckpt_path=resume)
     return attack.reconstructions(), trainer.global_step

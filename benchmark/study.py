@@ -132,6 +132,8 @@ def plot_success(study: BatchSizeStudy, path: Path) -> Path:
         cells = [c for c in study.cells if c.attack == attack and c.success_rate is not None]
         axes.plot([c.batch_size for c in cells], [100 * c.success_rate for c in cells], marker="o", label=attack)
     axes.set_xscale("log", base=2)
+    sizes = sorted({c.batch_size for c in study.cells})
+    axes.set_xticks(sizes, labels=[str(size) for size in sizes])
     axes.set_xlabel("batch size")
     axes.set_ylabel(f"images recovered (%, SSIM ≥ {study.threshold:g})")
     axes.set_ylim(-5, 105)

@@ -4,7 +4,7 @@ from benchmark import perf
 
 
 def test_perf_reports_speedup_overhead_and_memory_per_batch_size():
-    report = perf.measure(perf.PerfSetting(steps=2, sizes=(1, 2)))
+    report = perf.measure(perf.PerfSetting(steps=2, sizes=(1, 2), repeats=2))
     assert [row["problems"] for row in report["rows"]] == [1, 2]
     assert report["batched_speedup_k2"] == report["rows"][-1]["speedup"] > 0
     assert report["lightning_overhead"] > 0 and all(row["lightning_setup_s"] > 0 for row in report["rows"])

@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path):
     with pytest.raises(TypeError):
         write_atomic(path, Boom())  # type: ignore[arg-type]
     assert path.read_text() == "old"
+
+
+def test_atomic_writes_get_the_permissions_of_an_ordinary_file(tmp_path: Path):
+    mask = os.umask(0o022)
+    try:
+        path = write_atomic(tmp_path / "shared.json", "{}")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_comparison_picture_has_truth_over_reconstruction(tmp_path: Path):
