@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 
 from benchmark.attacks import ATTACKS
 from benchmark.errors import LeakBenchError, NotApplicableError
@@ -49,9 +50,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(args.task, args.attack, targets=args.targets, seed=args.seed, max_steps=args.max_steps,
                  restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
                  accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh, problems=args.problems,
-                 images_every=args.images_every)
-    print(format_table([_summary_row(result)], COLUMNS))
-    print(f"\nresults: {out / 'results.json'}\npicture: {out / 'reconstructions.png'}")
+                 images_every=args.images_every, devices=args.devices, num_nodes=args.num_nodes)
+    if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
+        print(format_table([_summary_row(result)], COLUMNS))
+        print(f"\nresults: {out / 'results.json'}\npicture: {out / 'reconstructions.png'}")
     return 0
 
 
@@ -79,7 +81,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
 def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark import perf
 
-    report = perf.measure(perf.PerfSetting(task=args.task, attack=args.attack, steps=args.steps, repeats=args.repeats))
+    report = perf.measure(perf.PerfSetting(task=args.task, attack=args.attack, steps=args.steps, repeats=args.repeats,
+                                           processes=args.processes, process_steps=args.process_steps))
     print(json.dumps(report, indent=2) if args.json else perf.format_report(report))
     return 0
 
@@ -96,16 +99,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         log.info("[%d/%d] %s on %s", number, len(cells), attack, task)
         try:
             result = run(task, attack, targets=suite.targets, max_steps_cap=suite.max_steps, out=out / task / attack,
-                         accelerator=args.accelerator, problems=args.problems)
+                         accelerator=args.accelerator, problems=args.problems, devices=args.devices,
+                         num_nodes=args.num_nodes)
         except NotApplicableError as err:
             log.info("  skipped: %s", err)
             continue
         rows.append(_summary_row(result))
         log.info("  psnr %.2f dB, label accuracy %.2f, %.1f s", result.summary["psnr"],
                  result.summary["label_accuracy"], result.summary["seconds"])
-    write_atomic(out / "bench.json", json.dumps({"suite": args.suite, "rows": rows}, indent=2))
-    print(format_table(rows, COLUMNS))
-    print(f"\nper-cell results and pictures under {out}/<task>/<attack>/")
+    if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
+        write_atomic(out / "bench.json", json.dumps({"suite": args.suite, "rows": rows}, indent=2))
+        print(format_table(rows, COLUMNS))
+        print(f"\nper-cell results and pictures under {out}/<task>/<attack>/")
     return 0
 
 
@@ -221,6 +226,12 @@ def cmd_study_batch_size(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--devices", type=int, default=1,
+                        help="processes (one per device) that share the targets; needs --out on a shared disk (default 1)")
+    parser.add_argument("--num-nodes", type=int, default=1, help="machines, launched by torchrun or SLURM (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leakbench", description="Benchmark gradient inversion attacks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -240,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--problems", type=int, default=32,
                    help="problems (targets x restarts) solved together in one batched fit (default 32)")
     p.add_argument("--images-every", type=int, help="log the current reconstructions every N steps (tensorboard, wandb)")
+    _add_scale_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = commands.add_parser("ls", help="list attacks or tasks")
@@ -255,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", default="inverting_gradients")
     p.add_argument("--steps", type=int, default=50, help="optimisation steps per fit (default 50)")
     p.add_argument("--repeats", type=int, default=3, help="timings of the Lightning and plain loops, fastest kept (default 3)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="also time 20 targets with this many processes against one (default 1: not measured)")
+    p.add_argument("--process-steps", type=int, default=2000, help="steps of that timed run (default 2000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_perf)
 
@@ -264,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--problems", type=int, default=32, help="problems solved together in one batched fit")
     p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    _add_scale_arguments(p)
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("submit", help="run an attack under a suite's fixed protocols and write leaderboard entries")

@@ -9,10 +9,13 @@ measured in a fresh process).
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +24,7 @@ from pytorch_lightning.callbacks import Timer
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.data import Samples, load_samples, load_source
-from benchmark.runner import FitOptions, attack_config, fit, problem_seed
+from benchmark.runner import FitOptions, attack_config, fit, problem_seed, run
 from benchmark.spec import load_task
 from benchmark.victim import Observation, Victim
 
@@ -32,7 +35,9 @@ class PerfSetting:
     attack: str = "inverting_gradients"
     steps: int = 50
     sizes: tuple[int, ...] = (1, 8, 32)
-    repeats: int = 3  # the Lightning fit and the plain loop alternate this many times; each keeps its fastest
+    repeats: int = 3  # the Lightning fit and the plain loop alternate this many times; medians are reported
+    processes: int = 1  # above 1: also time a run of 20 targets with this many processes against one
+    process_steps: int = 2000  # the steps of that run
 
 
 def _observations(setting: PerfSetting, count: int) -> list[Observation]:
@@ -82,6 +87,21 @@ def peak_memory_mib(setting: PerfSetting, size: int) -> float:
     return int(output.strip().splitlines()[-1]) / 1024
 
 
+def process_scaling(setting: PerfSetting) -> dict[str, float]:
+    """Wall time of ``benchmark.run`` on 20 targets (the offline copy's) for ``process_steps`` steps
+    with one process and with ``setting.processes``, each process taking its share of the targets,
+    process launch included."""
+    times = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for processes in (1, setting.processes):
+            start = time.perf_counter()
+            run(setting.task, setting.attack, targets=20, max_steps=setting.process_steps, logger=None,
+                out=Path(folder) / str(processes), devices=processes)
+            times[processes] = time.perf_counter() - start
+    return {"one_process_s": times[1], f"{setting.processes}_processes_s": times[setting.processes],
+            "process_speedup": times[1] / times[setting.processes]}
+
+
 def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
     """Run the three measurements; every ratio compares runs made here, one after the other."""
     one = _observations(setting, 1)
@@ -94,26 +114,32 @@ def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
         for _ in range(setting.repeats):  # alternated, so that a burst of load hits both alike
             fits.append(_timed_fit(setting, observations))
             plains.append(_timed_plain_loop(setting, observations))
-        (batched, loop), plain = min(fits, key=lambda timed: timed[1]), min(plains)
+        batched, loop, plain = (statistics.median(values) for values in ([f[0] for f in fits], [f[1] for f in fits], plains))
+        overhead = statistics.median(f[1] / q for f, q in zip(fits, plains))
         one_by_one = sum(_timed_fit(setting, [o])[0] for o in observations) if size > 1 else single
         rows.append({"problems": size, "batched_s": batched, "one_by_one_s": one_by_one,
                      "speedup": one_by_one / batched, "lightning_loop_s": loop, "plain_loop_s": plain,
-                     "lightning_overhead": loop / plain, "lightning_setup_s": batched - loop,
+                     "lightning_overhead": overhead, "lightning_setup_s": batched - loop,
                      "problem_steps_per_s": size * setting.steps / batched,
                      "peak_memory_mib": peak_memory_mib(setting, size)})
     largest = rows[-1]
     return {"task": setting.task, "attack": setting.attack, "steps": setting.steps, "repeats": setting.repeats,
             "threads": torch.get_num_threads(),
             "device": "cpu", "rows": rows, f"batched_speedup_k{largest['problems']}": largest["speedup"],
-            "lightning_overhead": largest["lightning_overhead"]}
+            "lightning_overhead": largest["lightning_overhead"]} | (
+                {"processes": process_scaling(setting)} if setting.processes > 1 else {})
 
 
 def format_report(report: dict[str, Any]) -> str:
     from benchmark.cli import format_table
 
     header = (f"{report['attack']} on {report['task']}, {report['steps']} steps per fit, {report['threads']} threads, "
-              f"{report['device']}; Lightning and plain loops: fastest of {report['repeats']}")
+              f"{report['device']}; Lightning and plain loops: medians of {report['repeats']} alternated runs")
     columns = ("problems", "batched_s", "one_by_one_s", "speedup", "lightning_loop_s", "plain_loop_s",
                "lightning_overhead", "lightning_setup_s", "problem_steps_per_s", "peak_memory_mib")
-    return header + "\n" + format_table(report["rows"], columns)
+    text = header + "\n" + format_table(report["rows"], columns)
+    if "processes" in report:
+        scaling = report["processes"]
+        text += "\n\n20 targets, one process against several: " + ", ".join(f"{k} {v:.3g}" for k, v in scaling.items())
+    return text
 

@@ -15,11 +15,13 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from lightning_fabric import Fabric
+from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
@@ -29,7 +31,7 @@ import benchmark
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source
-from benchmark.errors import LeakBenchError, NotApplicableError
+from benchmark.errors import LeakBenchError, NotApplicableError, SpecError
 from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import evaluate
 from benchmark.registry import did_you_mean
@@ -58,10 +60,10 @@ def _cpu_name() -> str:
     return f"{names[0] if names else platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
-def _environment(accelerator: str) -> dict[str, str]:
+def _environment(accelerator: str, processes: int = 1) -> dict[str, str]:
     device = torch.cuda.get_device_name() if accelerator != "cpu" and torch.cuda.is_available() else _cpu_name()
     return {"leakbench": benchmark.__version__, "torch": torch.__version__, "lightning": pl.__version__,
-            "python": platform.python_version(), "device": device}
+            "python": platform.python_version(), "device": device} | ({"processes": str(processes)} if processes > 1 else {})
 
 
 def problem_seed(seed: int, target: int, restart: int) -> int:
@@ -79,6 +81,7 @@ class FitOptions:
     logger: Logger | None = None
     progress: bool = False
     images_every: int | None = None
+    devices: int | list[int] = 1  # Lightning's devices for one fit: 1, or [i] for device i
     callbacks: tuple[pl.Callback, ...] = ()
     checkpoint: Path | None = None
     checkpoint_every: int = 500
@@ -97,7 +100,7 @@ def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: A
                                          every_n_train_steps=options.checkpoint_every, enable_version_counter=False))
         resume = options.checkpoint if _readable_checkpoint(options.checkpoint) else None
     trainer = pl.Trainer(
-        max_steps=config.max_steps, max_epochs=1, accelerator=options.accelerator, devices=1,
+        max_steps=config.max_steps, max_epochs=1, accelerator=options.accelerator, devices=options.devices,
         logger=options.logger or False, enable_checkpointing=options.checkpoint is not None,
         enable_model_summary=False, enable_progress_bar=options.progress, callbacks=callbacks,
         log_every_n_steps=10, num_sanity_val_steps=0,
@@ -187,7 +190,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         max_steps: int | None = None, restarts: int | None = None, out: str | Path | None = None,
         logger: str | None = "csv", accelerator: str = "cpu", progress: bool = False,
         attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
-        max_steps_cap: int | None = None, images_every: int | None = None) -> Result:
+        max_steps_cap: int | None = None, images_every: int | None = None, devices: int = 1,
+        num_nodes: int = 1) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -211,6 +215,10 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             does not depend on it. 1 attacks the problems one after another.
         max_steps_cap: an upper bound on the steps, whatever the budget says (a suite's cap).
         images_every: log the current reconstructions every N steps (TensorBoard, W&B).
+        devices, num_nodes: processes per node and nodes. With more than one process in all (or
+            under torchrun / SLURM), the pending targets are dealt round-robin to the processes, each
+            attacks its share on its own device, and process 0 writes the results once all are
+            done; the shares meet in the run folder, so ``out`` is required (shared by all nodes).
     """
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     attack = ATTACKS.canonical(attack)
@@ -221,26 +229,104 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     config = attack_config(attack_cls, overrides)
     if max_steps_cap is not None and config.max_steps > max_steps_cap:
         config = dataclasses.replace(config, max_steps=max_steps_cap)
-    count, tries = targets or spec.targets.count, restarts or spec.budget.restarts
-    definition = {"task": spec.name, "task_version": spec.version, "spec_hash": spec_hash(spec), "attack": attack,
-                  "attack_config": dataclasses.asdict(config), "seed": seed, "restarts": tries}
-    out_dir = Path(out) if out is not None else None
-    store = RunStore(out_dir, definition, fresh=fresh) if out_dir is not None else None
+    plan = _RunPlan(spec=spec, attack=attack, config=config, count=targets or spec.targets.count,
+                    tries=restarts or spec.budget.restarts, seed=seed, out=Path(out) if out is not None else None,
+                    logger=logger, accelerator=accelerator, progress=progress, fresh=fresh, problems=problems,
+                    images_every=images_every)
+    if (devices * num_nodes == 1 and not _launched_externally()) or _nothing_pending(plan):
+        return _attack_and_evaluate(plan)
+    if plan.out is None:
+        raise SpecError("a run over several processes needs an output folder (--out): the processes' results "
+                        "meet there (on a file system every node sees)")
+    strategy = "ddp" if _launched_externally() else "ddp_spawn"
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+    return fabric.launch(_AttackShare(plan))
+
+
+def _nothing_pending(plan: _RunPlan) -> bool:
+    """Whether the run folder already holds every target (a finished cell: no process to start)."""
+    if plan.out is None or plan.fresh or not (plan.out / "run.json").exists():
+        return False
+    finished = RunStore(plan.out, plan.definition).finished()
+    return all(target in finished for target in range(plan.count))
+
+
+def _launched_externally() -> bool:
+    """Whether torchrun or SLURM started this process as one of several (Lightning's own detection)."""
+    if TorchElasticEnvironment.detect():
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """What every process of a run needs to attack its targets (picklable, for spawned processes)."""
+
+    spec: TaskSpec
+    attack: str
+    config: Any
+    count: int
+    tries: int
+    seed: int
+    out: Path | None
+    logger: str | None
+    accelerator: str
+    progress: bool
+    fresh: bool
+    problems: int
+    images_every: int | None
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        return {"task": self.spec.name, "task_version": self.spec.version, "spec_hash": spec_hash(self.spec),
+                "attack": self.attack, "attack_config": dataclasses.asdict(self.config), "seed": self.seed,
+                "restarts": self.tries}
+
+
+class _AttackShare:
+    """What each process of a multi-process run executes: its share of the targets on its own device.
+
+    A plain callable object holding the plan: Lightning's launcher walks a function's arguments and
+    cannot rebuild the frozen dataclasses a plan holds.
+    """
+
+    def __init__(self, plan: _RunPlan) -> None:
+        self.plan = plan
+
+    def __call__(self, fabric: Fabric) -> Result:
+        plan = self.plan
+        if fabric.global_rank == 0:
+            RunStore(plan.out, plan.definition, fresh=plan.fresh)  # checks (or clears) the folder once
+        fabric.barrier()
+        device = [fabric.local_rank] if fabric.device.type != "cpu" else 1
+        return _attack_and_evaluate(dataclasses.replace(plan, fresh=False), rank=fabric.global_rank,
+                                    world=fabric.world_size, barrier=fabric.barrier, device=device)
+
+
+def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier: Callable[[], None] | None = None,
+                         device: int | list[int] = 1) -> Result:
+    """Attack the pending targets dealt to process ``rank`` of ``world``, then (process 0) write the results."""
+    spec, attack, count, tries = plan.spec, plan.attack, plan.count, plan.tries
+    attack_cls = ATTACKS.get(attack)
+    definition, out_dir = plan.definition, plan.out
+    store = RunStore(out_dir, definition, fresh=plan.fresh, rank=rank if world > 1 else None) if out_dir else None
     finished = store.finished() if store is not None else {}
     source = load_source(spec.data)
     batch = spec.fl.batch_size
     samples = load_samples(source, [i for t in range(count) for i in spec.target_indices(t)])
-    run_logger = make_logger(logger, out_dir, f"{spec.name}/{attack}") if logger and out_dir else None
+    writer = rank == 0
+    run_logger = make_logger(plan.logger, out_dir, f"{spec.name}/{attack}") if plan.logger and out_dir and writer else None
 
     result = Result(task=spec.name, task_version=spec.version, spec_hash=definition["spec_hash"], attack=attack,
-                    config={"attack": definition["attack_config"], "seed": seed, "targets": count, "restarts": tries},
-                    data_origin=samples.origin, environment=_environment(accelerator))
+                    config={"attack": definition["attack_config"], "seed": plan.seed, "targets": count, "restarts": tries},
+                    data_origin=samples.origin, environment=_environment(plan.accelerator, world))
     log_config(run_logger, {**definition, "targets": count, "environment": result.environment})
-    options = FitOptions(accelerator=accelerator, logger=run_logger, progress=progress, images_every=images_every)
-    if resumed := sum(target in finished for target in range(count)):
+    options = FitOptions(accelerator=plan.accelerator, devices=device, logger=run_logger, progress=plan.progress and writer,
+                         images_every=plan.images_every)
+    if writer and (resumed := sum(target in finished for target in range(count))):
         log.info("resuming %s: %d of %d targets already finished", out_dir, resumed, count)
-    pending = [target for target in range(count) if target not in finished]
-    per_fit = max(1, problems // tries)
+    pending = [target for target in range(count) if target not in finished][rank::world]
+    per_fit = max(1, plan.problems // tries)
     steps = 0
     for first in range(0, len(pending), per_fit):
         chunk = []
@@ -252,8 +338,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
                 raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
             chunk.append(_Target(number, private, observation))
         checkpoint = store.checkpoint(chunk[0].number, chunk[-1].number) if store is not None else None
-        done, used = attack_targets(spec, attack_cls, config, chunk, seed=seed, tries=tries, step_offset=steps,
-                                    options=dataclasses.replace(options, checkpoint=checkpoint))
+        done, used = attack_targets(spec, attack_cls, plan.config, chunk, seed=plan.seed, tries=tries,
+                                    step_offset=steps, options=dataclasses.replace(options, checkpoint=checkpoint))
         steps += used
         if store is not None:
             store.append(done)
@@ -263,12 +349,15 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             finished[row.target] = (row, images)
             log.info("target %d/%d: %s", row.target + 1, count, row.failed or
                      f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}")
+    if barrier is not None:  # every process's targets are stored: read them all back
+        barrier()
+        finished = store.finished()
     pictures = []
     for target in range(count):
         row, images = finished[target]
         result.targets.append(row)
         pictures.append(images if images is not None else torch.full_like(samples.images[:batch], 0.5))
-    if out_dir is not None:
+    if out_dir is not None and writer:
         result.write(out_dir)
         save_comparison(samples.images, torch.cat(pictures), out_dir / "reconstructions.png")
     log_result(run_logger, result, samples.images, torch.cat(pictures))

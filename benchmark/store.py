@@ -4,6 +4,7 @@ Layout of a run folder::
 
     run.json              what defines the run (task, spec hash, attack config, seed, restarts)
     targets.jsonl         one line per finished target, appended and fsynced before the next starts
+                          (targets-rankR.jsonl: process R's lines in a multi-process run)
     reconstructions/      target-NNNN.pt: the reconstruction behind each line (written first)
     results.json          the summary and all rows, rewritten atomically at the end of a run
     reconstructions.png   ground truth over reconstructions
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 ROWS_FILE = "targets.jsonl"
+SHARD_ROWS = "targets-rank*.jsonl"
 TENSORS_DIR = "reconstructions"
 CHECKPOINTS_DIR = "checkpoints"
 
@@ -41,14 +43,18 @@ class RunStore:
         folder: the run folder (created if absent).
         definition: JSON-ready mapping of everything that determines the results.
         fresh: discard what the folder holds instead of resuming it.
+        rank: in a multi-process run, this process's rank: it appends to its own rows file.
     """
 
-    def __init__(self, folder: Path, definition: dict[str, Any], *, fresh: bool = False) -> None:
+    def __init__(self, folder: Path, definition: dict[str, Any], *, fresh: bool = False, rank: int | None = None) -> None:
         self.folder = folder
+        self.rows_file = folder / (ROWS_FILE if rank is None else f"targets-rank{rank}.jsonl")
         self._check_writable()
         if fresh:
             for name in (RUN_FILE, ROWS_FILE, "results.json", "reconstructions.png"):
                 (folder / name).unlink(missing_ok=True)
+            for shard in folder.glob(SHARD_ROWS):
+                shard.unlink()
             shutil.rmtree(folder / TENSORS_DIR, ignore_errors=True)
             shutil.rmtree(folder / CHECKPOINTS_DIR, ignore_errors=True)
         run_file = folder / RUN_FILE
@@ -75,6 +81,7 @@ class RunStore:
             recorded = json.loads(run_file.read_text())
         except (OSError, ValueError) as err:
             raise LeakBenchError(f"{run_file} is unreadable ({err}); delete the folder or pass --fresh to start over") from None
+        definition = json.loads(json.dumps(definition))  # as recorded: tuples become lists
         if recorded != definition:
             keys = sorted(k for k in definition.keys() | recorded.keys() if recorded.get(k) != definition.get(k))
             raise LeakBenchError(
@@ -86,10 +93,16 @@ class RunStore:
         return self.folder / TENSORS_DIR / f"target-{target:04d}.pt"
 
     def finished(self) -> dict[int, tuple[TargetResult, Tensor | None]]:
-        """Rows of finished targets with their reconstructions; unreadable or torn lines are dropped."""
-        path = self.folder / ROWS_FILE
-        if not path.exists():
-            return {}
+        """Rows of finished targets with their reconstructions, from every process's file; unreadable
+        or torn lines are dropped (and removed from this store's own file, so its appends start on a
+        clean line; other processes' files are only read)."""
+        rows: dict[int, tuple[TargetResult, Tensor | None]] = {}
+        for path in sorted({self.folder / ROWS_FILE, *self.folder.glob(SHARD_ROWS)}):
+            if path.exists():
+                rows.update((target, row) for target, row in self._read(path).items() if target not in rows)
+        return rows
+
+    def _read(self, path: Path) -> dict[int, tuple[TargetResult, Tensor | None]]:
         rows: dict[int, tuple[TargetResult, Tensor | None]] = {}
         lines = path.read_bytes().split(b"\n")
         dropped = 0
@@ -104,7 +117,7 @@ class RunStore:
                 log.warning("%s line %d is incomplete or corrupt (%s); its target will be recomputed", path, number, err)
                 continue
             rows.setdefault(row.target, (row, images))
-        if dropped or not lines[-1] == b"":
+        if path == self.rows_file and (dropped or lines[-1] != b""):
             kept = "".join(json.dumps(row.row()) + "\n" for row, _ in rows.values())
             write_atomic(path, kept)  # rewrite without the dropped lines, so appends start on a clean line
         return rows
@@ -117,7 +130,7 @@ class RunStore:
                 buffer = io.BytesIO()
                 torch.save(images.cpu(), buffer)
                 write_atomic(self._tensor_path(row.target), buffer.getvalue())
-        with open(self.folder / ROWS_FILE, "a") as handle:
+        with open(self.rows_file, "a") as handle:
             handle.write("".join(json.dumps(row.row(), allow_nan=False) + "\n" for row, _ in finished))
             handle.flush()
             os.fsync(handle.fileno())

@@ -109,3 +109,22 @@ def test_a_torn_checkpoint_is_dropped_and_the_fit_starts_afresh(tmp_path: Path):
     benchmark.run(make_spec(), "idlg", targets=1, max_steps=2, logger=None, out=tmp_path)
     assert not path.exists()  # replaced, then removed once the target's row was stored
     assert len((tmp_path / "targets.jsonl").read_text().splitlines()) == 1
+
+
+def test_two_processes_give_each_target_the_result_of_one_process(tmp_path: Path):
+    spec = make_spec(targets={"count": 4})
+    one = benchmark.run(spec, "idlg", max_steps=10, logger=None, out=tmp_path / "one")
+    two = benchmark.run(spec, "idlg", max_steps=10, logger=None, out=tmp_path / "two", devices=2)
+    assert sorted(p.name for p in (tmp_path / "two").glob("targets-rank*.jsonl")) == ["targets-rank0.jsonl",
+                                                                                      "targets-rank1.jsonl"]
+    assert two.environment["processes"] == "2" and len(two.targets) == 4
+    for alone, shared in zip(one.targets, two.targets):
+        assert alone.target == shared.target and alone.recovered_labels == shared.recovered_labels
+        assert shared.metrics["psnr"] == pytest.approx(alone.metrics["psnr"], rel=1e-4)
+    again = benchmark.run(spec, "idlg", max_steps=10, logger=None, out=tmp_path / "two", devices=2)
+    assert [t.row() for t in again.targets] == [t.row() for t in two.targets]  # finished: read back, not re-run
+
+
+def test_several_processes_need_a_run_folder():
+    with pytest.raises(LeakBenchError, match="needs an output folder"):
+        benchmark.run(make_spec(), "idlg", max_steps=1, logger=None, devices=2)

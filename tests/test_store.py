@@ -72,10 +72,11 @@ def test_a_torn_last_line_is_dropped_and_recomputed(tmp_path: Path, caplog):
     assert again.targets[1].metrics == first.targets[1].metrics
 
 
-def test_finished_targets_are_read_back_not_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None)
+@pytest.mark.parametrize("attack", ["dlg", "inverting_gradients"])  # IG's config holds a tuple, recorded as a list
+def test_finished_targets_are_read_back_not_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attack: str):
+    benchmark.run(make_spec(), attack, targets=2, max_steps=1, out=tmp_path, logger=None)
     monkeypatch.setattr("benchmark.runner.attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target"))
-    assert benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None).summary["targets"] == 2
+    assert benchmark.run(make_spec(), attack, targets=2, max_steps=1, out=tmp_path, logger=None).summary["targets"] == 2
 
 
 def test_a_different_config_is_refused_unless_fresh(tmp_path: Path):
