@@ -17,7 +17,7 @@ from benchmark.errors import LeakBenchError, NotApplicableError
 from benchmark.result import write_atomic
 from benchmark.loggers import LOGGERS
 from benchmark.runner import run
-from benchmark.spec import TASKS, load_suite, load_task, spec_hash
+from benchmark.spec import TASKS, load_suite, load_task, record_version, spec_hash
 
 log = logging.getLogger("benchmark")
 
@@ -73,6 +73,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     spec = load_task(args.task)
+    if args.record:
+        print(f"recorded {spec.name} version {spec.version} in {record_version(spec)}")
+        return 0
     print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).rstrip())
     print(f"# spec_hash: {spec_hash(spec)}")
     return 0
@@ -260,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("spec", help="validate a task and print its resolved spec and hash")
     p.add_argument("task", help="task name or YAML path")
+    p.add_argument("--record", action="store_true",
+                   help="record the spec's hash under its version in tasks/versions.json (after a version bump)")
     p.set_defaults(func=cmd_spec)
 
     p = commands.add_parser("perf", help="measure the batched engine and the Lightning loop's overhead")

@@ -265,6 +265,30 @@ def spec_hash(spec: TaskSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+VERSIONS_FILE = "versions.json"
+
+
+def recorded_versions() -> dict[str, dict[str, str]]:
+    """The shipped specs' hashes by name and version (``tasks/versions.json``): a spec whose content
+    changes must change its version, so a (name, version) always names one protocol."""
+    path = task_dirs()[-1] / VERSIONS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_version(spec: TaskSpec) -> Path:
+    """Record ``spec``'s hash under its name and version; refused if that version was recorded with
+    other content (bump the version instead)."""
+    versions = recorded_versions()
+    recorded, digest = versions.setdefault(spec.name, {}), spec_hash(spec)
+    if recorded.get(str(spec.version), digest) != digest:
+        raise SpecError(f"task '{spec.name}' version {spec.version} was recorded with other content: bump its "
+                        f"version (and say what changed in tasks/README.md), then record it")
+    recorded[str(spec.version)] = digest
+    from benchmark.result import write_atomic
+
+    return write_atomic(task_dirs()[-1] / VERSIONS_FILE, json.dumps(versions, indent=1, sort_keys=True) + "\n")
+
+
 def load_suite(name: str) -> SuiteSpec:
     """A suite from ``suites.yaml`` in the task folders."""
     suites: dict[str, Any] = {}

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from benchmark.cli import main
 from benchmark.errors import SpecError
-from benchmark.spec import TASKS, load_suite, load_task, parse_task, spec_hash, task_dirs
+from benchmark.spec import (TASKS, load_suite, load_task, parse_task, record_version, recorded_versions, spec_hash,
+                            task_dirs)
 
 from support import BASE_SPEC, make_spec
 
@@ -19,6 +20,24 @@ from support import BASE_SPEC, make_spec
 def test_every_shipped_spec_loads_and_validates(name):
     spec = load_task(name)
     assert spec.name == name and spec.version >= 1
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_every_shipped_spec_is_recorded_at_its_version(name):
+    spec = load_task(name)
+    assert recorded_versions().get(name, {}).get(str(spec.version)) == spec_hash(spec), (
+        f"tasks/{name}.yaml measures something else than its recorded version {spec.version}: bump its "
+        f"version, say what changed in tasks/README.md, and run `leakbench spec {name} --record`")
+
+
+def test_a_version_is_recorded_once_with_one_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("benchmark.spec.task_dirs", lambda: [tmp_path])
+    record_version(make_spec())
+    record_version(make_spec())  # the same content again: nothing to refuse
+    with pytest.raises(SpecError, match="version 1 was recorded with other content: bump its version"):
+        record_version(make_spec(targets={"count": 3}))
+    record_version(make_spec(version=2, targets={"count": 3}))
+    assert list(recorded_versions()["tiny"]) == ["1", "2"]
 
 
 def test_suite_tasks_exist():
