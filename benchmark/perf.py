@@ -4,7 +4,8 @@
 the same code; (2) the Lightning training loop against a plain PyTorch loop taking the same steps
 (both timed from the first step to the last: Lightning's one-off setup per fit, reported apart as
 ``lightning_setup_s``, does not grow with the steps); (3) peak memory of one fit of K problems (each
-measured in a fresh process).
+measured in a fresh process); (4) with ``processes`` above 1, a run's wall time with that many
+processes sharing its targets against one process.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def process_scaling(setting: PerfSetting) -> dict[str, float]:
 
 
 def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
-    """Run the three measurements; every ratio compares runs made here, one after the other."""
+    """Run the measurements; every ratio compares runs made here, one after the other."""
     one = _observations(setting, 1)
     _timed_fit(setting, one)  # warm-up: lazy imports, allocator, kernels
     single, _ = _timed_fit(setting, one)
