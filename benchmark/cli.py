@@ -18,6 +18,7 @@ from benchmark.result import write_atomic
 from benchmark.loggers import LOGGERS
 from benchmark.runner import run
 from benchmark.spec import TASKS, load_suite, load_task, record_version, spec_hash
+from benchmark.study import DEFAULT_THRESHOLD, batch_size_study
 
 log = logging.getLogger("benchmark")
 
@@ -209,11 +210,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_study_batch_size(args: argparse.Namespace) -> int:
-    from benchmark.study import batch_size_study
-
     out = Path(args.out) if args.out else Path("runs") / f"study-batch-size-{args.task_family}"
-    sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
-    study = batch_size_study(args.task_family, args.attacks.split(","), batch_sizes=sizes, threshold=args.threshold,
+    study = batch_size_study(args.task_family, args.attacks.split(","), batch_sizes=args.batch_sizes, threshold=args.threshold,
                              out=out, targets=args.targets, max_steps=args.max_steps, seed=args.seed,
                              accelerator=args.accelerator, progress=not args.no_progress)
     rows = [{**vars(cell), "success_rate": None if cell.success_rate is None else 100 * cell.success_rate,
@@ -227,6 +225,13 @@ def cmd_study_batch_size(args: argparse.Namespace) -> int:
           + ", ".join(f"{attack} {size if size is not None else 'none'}" for attack, size in largest.items()))
     print(f"\ntable: {out / 'study.json'}\nplot: {out / 'success-rate.png'}")
     return 0
+
+
+def _integers(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,4,8, got {text!r}") from None
 
 
 def _add_scale_arguments(parser: argparse.ArgumentParser) -> None:
@@ -271,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="cifar10-lenetzhu-b1")
     p.add_argument("--attack", default="inverting_gradients")
     p.add_argument("--steps", type=int, default=50, help="optimisation steps per fit (default 50)")
-    p.add_argument("--repeats", type=int, default=3, help="timings of the Lightning and plain loops, fastest kept (default 3)")
+    p.add_argument("--repeats", type=int, default=3, help="alternated timings of the Lightning and plain loops, medians reported (default 3)")
     p.add_argument("--processes", type=int, default=1,
                    help="also time 20 targets with this many processes against one (default 1: not measured)")
     p.add_argument("--process-steps", type=int, default=2000, help="steps of that timed run (default 2000)")
@@ -326,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = studies.add_parser("batch-size", help="success rate against batch size over a task family (GRNN's Table 3)")
     a.add_argument("--attacks", required=True, help="comma-separated attack names, e.g. grnn,dlg")
     a.add_argument("--task-family", required=True, help="tasks FAMILY-bB, e.g. mnist-lenet5 (mnist-lenet5-b1, -b4, ...)")
-    a.add_argument("--batch-sizes", help="comma-separated subset of the family's batch sizes (default: all)")
-    a.add_argument("--threshold", type=float, default=0.6, help="an image is recovered at SSIM >= this (default 0.6)")
+    a.add_argument("--batch-sizes", type=_integers, help="comma-separated subset of the family's batch sizes (default: all)")
+    a.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"an image is recovered at SSIM >= this (default {DEFAULT_THRESHOLD})")
     a.add_argument("--targets", type=int, help="targets per task (default: each task's)")
     a.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
     a.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
