@@ -260,8 +260,12 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
 
 
 def spec_hash(spec: TaskSpec) -> str:
-    """sha256 of the resolved spec's canonical JSON: equal hashes measure the same protocol."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of the resolved spec's canonical JSON: equal hashes measure the same protocol.
+
+    Keys at their default value are left out, so a new spec key whose default keeps the old protocol
+    (a defence of ``None``, say) leaves every existing hash as it was.
+    """
+    canonical = json.dumps(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

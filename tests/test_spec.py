@@ -97,6 +97,10 @@ def test_hash_changes_with_content_only():
     assert spec_hash(make_spec()) != spec_hash(make_spec(fl={"batch_size": 2}))
 
 
+def test_a_default_written_out_hashes_as_the_default_left_out():
+    assert spec_hash(make_spec(fl={"protocol": "fedsgd", "batch_size": 1})) == spec_hash(make_spec())
+
+
 def test_target_indices_follow_batch_size():
     spec = make_spec(fl={"batch_size": 3}, targets={"start": 5, "count": 2})
     assert spec.target_indices(0) == [5, 6, 7] and spec.target_indices(1) == [8, 9, 10]
