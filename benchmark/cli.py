@@ -16,13 +16,15 @@ from benchmark.attacks import ATTACKS
 from benchmark.errors import LeakBenchError, NotApplicableError
 from benchmark.result import write_atomic
 from benchmark.loggers import LOGGERS
-from benchmark.runner import run
-from benchmark.spec import TASKS, load_suite, load_task, record_version, spec_hash
+from benchmark.metrics.reid import ENCODERS
+from benchmark.runner import data_available, run
+from benchmark.spec import TASKS, load_suite, load_task, record_version, spec_hash, threat_model
 from benchmark.study import DEFAULT_THRESHOLD, batch_size_study
 
 log = logging.getLogger("benchmark")
 
-COLUMNS = ("task", "attack", "targets", "failed", "psnr", "ssim", "mse", "label_accuracy", "seconds")
+COLUMNS = ("task", "attack", "targets", "failed", "psnr", "ssim", "mse", "lpips", "label_accuracy", "seconds")
+REID_ROWS = (("reconstructions", ""), ("originals (ceiling)", "_ceiling"), ("noise images (chance)", "_chance"))
 
 
 def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -46,14 +48,33 @@ def _summary_row(result) -> dict[str, Any]:
     return {"task": result.task, "attack": result.attack, **result.summary}
 
 
+def _print_evaluation(summaries: list[dict[str, Any]]) -> None:
+    """Face re-identification beside its ceiling and chance, and each unavailable metric's reason, once."""
+    for summary in summaries:
+        if summary.get("reid_backend") is None:
+            continue
+        aligned = summary.get("reid_aligned")
+        print(f"\nface re-identification, {summary['task']} / {summary['attack']}: {summary['reid_backend']} encoder, "
+              f"gallery of {summary['reid_gallery']}"
+              + (f"; MTCNN found a face in {aligned:.0%} of the reconstructions" if aligned is not None else ""))
+        rows = [{"images": what, "top-1": summary.get(f"reid_top1{suffix}"), "top-5": summary.get(f"reid_top5{suffix}")}
+                for what, suffix in REID_ROWS]
+        print(format_table(rows, ("images", "top-1", "top-5")))
+    reasons = {name: reason for summary in summaries for name, reason in summary.get("unavailable", {}).items()}
+    for name, reason in reasons.items():
+        print(f"\n{name} unavailable: {reason}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / Path(args.task).stem / args.attack
     result = run(args.task, args.attack, targets=args.targets, seed=args.seed, max_steps=args.max_steps,
                  restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
                  accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh, problems=args.problems,
-                 images_every=args.images_every, devices=args.devices, num_nodes=args.num_nodes)
+                 images_every=args.images_every, devices=args.devices, num_nodes=args.num_nodes,
+                 lpips_weights=args.lpips_weights, reid=args.reid)
     if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
         print(format_table([_summary_row(result)], COLUMNS))
+        _print_evaluation([_summary_row(result)])
         print(f"\nresults: {out / 'results.json'}\npicture: {out / 'reconstructions.png'}")
     return 0
 
@@ -67,8 +88,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for name in TASKS.names():
             spec = load_task(name)
             rows.append({"task": name, "version": spec.version, "dataset": spec.data.dataset, "model": spec.victim.model,
-                         "batch": spec.fl.batch_size, "labels": spec.threat.labels, "targets": spec.targets.count})
-        print(format_table(rows, ("task", "version", "dataset", "model", "batch", "labels", "targets")))
+                         "batch": spec.fl.batch_size, "threat": threat_model(spec), "targets": spec.targets.count,
+                         "data here": "yes" if data_available(spec) else "no"})
+        print(format_table(rows, ("task", "version", "dataset", "model", "batch", "threat", "targets", "data here")))
     return 0
 
 
@@ -104,7 +126,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             result = run(task, attack, targets=suite.targets, max_steps_cap=suite.max_steps, out=out / task / attack,
                          accelerator=args.accelerator, problems=args.problems, devices=args.devices,
-                         num_nodes=args.num_nodes)
+                         num_nodes=args.num_nodes, lpips_weights=args.lpips_weights, reid=args.reid)
         except NotApplicableError as err:
             log.info("  skipped: %s", err)
             continue
@@ -114,6 +136,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
         write_atomic(out / "bench.json", json.dumps({"suite": args.suite, "rows": rows}, indent=2))
         print(format_table(rows, COLUMNS))
+        _print_evaluation(rows)
         print(f"\nper-cell results and pictures under {out}/<task>/<attack>/")
     return 0
 
@@ -240,6 +263,20 @@ def _add_scale_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-nodes", type=int, default=1, help="machines, launched by torchrun or SLURM (default 1)")
 
 
+def _existing_file(text: str) -> Path:
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return Path(text)
+
+
+def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lpips-weights", type=_existing_file, metavar="PATH",
+                        help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)")
+    parser.add_argument("--reid", default="auto", choices=["auto", *ENCODERS.names()],
+                        help="face encoder of the re-identification metric (default auto: facenet where its "
+                             "weights are present, else dlib)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leakbench", description="Benchmark gradient inversion attacks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="problems (targets x restarts) solved together in one batched fit (default 32)")
     p.add_argument("--images-every", type=int, help="log the current reconstructions every N steps (tensorboard, wandb)")
     _add_scale_arguments(p)
+    _add_evaluation_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = commands.add_parser("ls", help="list attacks or tasks")
@@ -290,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     _add_scale_arguments(p)
+    _add_evaluation_arguments(p)
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("submit", help="run an attack under a suite's fixed protocols and write leaderboard entries")

@@ -43,7 +43,7 @@ class PerfSetting:
 
 def _observations(setting: PerfSetting, count: int) -> list[Observation]:
     spec = load_task(setting.task)
-    source = load_source(spec.data)
+    source = load_source(spec.data, spec.targets)
     targets = min(count, 20)  # the offline copy holds 20 test images; larger K repeats them
     samples = load_samples(source, [i for t in range(targets) for i in spec.target_indices(t)])
     batch = spec.fl.batch_size

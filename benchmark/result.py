@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-SUMMARY_METRICS = ("psnr", "ssim", "mse", "label_accuracy")
+SUMMARY_METRICS = ("psnr", "ssim", "mse", "label_accuracy", "lpips")
 
 
 @dataclass
@@ -59,14 +59,16 @@ class Result:
     data_origin: str
     environment: dict[str, str]
     targets: list[TargetResult] = field(default_factory=list)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # facts of the evaluation (see Evaluator.summary)
 
     @property
     def summary(self) -> dict[str, Any]:
         """Mean of each metric over the images of targets that did not fail; failures counted apart;
-        total attack seconds (restarts included)."""
+        the evaluation's facts (null and the reason for an unavailable metric); total attack seconds
+        (restarts included)."""
         done = [t for t in self.targets if t.failed is None]
         names = {name for t in done for name in t.metrics}
-        summary: dict[str, Any] = {
+        summary: dict[str, Any] = {**self.evaluation} | {
             name: _mean([v for t in done for v in t.metrics.get(name, [])]) for name in sorted(names)
         }
         for name in SUMMARY_METRICS:

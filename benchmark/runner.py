@@ -33,7 +33,7 @@ from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.errors import LeakBenchError, NotApplicableError, SpecError
 from benchmark.loggers import log_config, log_result, make_logger
-from benchmark.metrics import evaluate
+from benchmark.metrics import EvaluationSettings, Evaluator
 from benchmark.registry import did_you_mean
 from benchmark.result import Result, TargetResult, save_comparison
 from benchmark.spec import TaskSpec, load_task, spec_hash
@@ -138,9 +138,9 @@ class _Target:
 
 
 def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk: list[_Target], *, seed: int,
-                   tries: int, options: FitOptions, step_offset: int = 0
+                   tries: int, options: FitOptions, evaluator: Evaluator, step_offset: int = 0
                    ) -> tuple[list[tuple[TargetResult, Tensor | None]], int]:
-    """Attack a chunk of targets, ``tries`` problems each, in one fit; evaluate each target's best.
+    """Attack a chunk of targets, ``tries`` problems each, in one fit; score each target's best with ``evaluator``.
 
     Returns ((row, images or None if failed) per target, steps taken). A divergence or solver error
     marks a target failed with its reason (a failing chunk is retried target by target, so one
@@ -158,7 +158,7 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
             results, steps, alone = [], 0, dataclasses.replace(options, checkpoint=None)
             for target in chunk:
                 done, used = attack_targets(spec, attack_cls, config, [target], seed=seed, tries=tries,
-                                            options=alone, step_offset=step_offset + steps)
+                                            options=alone, evaluator=evaluator, step_offset=step_offset + steps)
                 results += done
                 steps += used
             return results, steps
@@ -176,7 +176,7 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
             log.warning("target %d failed: %s", target.number, row.failed)
             results.append((row, None))
             continue
-        metrics = evaluate(best.images, best.labels, target.private.images, target.private.labels, spec.metrics)
+        metrics = evaluator(best.images, best.labels, target.private.images, target.private.labels)
         row.metrics = {name: values.tolist() for name, values in metrics.items()}
         row.recovered_labels, row.loss, row.details = best.labels.tolist(), best.loss, best.details
         if options.logger is not None:
@@ -191,7 +191,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         logger: str | None = "csv", accelerator: str = "cpu", progress: bool = False,
         attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
         max_steps_cap: int | None = None, images_every: int | None = None, devices: int = 1,
-        num_nodes: int = 1) -> Result:
+        num_nodes: int = 1, lpips_weights: str | Path | None = None, reid: str = "auto") -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -219,6 +219,9 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             under torchrun / SLURM), the pending targets are dealt round-robin to the processes, each
             attacks its share on its own device, and process 0 writes the results once all are
             done; the shares meet in the run folder, so ``out`` is required (shared by all nodes).
+        lpips_weights: a torchvision AlexNet weights file for LPIPS (default: torchvision's cache).
+        reid: the face re-identification encoder of tasks that list ``reid``: ``facenet``, ``dlib``,
+            or ``auto`` (facenet where its weights are present, else dlib).
     """
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     attack = ATTACKS.canonical(attack)
@@ -232,7 +235,9 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     plan = _RunPlan(spec=spec, attack=attack, config=config, count=targets or spec.targets.count,
                     tries=restarts or spec.budget.restarts, seed=seed, out=Path(out) if out is not None else None,
                     logger=logger, accelerator=accelerator, progress=progress, fresh=fresh, problems=problems,
-                    images_every=images_every)
+                    images_every=images_every,
+                    evaluation=EvaluationSettings(lpips_weights=Path(lpips_weights) if lpips_weights else None,
+                                                  reid_backend=reid))
     if (devices * num_nodes == 1 and not _launched_externally()) or _nothing_pending(plan):
         return _attack_and_evaluate(plan)
     if plan.out is None:
@@ -241,6 +246,23 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     strategy = "ddp" if _launched_externally() else "ddp_spawn"
     fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
     return fabric.launch(_AttackShare(plan))
+
+
+def data_available(spec: TaskSpec) -> bool:
+    """Whether every target image of ``spec`` can be read here without a download."""
+    previous = os.environ.get("LEAKBENCH_OFFLINE")
+    os.environ["LEAKBENCH_OFFLINE"] = "1"
+    try:
+        source = load_source(spec.data, spec.targets)
+        load_samples(source, spec.target_indices(0) + spec.target_indices(spec.targets.count - 1))
+        return True
+    except LeakBenchError:
+        return False
+    finally:
+        if previous is None:
+            del os.environ["LEAKBENCH_OFFLINE"]
+        else:
+            os.environ["LEAKBENCH_OFFLINE"] = previous
 
 
 def _nothing_pending(plan: _RunPlan) -> bool:
@@ -275,6 +297,7 @@ class _RunPlan:
     fresh: bool
     problems: int
     images_every: int | None
+    evaluation: EvaluationSettings
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -311,9 +334,10 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
     definition, out_dir = plan.definition, plan.out
     store = RunStore(out_dir, definition, fresh=plan.fresh, rank=rank if world > 1 else None) if out_dir else None
     finished = store.finished() if store is not None else {}
-    source = load_source(spec.data)
+    source = load_source(spec.data, spec.targets)
     batch = spec.fl.batch_size
     samples = load_samples(source, [i for t in range(count) for i in spec.target_indices(t)])
+    evaluator = Evaluator.for_task(spec.metrics, dataclasses.replace(plan.evaluation, source=source))
     writer = rank == 0
     run_logger = make_logger(plan.logger, out_dir, f"{spec.name}/{attack}") if plan.logger and out_dir and writer else None
 
@@ -339,7 +363,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
             chunk.append(_Target(number, private, observation))
         checkpoint = store.checkpoint(chunk[0].number, chunk[-1].number) if store is not None else None
         done, used = attack_targets(spec, attack_cls, plan.config, chunk, seed=plan.seed, tries=tries,
-                                    step_offset=steps, options=dataclasses.replace(options, checkpoint=checkpoint))
+                                    evaluator=evaluator, step_offset=steps, options=dataclasses.replace(options, checkpoint=checkpoint))
         steps += used
         if store is not None:
             store.append(done)
@@ -357,6 +381,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
         row, images = finished[target]
         result.targets.append(row)
         pictures.append(images if images is not None else torch.full_like(samples.images[:batch], 0.5))
+    result.evaluation = evaluator.summary()
     if out_dir is not None and writer:
         result.write(out_dir)
         save_comparison(samples.images, torch.cat(pictures), out_dir / "reconstructions.png")

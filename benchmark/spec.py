@@ -72,10 +72,17 @@ class DataSpec(_Strict):
 
 
 class TargetsSpec(_Strict):
-    """Target t is the batch of dataset indices start + t*B ... start + (t+1)*B - 1 (B = fl.batch_size)."""
+    """Target t is the batch of positions start + t*B ... start + (t+1)*B - 1 (B = fl.batch_size).
+
+    A position is a dataset index, or with ``select: per_identity`` a person: position p is the first
+    image of the p-th person (by label) with at least two images, the rest of whose images form the
+    face re-identification gallery.
+    """
 
     start: int = Field(0, ge=0)
     count: int = Field(20, ge=1)
+    select: Literal["consecutive", "per_identity"] = Field(
+        "consecutive", description="consecutive dataset indices, or one image per person with >= 2 images")
 
 
 class VictimSpec(_Strict):
@@ -123,9 +130,16 @@ class TaskSpec(_Strict):
     metrics: tuple[str, ...] = ("mse", "psnr", "ssim", "label_accuracy")
 
     def target_indices(self, target: int) -> list[int]:
-        """Dataset indices of target ``target`` (0-based)."""
+        """Positions (see :class:`TargetsSpec`) of target ``target`` (0-based)."""
         first = self.targets.start + target * self.fl.batch_size
         return list(range(first, first + self.fl.batch_size))
+
+
+def threat_model(spec: TaskSpec) -> str:
+    """The server's knowledge and the victim's setting in a few words, e.g. ``labels unknown, train, fedsgd``."""
+    fl = spec.fl
+    protocol = fl.protocol if fl.protocol == "fedsgd" else f"fedavg {fl.local_epochs} epoch(s) lr {fl.local_lr:g}"
+    return f"labels {spec.threat.labels}, {spec.victim.mode}, {protocol}"
 
 
 class SuiteSpec(_Strict):

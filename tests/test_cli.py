@@ -65,3 +65,32 @@ def test_bench_runs_every_applicable_attack(capsys, tmp_path: Path, monkeypatch:
 
 def test_unknown_suite(capsys):
     assert "did you mean 'quick'" in _one_line_error(capsys, ["bench", "--suite", "quik"])
+
+
+def test_ls_tasks_shows_the_threat_model_and_whether_the_data_is_here(capsys):
+    assert main(["ls", "tasks"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert "labels unknown, train, fedsgd" in lines["cifar10-lenetzhu-b1"]
+    assert lines["cifar10-lenetzhu-b1"].rstrip().endswith("yes")  # the offline copy holds its 20 images
+    assert lines["mnist-lenet5-b128"].rstrip().endswith("no")  # 128 images: the full test set is needed
+    assert lines["lfw-lenet5-b1"].rstrip().endswith("no") and lines["lfwmini-lenet5-b1"].rstrip().endswith("yes")
+
+
+def test_face_task_reports_reidentification_beside_ceiling_and_chance(capsys, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no LPIPS backbone here
+    argv = ["run", "--task", "lfwmini-lenet5-b1", "--attack", "grnn", "--targets", "2", "--max-steps", "5",
+            "--out", str(tmp_path / "run"), "--no-progress", "--reid", "dlib"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "face re-identification" in out and "originals (ceiling)" in out and "noise images (chance)" in out
+    assert out.count("lpips unavailable:") == 1 and "--lpips-weights" in out
+    summary = json.loads((tmp_path / "run" / "results.json").read_text())["summary"]
+    assert summary["reid_backend"] == "dlib" and summary["reid_top1_ceiling"] == 1.0
+    assert 0 <= summary["reid_top1"] <= summary["reid_top5"] <= 1 and summary["reid_top5_chance"] is not None
+    assert summary["lpips"] is None and "--lpips-weights" in summary["unavailable"]["lpips"]
+
+
+def test_lpips_weights_must_exist(capsys, tmp_path: Path):
+    with pytest.raises(SystemExit):
+        main(["run", "--task", "cifar10-lenetzhu-b1", "--attack", "dlg", "--lpips-weights", str(tmp_path / "none.pth")])
+    assert "none.pth: no such file" in capsys.readouterr().err

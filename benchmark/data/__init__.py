@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 from torchvision.transforms import functional as TF
 
-from benchmark.errors import SpecError
+from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError
 from benchmark.registry import Registry
-from benchmark.spec import BinaryLabels, DataSpec
+from benchmark.spec import BinaryLabels, DataSpec, TargetsSpec
 
 
 def cache_dir() -> Path:
@@ -53,6 +53,17 @@ class ImageSource:
         """uint8 images (N, C, H, W), labels (N,), origin."""
         raise NotImplementedError
 
+    def identities(self) -> list[int]:
+        """The label of every image, in index order (for targets chosen per identity)."""
+        raise SpecError(f"dataset '{self.spec.dataset}' cannot list its labels: targets.select: per_identity "
+                        f"needs lfw or folder")
+
+    def gallery(self) -> tuple[Tensor, Tensor]:
+        """Reference faces of the people the targets show, uint8 (M, C, H, W), and their identities (M,),
+        for face re-identification; never the target images themselves unless the protocol says so."""
+        raise NotApplicableError(f"dataset '{self.spec.dataset}' holds no identities to re-identify: face "
+                                 f"re-identification applies to lfw (targets.select: per_identity) and lfwmini")
+
     def input_shape(self) -> tuple[int, int, int]:
         """(C, S, S) after the spec's conversions."""
         size = self.spec.image_size or self.image_size
@@ -64,6 +75,7 @@ class ImageSource:
 def _discover() -> None:
     importlib.import_module("benchmark.data.torchvision_sources")
     importlib.import_module("benchmark.data.folder")
+    importlib.import_module("benchmark.data.lfwmini")
 
 
 DATASETS: Registry[type[ImageSource]] = Registry("dataset", base=ImageSource, discover=_discover)
@@ -87,9 +99,38 @@ class BinaryTask(ImageSource):
         return images, self.binary.apply(labels), origin
 
 
-def load_source(spec: DataSpec) -> ImageSource:
+class PerIdentity(ImageSource):
+    """Targets one per person (``targets.select: per_identity``): position p is the first image of
+    the p-th person, by label, with at least two images; the gallery holds those people's other images."""
+
+    def __init__(self, source: ImageSource) -> None:
+        super().__init__(source.spec)
+        self.source = source
+        self.num_classes, self.channels, self.image_size = source.num_classes, source.channels, source.image_size
+        by_person: dict[int, list[int]] = {}
+        for index, person in enumerate(source.identities()):
+            by_person.setdefault(person, []).append(index)
+        self.people = [indices for _, indices in sorted(by_person.items()) if len(indices) >= 2]
+
+    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+        if max(indices) >= len(self.people):
+            raise DataUnavailableError(
+                f"{self.spec.dataset} {self.spec.split} has {len(self.people)} people with at least two images; "
+                f"position {max(indices)} does not exist: lower targets.start/count or the batch size")
+        images, labels, origin = self.source.fetch([self.people[p][0] for p in indices])
+        return images, labels, f"{origin}, one image per person"
+
+    def gallery(self) -> tuple[Tensor, Tensor]:
+        images, labels, _ = self.source.fetch([i for indices in self.people for i in indices[1:]])
+        return images, labels
+
+
+def load_source(spec: DataSpec, targets: TargetsSpec | None = None) -> ImageSource:
+    """The spec's dataset, seen through its binary task and its target selection, if any."""
     source = DATASETS.get(spec.dataset)(spec)
-    return source if spec.binary is None else BinaryTask(source, spec.binary)
+    if spec.binary is not None:
+        source = BinaryTask(source, spec.binary)
+    return PerIdentity(source) if targets is not None and targets.select == "per_identity" else source
 
 
 def load_samples(source: ImageSource, indices: list[int]) -> Samples:

@@ -32,6 +32,9 @@ class ImageFolderSource(ImageSource):
     def num_classes(self) -> int:  # type: ignore[override]
         return len(self._folder.classes)
 
+    def identities(self) -> list[int]:
+        return list(self._folder.targets)
+
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         folder = self._folder
         if max(indices) >= len(folder):

@@ -49,8 +49,7 @@ class TorchvisionSource(ImageSource):
         if self.spec.split == "test" and max(indices) < OFFLINE_COUNT and folder is not None:
             return self._from_offline(folder, indices)
         if self.manual_download is not None:
-            raise DataUnavailableError(f"{self.spec.dataset} {self.spec.split} images are not available: no copy in "
-                                       f"{cache_dir() / 'data'}. {self.manual_download}")
+            raise self._no_manual_copy()
         reason = "downloads are disabled by LEAKBENCH_OFFLINE"
         if downloads_allowed():
             try:
@@ -63,6 +62,10 @@ class TorchvisionSource(ImageSource):
             f"and {reason}. Run once with internet access (the data is cached), or set LEAKBENCH_CACHE to a "
             f"folder holding torchvision's '{self.dataset_class.__name__}' files, or use fewer targets (--targets)"
         )
+
+    def _no_manual_copy(self) -> DataUnavailableError:
+        return DataUnavailableError(f"{self.spec.dataset} {self.spec.split} images are not available: no copy in "
+                                    f"{cache_dir() / 'data'}. {self.manual_download}")
 
     def _from_torchvision(self, dataset, indices: list[int], origin: str) -> tuple[Tensor, Tensor, str]:
         if max(indices) >= len(dataset):
@@ -124,3 +127,9 @@ class LFW(TorchvisionSource):
 
     def _torchvision(self, download: bool):
         return self.dataset_class(root=str(cache_dir() / "data"), split=self.spec.split, download=download)
+
+    def identities(self) -> list[int]:
+        try:
+            return list(self._torchvision(download=False).targets)
+        except RuntimeError:  # torchvision: "Dataset not found"
+            raise self._no_manual_copy() from None

@@ -59,8 +59,10 @@ def _rank_key(entry: Entry, primary: str | None) -> tuple[bool, float, str]:
 
 
 def make_board(entries: list[tuple[Path, Entry]]) -> Board:
-    """One board from the entries of a single (suite, task)."""
-    metrics = sorted({name for _, entry in entries for name in entry.summary.metrics}, key=_metric_order)
+    """One board from the entries of a single (suite, task); a metric no entry measured (LPIPS without
+    its weights) gets no column."""
+    metrics = sorted({name for _, entry in entries for name, value in entry.summary.metrics.items() if value is not None},
+                     key=_metric_order)
     primary = next((name for name in metrics if name in HIGHER_IS_BETTER), None)
     ordered = sorted(entries, key=lambda item: (item[1].partial, _rank_key(item[1], primary)))
     rows, rank = [], 0

@@ -73,3 +73,36 @@ def test_missing_lfw_says_where_to_put_it_and_substitutes_nothing():
     assert source.num_classes == 5749 and source.input_shape() == (3, 32, 32)
     with pytest.raises(DataUnavailableError, match=r"lfw test images are not available.*lfw-py.*LFWPeople"):
         load_samples(source, [0])
+
+
+def test_lfwmini_serves_the_hundred_scikit_image_faces():
+    from skimage.data import lfw_subset
+
+    source = load_source(DataSpec(dataset="lfwmini"))
+    samples = load_samples(source, [0, 99])
+    assert samples.labels.tolist() == [0, 99] and samples.images.shape == (2, 1, 25, 25)
+    torch.testing.assert_close(samples.images[1, 0].double(), torch.from_numpy(lfw_subset()[99]), atol=0.5 / 255, rtol=0)
+    images, people = source.gallery()
+    assert images.shape == (100, 1, 25, 25) and people.tolist() == list(range(100))
+    with pytest.raises(DataUnavailableError, match="100 faces"):
+        load_samples(source, [100])
+    with pytest.raises(SpecError, match="one split"):
+        load_samples(load_source(DataSpec(dataset="lfwmini", split="train")), [0])
+
+
+def test_per_identity_targets_take_each_persons_first_image_and_leave_the_rest_to_the_gallery(tmp_path: Path):
+    from benchmark.spec import TargetsSpec
+
+    for person, count in (("ada", 3), ("bob", 1), ("cy", 2)):
+        (tmp_path / person).mkdir()
+        for k in range(count):
+            Image.fromarray(np.full((4, 4, 3), 40 * k + {"ada": 1, "bob": 2, "cy": 3}[person], np.uint8)).save(
+                tmp_path / person / f"{k}.png")
+    source = load_source(DataSpec(dataset="folder", path=str(tmp_path), image_size=4), TargetsSpec(select="per_identity"))
+    samples = load_samples(source, [0, 1])
+    assert samples.labels.tolist() == [0, 2]  # ada and cy; bob has one image
+    assert (samples.images[:, 0, 0, 0] * 255).round().tolist() == [1, 3]  # their first images
+    gallery, people = source.gallery()
+    assert people.tolist() == [0, 0, 2] and gallery[:, 0, 0, 0].tolist() == [41, 81, 43]
+    with pytest.raises(DataUnavailableError, match="2 people with at least two images"):
+        load_samples(source, [2])
