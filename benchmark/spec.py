@@ -107,7 +107,15 @@ class FLSpec(_Strict):
 
 
 class ThreatSpec(_Strict):
+    """What the server learns besides the update. ``bn_statistics``: what it learns of the private
+    batch's BatchNorm statistics: ``none``; ``batch``, the client's BatchNorm buffers after its round
+    (uploaded with the weights, as FedAvg implementations that average buffers do), from which each
+    layer's batch mean and variance follow (FedSGD, train mode); or ``known``, each layer's batch mean
+    and variance themselves (the assumption of Yin et al.'s BN prior, CVPR 2021)."""
+
     labels: Literal["known", "unknown"] = Field("unknown", description="whether the server sees the labels")
+    bn_statistics: Literal["none", "batch", "known"] = Field(
+        "none", description="what the server learns of the private batch's BatchNorm statistics")
 
 
 class BudgetSpec(_Strict):
@@ -261,6 +269,10 @@ def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
         if metric not in METRICS:
             raise SpecError(f"{source}: key 'metrics': unknown metric '{metric}'"
                             f"{did_you_mean(metric, METRICS.names())}; known: {', '.join(METRICS.names())}")
+    if spec.threat.bn_statistics == "batch" and (spec.victim.mode != "train" or spec.fl.protocol != "fedsgd"):
+        raise SpecError(f"{source}: key 'threat.bn_statistics': 'batch' reads the batch statistics off the BatchNorm "
+                        f"buffers one FedSGD step in train mode leaves; set victim.mode: train and fl.protocol: "
+                        f"fedsgd, or use 'known'")
     return spec
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from benchmark.data import Samples
 from benchmark.errors import SpecError
@@ -80,6 +81,48 @@ def fedavg_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str
     return {name: params[name] - current[name] for name in params}
 
 
+BatchStatistics = tuple[tuple[Tensor, Tensor], ...]  # per BatchNorm layer, in module order: (mean, variance), (C,)
+
+
+def _batch_norms(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm)]
+
+
+def batch_statistics(model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor],
+                     inputs: Tensor) -> BatchStatistics:
+    """Mean and unbiased variance over (N, H, W) of the input of every BatchNorm layer, in module
+    order, in a forward pass of ``inputs``; the victim's statistics and, inside ``vmap``, the
+    attacker's of its candidates. ``buffers`` may be updated in place (train mode): pass copies."""
+    collected: list[tuple[Tensor, Tensor]] = []
+
+    def record(module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        dims = [0, *range(2, args[0].ndim)]
+        collected.append((args[0].mean(dims), args[0].var(dims, correction=1)))
+
+    handles = [module.register_forward_pre_hook(record) for _, module in _batch_norms(model)]
+    try:
+        functional_call(model, (params, buffers), (inputs,))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return tuple(collected)
+
+
+def statistics_from_buffers(model: nn.Module, before: dict[str, Tensor], after: dict[str, Tensor]) -> BatchStatistics:
+    """The batch mean and unbiased variance of every BatchNorm layer, read off its running buffers
+    before and after one train-mode forward pass: r_after = (1 − m)·r_before + m·batch statistic."""
+    statistics = []
+    for name, module in _batch_norms(model):
+        m = module.momentum
+        if m is None or not module.track_running_stats:
+            raise SpecError(f"BatchNorm layer '{name}' keeps no exponential running statistics; "
+                            f"threat.bn_statistics: batch cannot be read off its buffers, use 'known'")
+        prefix = f"{name}." if name else ""
+        statistics.append(tuple((after[prefix + key] - (1 - m) * before[prefix + key]) / m
+                                for key in ("running_mean", "running_var")))
+    return tuple(statistics)
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the server sees: the security boundary of the benchmark.
@@ -94,6 +137,8 @@ class Observation:
         num_classes: K.
         normalization: preprocessing from [0, 1] images to model inputs, known to the server.
         labels: the private labels (N,), only where the threat model gives them; else None.
+        bn_statistics: the private batch's (mean, variance) at every BatchNorm layer, only where the
+            threat model gives them (``threat.bn_statistics``: batch or known); else None.
     """
 
     model: nn.Module
@@ -104,6 +149,7 @@ class Observation:
     num_classes: int
     normalization: Normalization | None = None
     labels: Tensor | None = None
+    bn_statistics: BatchStatistics | None = None
 
     def to_images(self, inputs: Tensor) -> Tensor:
         """Model inputs (N, C, H, W) → images in [0, 1] (de-normalised, clamped)."""
@@ -155,6 +201,7 @@ class Victim:
         try:
             update = PROTOCOLS.get(self.spec.fl.protocol)(self.model, params, buffers, self._model_inputs(),
                                                          self._private.labels, self.spec.fl)
+            statistics = self._bn_statistics(server_copy, params, buffers)
         except RuntimeError as err:  # torch's shape errors: the task's inputs do not fit its model
             raise SpecError(
                 f"task '{self.spec.name}': model '{self.spec.victim.model}' cannot take inputs of shape "
@@ -169,4 +216,21 @@ class Victim:
             num_classes=self.num_classes,
             normalization=self.spec.data.normalize,
             labels=self._private.labels.clone() if self.spec.threat.labels == "known" else None,
+            bn_statistics=statistics,
         )
+
+    def _bn_statistics(self, server_copy: nn.Module, params: dict[str, Tensor],
+                       buffers_after: dict[str, Tensor]) -> BatchStatistics | None:
+        """What ``threat.bn_statistics`` lets the server learn: for ``batch`` computed from what it
+        observes alone (its copy's buffers and the uploaded ones)."""
+        setting = self.spec.threat.bn_statistics
+        if setting != "none" and not _batch_norms(self.model):
+            raise SpecError(f"task '{self.spec.name}': threat.bn_statistics: {setting}, but model "
+                            f"'{self.spec.victim.model}' has no BatchNorm layer; set it to none")
+        if setting == "batch":
+            return statistics_from_buffers(server_copy, dict(server_copy.named_buffers()), buffers_after)
+        if setting == "known":
+            copies = {name: b.clone() for name, b in self.model.named_buffers()}
+            return tuple((m.detach(), v.detach()) for m, v in batch_statistics(self.model, params, copies,
+                                                                              self._model_inputs()))
+        return None

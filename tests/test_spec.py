@@ -151,3 +151,11 @@ def _assert_clean_outcome(spec: Path) -> None:
     assert code in (0, 2)
     if code == 2:
         assert message.startswith("leakbench: error: ") and "\n" not in message
+
+
+def test_bn_statistics_read_off_buffers_need_one_train_mode_fedsgd_step():
+    with pytest.raises(SpecError, match="threat.bn_statistics"):
+        make_spec(threat={"bn_statistics": "batch"}, victim={"mode": "eval"})
+    with pytest.raises(SpecError, match="fedsgd"):
+        make_spec(threat={"bn_statistics": "batch"}, fl={"protocol": "fedavg"})
+    assert make_spec(threat={"bn_statistics": "known"}, victim={"mode": "eval"}).threat.bn_statistics == "known"

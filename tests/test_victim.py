@@ -127,3 +127,28 @@ def test_one_model_for_all_targets_when_reinit_is_once():
     spec = make_spec(victim={"reinit": "once"})
     a, b = Victim(spec, 0, _private(0), 10), Victim(spec, 5, _private(1), 10)
     assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+
+
+def test_bn_statistics_follow_the_threat_model():
+    victim = {"model": "convnet", "init": "default", "mode": "train"}
+    private = _private(0, n=3)
+    seen = {setting: Victim(make_spec(victim=victim, fl={"batch_size": 3}, threat={"bn_statistics": setting}), 0,
+                            private, 10).observe().bn_statistics for setting in ("none", "batch", "known")}
+    assert seen["none"] is None
+    known, batch = seen["known"], seen["batch"]
+    assert len(known) == len(batch) == 8  # the ConvNet's BatchNorm layers
+    first_mean, first_var = known[0]  # the first layer normalises the output of a 3x3 conv of the images
+    model = Victim(make_spec(victim=victim, fl={"batch_size": 3}), 0, private, 10).model
+    conv = model.features[0](private.images).detach()
+    torch.testing.assert_close(first_mean, conv.mean((0, 2, 3)))
+    torch.testing.assert_close(first_var, conv.var((0, 2, 3)))
+    for (mean_k, var_k), (mean_b, var_b) in zip(known, batch):  # read off the buffers: the same statistics
+        torch.testing.assert_close(mean_b, mean_k, atol=1e-4, rtol=1e-3)
+        torch.testing.assert_close(var_b, var_k, atol=1e-4, rtol=1e-3)
+
+
+def test_bn_statistics_need_a_model_with_batchnorm():
+    from benchmark.errors import SpecError
+
+    with pytest.raises(SpecError, match="no BatchNorm layer"):
+        Victim(make_spec(threat={"bn_statistics": "known"}), 0, _private(0), 10).observe()

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
+from benchmark.errors import NotApplicableError
 from benchmark.attacks.components.distances import cosine_distance
 from benchmark.attacks.components.labels import idlg_label
 from benchmark.attacks.components.priors import total_variation
@@ -25,6 +26,7 @@ class InvertingGradientsConfig:
     boxed: bool = True  # project onto the image box [0, 1] after each step
     lr_decay_at: tuple[float, ...] = (3 / 8, 5 / 8, 7 / 8)  # fractions of max_steps where lr ×= 0.1
     patience: int | None = None  # stop a problem whose best loss stalls this many steps (paper: never)
+    bn_prior: float = 0.0  # weight of Yin et al.'s BatchNorm-statistics prior (needs threat.bn_statistics)
 
 
 @ATTACKS.register("inverting_gradients", aliases=("ig",))
@@ -38,6 +40,9 @@ class InvertingGradients(OptimizationAttack):
     clamped to the image box [0, 1] expressed in those coordinates; lr ×0.1 at 3/8, 5/8 and 7/8 of
     the run. Labels: the threat model's if given, the iDLG rule for one sample, otherwise
     softmax-parametrised labels optimised jointly. Restarts (the runner's) keep the lowest loss.
+
+    Where the threat model gives the private batch's BatchNorm statistics, ``bn_prior`` > 0 adds the
+    prior of Yin et al. (CVPR 2021), β·Σ_l ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂ (not in the paper).
     """
 
     Config = InvertingGradientsConfig
@@ -61,6 +66,9 @@ class InvertingGradients(OptimizationAttack):
             first.normalization.apply(zeros), first.normalization.apply(zeros + 1))
         self.register_buffer("box_low", low)
         self.register_buffer("box_high", high)
+        if self.config.bn_prior > 0 and self.problems.target_bn_statistics is None:
+            raise NotApplicableError("bn_prior needs the private batch's BatchNorm statistics: a task with "
+                                     "threat.bn_statistics: batch or known")
 
     def candidates(self) -> list[Tensor]:
         return [self.inputs, self.label_logits] if self.learns_labels else [self.inputs]
@@ -68,7 +76,14 @@ class InvertingGradients(OptimizationAttack):
     def objective(self) -> Tensor:
         targets = self.label_logits.softmax(dim=-1) if self.learns_labels else self.labels
         distance = cosine_distance(self.problems.updates(self.inputs, targets), self.problems.target_updates)
-        return distance + self.config.tv * total_variation(self.inputs)
+        loss = distance + self.config.tv * total_variation(self.inputs)
+        return loss + self.config.bn_prior * self.bn_distance() if self.config.bn_prior > 0 else loss
+
+    def bn_distance(self) -> Tensor:
+        """Σ_l ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂ per problem (K,), against the observed statistics."""
+        pairs = zip(self.problems.bn_statistics(self.inputs), self.problems.target_bn_statistics)
+        return sum((mean - target_mean).norm(dim=-1) + (var - target_var).norm(dim=-1)
+                   for (mean, var), (target_mean, target_var) in pairs)
 
     def current(self) -> dict[str, Tensor]:
         labels = self.label_logits.argmax(dim=-1) if self.learns_labels else self.labels

@@ -3,6 +3,7 @@ import torch
 
 from benchmark.attacks.inverting_gradients import InvertingGradients, InvertingGradientsConfig
 from benchmark.data import Samples
+from benchmark.errors import NotApplicableError
 from benchmark.runner import fit
 from benchmark.victim import Victim
 
@@ -62,3 +63,24 @@ def test_reconstruction_improves_over_a_short_run():
     (last,), _ = fit(InvertingGradients, [observation], config, [0])
     error = [(r.images - private.images[0]).pow(2).mean().item() for r in (first, last)]
     assert last.loss < first.loss and error[1] < error[0] / 2
+
+
+BN_VICTIM = {"victim": {"model": "convnet", "init": "default", "mode": "train"}}
+
+
+@pytest.mark.parametrize("setting", ["batch", "known"])
+def test_bn_prior_vanishes_at_the_private_batch_only(setting):
+    observations = [_observation(2, threat={"bn_statistics": setting}, **BN_VICTIM) for _ in range(2)]
+    attack = InvertingGradients([o for o, _ in observations], InvertingGradientsConfig(tv=0.0, bn_prior=1.0))
+    assert (attack.bn_distance() > 0.1).all()  # random candidates
+    with torch.no_grad():
+        attack.inputs.copy_(torch.stack([private.images for _, private in observations]))
+    assert attack.bn_distance().abs().max() < 1e-2  # float32 read-back of the buffers: ~1e-4 relative
+    attack.objective().sum().backward(inputs=[attack.inputs])
+    assert torch.isfinite(attack.inputs.grad).all()
+
+
+def test_bn_prior_without_statistics_is_not_applicable():
+    observation, _ = _observation(2, **BN_VICTIM)
+    with pytest.raises(NotApplicableError, match="threat.bn_statistics"):
+        InvertingGradients([observation], InvertingGradientsConfig(bn_prior=1.0))

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import replace_all_batch_norm_modules_, vmap
 
-from benchmark.victim import PROTOCOLS, Observation
+from benchmark.victim import PROTOCOLS, BatchStatistics, Observation, batch_statistics
 
 
 class ProblemBatch(nn.Module):
@@ -47,6 +47,11 @@ class ProblemBatch(nn.Module):
         labels = [o.labels for o in observations]
         self.register_buffer("labels", torch.stack(labels) if all(x is not None for x in labels) else None,
                              persistent=False)
+        statistics = [o.bn_statistics for o in observations]
+        self._bn_layers = len(statistics[0]) if all(s is not None for s in statistics) else None
+        for layer in range(self._bn_layers or 0):
+            for j, kind in enumerate(("mean", "var")):
+                self.register_buffer(f"bn_{kind}_{layer}", torch.stack([s[layer][j] for s in statistics]), persistent=False)
 
     def __len__(self) -> int:
         return len(self.observations)
@@ -76,6 +81,23 @@ class ProblemBatch(nn.Module):
 
         per_problem = vmap(update, in_dims=(None if self.shared else 0, 0, 0))(self._params(), inputs, targets)
         return tuple(per_problem[name] for name in self._names)
+
+    @property
+    def target_bn_statistics(self) -> BatchStatistics | None:
+        """The observed BatchNorm statistics of every problem's private batch, (K, C) each, or None
+        where the threat model gives none."""
+        if self._bn_layers is None:
+            return None
+        return tuple((getattr(self, f"bn_mean_{i}"), getattr(self, f"bn_var_{i}")) for i in range(self._bn_layers))
+
+    def bn_statistics(self, inputs: Tensor) -> BatchStatistics:
+        """The same statistics of the candidates (K, B, C, H, W), (K, C) each, differentiable."""
+        buffers = dict(self.model.named_buffers())
+
+        def statistics(params: dict[str, Tensor], x: Tensor) -> BatchStatistics:
+            return batch_statistics(self.model, params, buffers, x)
+
+        return vmap(statistics, in_dims=(None if self.shared else 0, 0))(self._params(), inputs)
 
     def to_images(self, inputs: Tensor) -> Tensor:
         """Model inputs (K, B, C, H, W) → images in [0, 1]."""
