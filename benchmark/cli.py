@@ -232,6 +232,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_victim_train(args: argparse.Namespace) -> int:
+    from benchmark.training import train_victim
+
+    spec = load_task(args.task)
+    trained = train_victim(spec, args.epochs, accelerator=args.accelerator, progress=not args.no_progress)
+    accuracy = "not measured (no test split here)" if trained.test_accuracy is None else f"{trained.test_accuracy:.4f}"
+    print(f"trained {spec.victim.model} of task '{spec.name}' for {trained.epochs} epoch(s) on {trained.train_images} "
+          f"images; test accuracy {accuracy}\nweights: {trained.path}\nsha256: {trained.sha256}\n"
+          f"a spec uses them with  victim: {{state: trained@{trained.epochs}}}")
+    return 0
+
+
 def cmd_study_batch_size(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"study-batch-size-{args.task_family}"
     study = batch_size_study(args.task_family, args.attacks.split(","), batch_sizes=args.batch_sizes, threshold=args.threshold,
@@ -380,6 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     a.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     a.set_defaults(func=cmd_study_batch_size)
+
+    p = commands.add_parser("victim", help="the victims of the tasks")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("train", help="train a task's victim on its training split and store it in the cache")
+    a.add_argument("--task", required=True, help="task name (leakbench ls tasks) or YAML path")
+    a.add_argument("--epochs", type=int, default=1, help="passes over the training split (default 1)")
+    a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    a.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    a.set_defaults(func=cmd_victim_train)
 
     p = commands.add_parser("analyze", help="rank analysis: which layers of a model leak their input to R-GAP")
     p.add_argument("--model", required=True, help="a registered model (e.g. cnn6, cnn6d, fcn3, lenet_zhu)")

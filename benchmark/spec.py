@@ -93,6 +93,13 @@ class VictimSpec(_Strict):
     reinit: Literal["per_target", "once"] = Field(
         "per_target", description="per_target: a fresh model for target t from seed + t; once: one model for all")
     mode: Literal["train", "eval"] = "train"
+    state: str = Field("untrained", pattern=r"^(untrained|trained@[1-9][0-9]*)$",
+                       description="untrained, or trained@E: the weights `leakbench victim train --epochs E` stores")
+
+    @property
+    def trained_epochs(self) -> int | None:
+        """E of ``state: trained@E``; None for an untrained victim."""
+        return int(self.state.split("@")[1]) if self.state != "untrained" else None
 
 
 class FLSpec(_Strict):

@@ -170,6 +170,17 @@ def build_model(spec: TaskSpec, input_shape: tuple[int, int, int], num_classes: 
     return model.train(spec.victim.mode == "train")
 
 
+def global_model(spec: TaskSpec, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> nn.Module:
+    """The model the server sends: initialised from ``seed``, or the stored trained weights of
+    ``victim.state: trained@E`` (see :mod:`benchmark.training`)."""
+    model = build_model(spec, input_shape, num_classes, seed)
+    if spec.victim.trained_epochs is not None:
+        from benchmark.training import load_trained_state
+
+        model.load_state_dict(load_trained_state(spec, spec.victim.trained_epochs))
+    return model
+
+
 class Victim:
     """One FL client holding one target's private batch.
 
@@ -187,7 +198,7 @@ class Victim:
         self.input_shape: tuple[int, int, int] = tuple(samples.images.shape[1:])  # type: ignore[assignment]
         self.num_classes = num_classes
         seed = spec.victim.seed + (target if spec.victim.reinit == "per_target" else 0)
-        self.model = build_model(spec, self.input_shape, num_classes, seed)
+        self.model = global_model(spec, self.input_shape, num_classes, seed)
 
     def _model_inputs(self) -> Tensor:
         norm = self.spec.data.normalize

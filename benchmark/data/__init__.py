@@ -53,6 +53,10 @@ class ImageSource:
         """uint8 images (N, C, H, W), labels (N,), origin."""
         raise NotImplementedError
 
+    def __len__(self) -> int:
+        """The number of images (positions) of the split; may need the whole dataset."""
+        raise NotImplementedError
+
     def identities(self) -> list[int]:
         """The label of every image, in index order (for targets chosen per identity)."""
         raise SpecError(f"dataset '{self.spec.dataset}' cannot list its labels: targets.select: per_identity "
@@ -98,6 +102,9 @@ class BinaryTask(ImageSource):
         images, labels, origin = self.source.fetch(indices)
         return images, self.binary.apply(labels), origin
 
+    def __len__(self) -> int:
+        return len(self.source)
+
 
 class PerIdentity(ImageSource):
     """Targets one per person (``targets.select: per_identity``): position p is the first image of
@@ -119,6 +126,9 @@ class PerIdentity(ImageSource):
                 f"position {max(indices)} does not exist: lower targets.start/count or the batch size")
         images, labels, origin = self.source.fetch([self.people[p][0] for p in indices])
         return images, labels, f"{origin}, one image per person"
+
+    def __len__(self) -> int:
+        return len(self.people)
 
     def gallery(self) -> tuple[Tensor, Tensor]:
         images, labels, _ = self.source.fetch([i for indices in self.people for i in indices[1:]])

@@ -32,6 +32,9 @@ class ImageFolderSource(ImageSource):
     def num_classes(self) -> int:  # type: ignore[override]
         return len(self._folder.classes)
 
+    def __len__(self) -> int:
+        return len(self._folder)
+
     def identities(self) -> list[int]:
         return list(self._folder.targets)
 

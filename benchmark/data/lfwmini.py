@@ -42,6 +42,9 @@ class LFWMini(ImageSource):
         images = torch.from_numpy(self._faces[indices])[:, None]
         return images, torch.tensor(indices), "scikit-image's 100 LFW faces (skimage.data.lfw_subset)"
 
+    def __len__(self) -> int:
+        return FACES
+
     def gallery(self) -> tuple[Tensor, Tensor]:
         """The 100 original faces, each its own identity (instance-level re-identification)."""
         return torch.from_numpy(self._faces)[:, None], torch.arange(FACES)

@@ -40,28 +40,43 @@ class TorchvisionSource(ImageSource):
         root = cache_dir() / "data"
         return self.dataset_class(root=str(root), train=self.spec.split == "train", download=download)
 
-    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+    def _local(self):
+        """torchvision's dataset from the local copy, or None."""
         try:
-            return self._from_torchvision(self._torchvision(download=False), indices, "local torchvision copy")
+            return self._torchvision(download=False)
         except RuntimeError:  # torchvision: "Dataset not found"
-            pass
-        folder = _offline_folder() if self.offline_prefix else None
-        if self.spec.split == "test" and max(indices) < OFFLINE_COUNT and folder is not None:
-            return self._from_offline(folder, indices)
+            return None
+
+    def _download(self, wanted: str):
+        """torchvision's dataset, downloaded where allowed; else an error saying how to get ``wanted``."""
         if self.manual_download is not None:
             raise self._no_manual_copy()
         reason = "downloads are disabled by LEAKBENCH_OFFLINE"
         if downloads_allowed():
             try:
-                return self._from_torchvision(self._torchvision(download=True), indices, "torchvision download")
+                return self._torchvision(download=True)
             except Exception as err:  # network errors come in many types; all mean the same here
                 reason = f"the download failed ({type(err).__name__}: {str(err)[:120]})"
         raise DataUnavailableError(
-            f"{self.spec.dataset} {self.spec.split} images {min(indices)}..{max(indices)} are not available: "
-            f"no copy in {cache_dir() / 'data'}, the offline copy holds test images 0..{OFFLINE_COUNT - 1} only, "
-            f"and {reason}. Run once with internet access (the data is cached), or set LEAKBENCH_CACHE to a "
-            f"folder holding torchvision's '{self.dataset_class.__name__}' files, or use fewer targets (--targets)"
+            f"{self.spec.dataset} {self.spec.split} {wanted} are not available: no copy in {cache_dir() / 'data'}, "
+            f"the offline copy holds test images 0..{OFFLINE_COUNT - 1} only, and {reason}. Run once with internet "
+            f"access (the data is cached), or set LEAKBENCH_CACHE to a folder holding torchvision's "
+            f"'{self.dataset_class.__name__}' files, or use fewer targets (--targets)"
         )
+
+    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+        local = self._local()
+        if local is not None:
+            return self._from_torchvision(local, indices, "local torchvision copy")
+        folder = _offline_folder() if self.offline_prefix else None
+        if self.spec.split == "test" and max(indices) < OFFLINE_COUNT and folder is not None:
+            return self._from_offline(folder, indices)
+        return self._from_torchvision(self._download(f"images {min(indices)}..{max(indices)}"), indices,
+                                      "torchvision download")
+
+    def __len__(self) -> int:
+        local = self._local()
+        return len(local if local is not None else self._download("images (the whole split)"))
 
     def _no_manual_copy(self) -> DataUnavailableError:
         return DataUnavailableError(f"{self.spec.dataset} {self.spec.split} images are not available: no copy in "
@@ -129,7 +144,7 @@ class LFW(TorchvisionSource):
         return self.dataset_class(root=str(cache_dir() / "data"), split=self.spec.split, download=download)
 
     def identities(self) -> list[int]:
-        try:
-            return list(self._torchvision(download=False).targets)
-        except RuntimeError:  # torchvision: "Dataset not found"
-            raise self._no_manual_copy() from None
+        local = self._local()
+        if local is None:
+            raise self._no_manual_copy()
+        return list(local.targets)

@@ -1,0 +1,132 @@
+"""Trained victims: the task's global model trained with Lightning on its dataset's training split.
+
+A spec names one with ``victim.state: trained@E``. The checkpoint lives in the cache under a name
+fixed by what determines the weights (the data's preprocessing, the architecture, its init and seed,
+the epochs), beside a record of its sha256, checked on every load, and of the test accuracy it
+reached. Training uses fixed settings (SGD, lr 0.01, momentum 0.9, batches of 64 shuffled from the
+victim's seed), so ``trained@E`` names one model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from benchmark.data import Samples, cache_dir, load_samples, load_source
+from benchmark.errors import DataUnavailableError, SpecError
+from benchmark.result import write_atomic
+from benchmark.spec import TaskSpec
+from benchmark.victim import build_model, task_loss
+
+BATCH_SIZE, LEARNING_RATE, MOMENTUM = 64, 0.01, 0.9
+CHUNK = 1000  # images read at a time
+
+
+def checkpoint_path(spec: TaskSpec, epochs: int) -> Path:
+    """Where the victim of ``spec`` trained for ``epochs`` epochs is kept: one file per weights-defining
+    setting, shared by tasks that differ only in targets, batch size or threat model."""
+    data = spec.data.model_dump(mode="json", exclude={"split"})
+    victim = spec.victim.model_dump(mode="json", include={"model", "init", "init_scale", "seed"})
+    setting = json.dumps({"data": data, "victim": victim, "training": [BATCH_SIZE, LEARNING_RATE, MOMENTUM]},
+                         sort_keys=True)
+    digest = hashlib.sha256(setting.encode()).hexdigest()[:16]
+    return cache_dir() / "victims" / f"{spec.victim.model}-{digest}@{epochs}.pt"
+
+
+@dataclass(frozen=True)
+class TrainedVictim:
+    path: Path
+    sha256: str
+    epochs: int
+    test_accuracy: float | None  # None where the test split is not here
+    train_images: int
+
+
+class Classification(pl.LightningModule):
+    """The victim's own loss (:func:`benchmark.victim.task_loss`) minimised by SGD with momentum."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> Tensor:
+        images, labels = batch
+        loss = task_loss(self.model(images), labels)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+
+
+def load_split(spec: TaskSpec, split: str) -> tuple[Samples, int]:
+    """Every image of ``split`` of the task's dataset as model inputs (normalised), and the class count."""
+    source = load_source(spec.data.model_copy(update={"split": split}))
+    size = len(source)
+    parts = [load_samples(source, list(range(start, min(start + CHUNK, size)))) for start in range(0, size, CHUNK)]
+    images = torch.cat([p.images for p in parts])
+    if spec.data.normalize is not None:
+        images = spec.data.normalize.apply(images)
+    return Samples(images, torch.cat([p.labels for p in parts]), parts[0].origin), source.num_classes
+
+
+def accuracy(model: nn.Module, samples: Samples) -> float:
+    """Share of ``samples`` (model inputs) the model classifies right (one logit: positive above 0)."""
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(x) for x in samples.images.split(256)])
+    predictions = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+    return (predictions == samples.labels).double().mean().item()
+
+
+def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress: bool = False) -> TrainedVictim:
+    """Train ``spec``'s victim for ``epochs`` epochs on the training split and store it in the cache.
+
+    Raises :class:`DataUnavailableError` where the training split is not here (saying how to get it).
+    """
+    if epochs < 1:
+        raise SpecError(f"epochs must be at least 1, got {epochs}")
+    train, num_classes = load_split(spec, "train")
+    model = build_model(spec, tuple(train.images.shape[1:]), num_classes, spec.victim.seed).train()
+    loader = DataLoader(TensorDataset(train.images, train.labels), batch_size=BATCH_SIZE, shuffle=True,
+                        generator=torch.Generator().manual_seed(spec.victim.seed))
+    trainer = pl.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False)
+    trainer.fit(Classification(model), loader)
+    try:
+        test_accuracy = accuracy(model.cpu(), load_split(spec, "test")[0])
+    except DataUnavailableError:
+        test_accuracy = None
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    record = TrainedVictim(checkpoint_path(spec, epochs), hashlib.sha256(buffer.getvalue()).hexdigest(), epochs,
+                           test_accuracy, len(train.labels))
+    write_atomic(record.path, buffer.getvalue())
+    write_atomic(record.path.with_suffix(".json"), json.dumps(
+        {"sha256": record.sha256, "epochs": epochs, "test_accuracy": test_accuracy,
+         "train_images": record.train_images, "trained_for": spec.name}, indent=1))
+    return record
+
+
+def load_trained_state(spec: TaskSpec, epochs: int) -> dict[str, Tensor]:
+    """The stored weights of ``spec``'s victim trained for ``epochs`` epochs, checked against their sha256."""
+    path = checkpoint_path(spec, epochs)
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        raise DataUnavailableError(
+            f"task '{spec.name}' needs its victim trained for {epochs} epochs, which is not in {path.parent}: run "
+            f"`leakbench victim train --task {spec.name} --epochs {epochs}` (it needs the {spec.data.dataset} "
+            f"training split)")
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != json.loads(path.with_suffix(".json").read_text())["sha256"]:
+        raise DataUnavailableError(f"{path}: its sha256 differs from the one recorded when it was trained (a changed "
+                                   f"or torn file); train it again with `leakbench victim train --task {spec.name} "
+                                   f"--epochs {epochs}`")
+    return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)

@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark.cli import main
+from benchmark.data import Samples
+from benchmark.errors import DataUnavailableError
+from benchmark.training import checkpoint_path, train_victim
+from benchmark.victim import Victim
+
+from support import make_spec
+
+
+@pytest.fixture
+def two_colours(tmp_path: Path) -> Path:
+    """An ImageFolder of 8x8 images: reddish ones are class 0, bluish ones class 1."""
+    rng = np.random.default_rng(0)
+    for label, channel in (("0-red", 0), ("1-blue", 2)):
+        (tmp_path / label).mkdir()
+        for k in range(16):
+            pixels = rng.integers(0, 90, (8, 8, 3), dtype=np.uint8)
+            pixels[..., channel] += 160
+            Image.fromarray(pixels).save(tmp_path / label / f"{k}.png")
+    return tmp_path
+
+
+def _spec(folder: Path, **victim):
+    return make_spec(data={"dataset": "folder", "path": str(folder), "image_size": 8},
+                     victim={"model": "mlp", "init": "default", "seed": 3, **victim})
+
+
+def test_a_trained_victim_is_stored_with_its_hash_and_loaded_by_trained_at_e(two_colours):
+    trained = train_victim(_spec(two_colours), epochs=3)
+    assert trained.path == checkpoint_path(_spec(two_colours), 3) and trained.path.is_file()
+    assert trained.train_images == 32 and trained.test_accuracy > 0.9  # the folder is its own test split here
+    state = torch.load(trained.path, weights_only=True)
+    private = Samples(torch.rand(1, 3, 8, 8), torch.tensor([1]), "t")
+    model = Victim(_spec(two_colours, state="trained@3"), 5, private, 2).model
+    for name, parameter in model.state_dict().items():
+        assert torch.equal(parameter, state[name]), name
+    untrained = Victim(_spec(two_colours), 5, private, 2).model
+    assert not torch.equal(untrained.state_dict()[name], state[name])
+
+
+def test_a_missing_or_changed_trained_victim_says_how_to_train_it(two_colours):
+    private = Samples(torch.rand(1, 3, 8, 8), torch.tensor([1]), "t")
+    with pytest.raises(DataUnavailableError, match="leakbench victim train --task tiny --epochs 2"):
+        Victim(_spec(two_colours, state="trained@2"), 0, private, 2)
+    trained = train_victim(_spec(two_colours), epochs=1)
+    trained.path.write_bytes(trained.path.read_bytes()[:-5] + b"xxxxx")
+    with pytest.raises(DataUnavailableError, match="sha256 differs"):
+        Victim(_spec(two_colours, state="trained@1"), 0, private, 2)
+
+
+def test_victim_state_is_validated():
+    with pytest.raises(Exception, match="victim.state"):
+        make_spec(victim={"state": "trained@0"})
+
+
+def test_training_without_the_training_split_says_how_to_get_it(capsys):
+    assert main(["victim", "train", "--task", "cifar10-lenetzhu-b1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cifar10 train images (the whole split) are not available" in err and "internet" in err
