@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import Tensor
@@ -52,7 +52,7 @@ class EvaluationSettings:
     reid_backend: str = "auto"
 
 
-Values = Union[Tensor, dict[str, Tensor]]
+Values = Tensor | dict[str, Tensor]
 Metric = Callable[[MatchedBatch], Values]
 
 

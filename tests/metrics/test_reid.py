@@ -1,7 +1,6 @@
 """Face re-identification with a real pretrained encoder (dlib's, from the package index), offline."""
 
 import pytest
-import torch
 
 from benchmark.data import load_samples, load_source
 from benchmark.metrics import EvaluationSettings, MatchedBatch, MetricUnavailableError
