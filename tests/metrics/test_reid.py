@@ -1,10 +1,12 @@
 """Face re-identification with a real pretrained encoder (dlib's, from the package index), offline."""
 
 import pytest
+import torch
+from facenet_pytorch import InceptionResnetV1
 
 from benchmark.data import load_samples, load_source
 from benchmark.metrics import EvaluationSettings, MatchedBatch, MetricUnavailableError
-from benchmark.metrics.reid import FaceReidentification, load_encoder
+from benchmark.metrics.reid import Aligner, FaceReidentification, facenet_weights, load_encoder
 from benchmark.spec import DataSpec
 
 
@@ -42,3 +44,15 @@ def test_a_dataset_without_identities_cannot_be_reidentified():
     source = load_source(DataSpec(dataset="cifar10"))
     with pytest.raises(MetricUnavailableError, match="lfwmini"):
         FaceReidentification(EvaluationSettings(source=source))
+
+
+def test_facenet_is_chosen_where_its_weights_are_cached(tmp_path, monkeypatch, faces):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    facenet_weights().parent.mkdir(parents=True)
+    torch.manual_seed(0)  # random weights stand in for VGGFace2's, which cannot be downloaded here
+    torch.save(InceptionResnetV1(classify=True, num_classes=8631).state_dict(), facenet_weights())
+    name, encoder = load_encoder("auto")
+    crops, found = Aligner(encoder.input_size)(faces[1].images[:2])
+    embeddings = encoder.embed(crops)
+    assert name == "facenet" and embeddings.shape == (2, 512) and found.tolist() == [1.0, 1.0]
+    assert torch.allclose(embeddings.norm(dim=1), torch.ones(2, dtype=torch.float64), atol=1e-5)  # L2-normalised
