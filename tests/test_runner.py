@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 import benchmark
+from benchmark.defenses import DEFENSES
 from benchmark.errors import LeakBenchError, NotApplicableError
 
 from support import make_spec
@@ -128,3 +129,16 @@ def test_two_processes_give_each_target_the_result_of_one_process(tmp_path: Path
 def test_several_processes_need_a_run_folder():
     with pytest.raises(LeakBenchError, match="needs an output folder"):
         benchmark.run(make_spec(), "idlg", max_steps=1, logger=None, devices=2)
+
+
+@pytest.mark.parametrize("defense, strengths", [("gaussian", [0.0, 1e-2, 1e-1]), ("pruning", [0.0, 0.7, 0.99])])
+def test_idlg_leaks_less_as_the_defence_strengthens(defense, strengths):
+    """iDLG on the first CIFAR-10 test image (offline), 40 L-BFGS steps: the attack succeeds undefended, so a
+    falling PSNR is the defence's doing."""
+    from benchmark.spec import DefenseSpec
+
+    psnr = [benchmark.run(task="cifar10-lenetzhu-b1", attack="idlg", targets=1, max_steps=40, logger=None,
+                          defense=DefenseSpec(name=defense, params={DEFENSES.get(defense).strength: value})
+                          ).summary["psnr"] for value in strengths]
+    assert psnr[0] > 20, psnr  # undefended, the image is recovered (iDLG reaches ~40 dB at its 300 steps)
+    assert psnr[0] > psnr[1] > psnr[2], psnr
