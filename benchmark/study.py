@@ -256,5 +256,7 @@ def plot_privacy_utility(study: DefenseStudy, path: Path) -> Path:
         reason = next((c.utility_unavailable for c in study.cells if c.utility_unavailable), "no cell measured")
         by_utility.text(0.5, 0.5, "utility unavailable:\n" + textwrap.fill(reason[:300], 50), ha="center",
                         va="center", fontsize=7, transform=by_utility.transAxes)
+        by_utility.set_xticks([])
+        by_utility.set_yticks([])
     by_utility.set_title("privacy-utility trade-off")
     return _save(figure, path)
