@@ -198,12 +198,13 @@ class DefenseStudy:
 
 def defense_study(task: str, attack: str, defense: DefenseSpec, strengths: Sequence[float], *, out: str | Path,
                   targets: int | None = None, max_steps: int | None = None, seed: int = 0,
-                  utility: UtilitySetting = UtilitySetting(), accelerator: str = "cpu",
+                  utility: UtilitySetting | None = None, accelerator: str = "cpu",
                   progress: bool = False) -> DefenseStudy:
     """Run ``attack`` on ``task`` with ``defense`` at each strength (one resumable run folder each,
     ``out/NAME-STRENGTH``), measure the defended victim's utility, and write ``study.json`` and
     ``privacy-utility.png`` into ``out``. Missing training data makes utility unavailable, with the
-    reason, and the study goes on."""
+    reason, and the study goes on. ``utility``: the training run (default :class:`UtilitySetting`'s)."""
+    utility = utility or UtilitySetting()
     spec = load_task(task)
     attack = ATTACKS.canonical(attack)
     cells = [with_strength(defense, value) for value in strengths]  # bad names and values fail before any work

@@ -30,7 +30,7 @@ def make_spec(**overrides: Any) -> TaskSpec:
 
 
 def make_client(model: nn.Module | None = None, inputs: torch.Tensor | None = None, seed: int = 0,
-                batch: int = 4, fl: FLSpec = FLSpec()) -> ClientRound:
+                batch: int = 4, fl: FLSpec | None = None) -> ClientRound:
     """A client round for the defence tests: by default a conv layer and a fully connected head on a
     batch of random 3×8×8 inputs, labels 0, 1, 2, …; model, inputs and defence generator from ``seed``."""
     with torch.random.fork_rng(devices=[]):
@@ -39,7 +39,7 @@ def make_client(model: nn.Module | None = None, inputs: torch.Tensor | None = No
         inputs = torch.rand(batch, 3, 8, 8) if inputs is None else inputs
     return ClientRound(model=model, params={n: p.detach() for n, p in model.named_parameters()},
                        buffers={n: b.clone() for n, b in model.named_buffers()}, inputs=inputs,
-                       targets=torch.arange(len(inputs)) % 5, fl=fl, generator=torch.Generator().manual_seed(seed))
+                       targets=torch.arange(len(inputs)) % 5, fl=fl or FLSpec(), generator=torch.Generator().manual_seed(seed))
 
 
 def update_of(client: ClientRound) -> dict[str, torch.Tensor]:

@@ -10,8 +10,8 @@ def test_a_long_update_is_scaled_to_the_bound_along_its_direction(client):
     clipped = NormClipping(max_norm=2.0).apply(update, client)
     assert global_norm(list(clipped.values())).item() == pytest.approx(2.0, rel=1e-5)
     ratio = global_norm(list(update.values())) / 2.0
-    for name in update:
-        torch.testing.assert_close(clipped[name] * ratio, update[name])
+    for name, g in update.items():
+        torch.testing.assert_close(clipped[name] * ratio, g)
 
 
 def test_a_short_update_is_unchanged(client):
