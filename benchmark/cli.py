@@ -13,7 +13,7 @@ import yaml
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 
 from benchmark.attacks import ATTACKS
-from benchmark.defenses import build_defense
+from benchmark.defenses import DEFENSES, build_defense
 from benchmark.errors import LeakBenchError, NotApplicableError
 from benchmark.result import write_atomic
 from benchmark.loggers import LOGGERS
@@ -328,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="problems (targets x restarts) solved together in one batched fit (default 32)")
     p.add_argument("--images-every", type=int, help="log the current reconstructions every N steps (tensorboard, wandb)")
     p.add_argument("--defense", type=_defense, metavar="NAME[:KEY=VALUE,...]",
-                   help="the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
-                        "gaussian, laplacian, clipping, dpsgd, pruning, quantization, sign, soteria)")
+                   help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
+                        f"{', '.join(DEFENSES.names())})")
     _add_scale_arguments(p)
     p.set_defaults(func=cmd_run)
 

@@ -88,7 +88,8 @@ class Observation:
     Attributes:
         model: the server's copy of the global model the client trained (architecture, parameters,
             train/eval mode); attacks may run it but changing it changes nothing of the victim.
-        update: the shared update, one tensor per ``model.parameters()`` entry (FedSGD: ∇θ L).
+        update: the shared update, one tensor per ``model.parameters()`` entry (FedSGD: ∇θ L), after the
+            client's defence if the task has one (the attack is not told which).
         fl: the FL setting (protocol, and FedAvg's local epochs, mini-batch size and learning rate).
         batch_size: number of private samples behind the update.
         input_shape: (C, H, W) of one model input.
