@@ -13,13 +13,15 @@ import yaml
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 
 from benchmark.attacks import ATTACKS
+from benchmark.defenses import DEFENSES, build_defense
 from benchmark.errors import LeakBenchError, NotApplicableError
 from benchmark.result import write_atomic
 from benchmark.loggers import LOGGERS
 from benchmark.metrics.reid import ENCODERS
 from benchmark.runner import data_available, run
-from benchmark.spec import TASKS, load_suite, load_task, record_version, spec_hash, threat_model
-from benchmark.study import DEFAULT_THRESHOLD, batch_size_study
+from benchmark.spec import TASKS, DefenseSpec, load_suite, load_task, record_version, spec_hash, threat_model
+from benchmark.study import DEFAULT_THRESHOLD, batch_size_study, defense_study
+from benchmark.utility import UtilitySetting
 
 log = logging.getLogger("benchmark")
 
@@ -71,10 +73,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                  restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
                  accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh, problems=args.problems,
                  images_every=args.images_every, devices=args.devices, num_nodes=args.num_nodes,
-                 lpips_weights=args.lpips_weights, reid=args.reid)
+                 lpips_weights=args.lpips_weights, reid=args.reid, defense=args.defense)
     if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
         print(format_table([_summary_row(result)], COLUMNS))
         _print_evaluation([_summary_row(result)])
+        if (defense := result.config.get("defense")) is not None:
+            print(f"\ndefense: {_describe_defense(defense)}")
         print(f"\nresults: {out / 'results.json'}\npicture: {out / 'reconstructions.png'}")
     return 0
 
@@ -262,6 +266,70 @@ def cmd_study_batch_size(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_defense(record: dict[str, Any]) -> str:
+    params = ", ".join(f"{key}={value}" for key, value in record["params"].items())
+    privacy = record.get("privacy")
+    guarantee = f"; ({privacy['epsilon']:.4g}, {privacy['delta']:g})-DP for the attacked round" if privacy else ""
+    return f"{record['name']}({params}){guarantee}"
+
+
+def cmd_study_defense(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path("runs") / f"study-defense-{Path(args.task).stem}-{args.attack}-{args.defense.name}"
+    setting = UtilitySetting(steps=args.utility_steps, train_images=args.utility_train_images,
+                             test_images=args.utility_test_images)
+    study = defense_study(args.task, args.attack, args.defense, args.strengths, out=out, targets=args.targets,
+                          max_steps=args.max_steps, seed=args.seed, utility=setting, accelerator=args.accelerator,
+                          progress=not args.no_progress)
+    rows = [{**vars(cell), "utility": None if cell.utility is None else 100 * cell.utility,
+             "epsilon": (cell.defense.get("privacy") or {}).get("epsilon"),
+             "note": "; ".join(f"{what} unavailable: {why.split(':')[0]}" for what, why in
+                               (("attack", cell.unavailable), ("utility", cell.utility_unavailable)) if why)}
+            for cell in study.cells]
+    print(f"{study.attack} on {study.task} under {study.defense}, varying {study.strength}; utility: test accuracy (%) "
+          f"after {setting.steps} defended SGD steps\n")
+    columns = ("strength", "targets", "failed", "psnr", "ssim", "mse", "label_accuracy", "utility")
+    print(format_table(rows, columns + (("epsilon",) if any(r["epsilon"] is not None for r in rows) else ()) + ("note",)))
+    reasons = dict.fromkeys(cell.utility_unavailable for cell in study.cells if cell.utility_unavailable)
+    for reason in reasons:
+        print(f"\nutility unavailable: {reason}")
+    print(f"\ntable: {out / 'study.json'}\nplot: {out / 'privacy-utility.png'}")
+    return 0
+
+
+def _parse_value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _defense(text: str) -> DefenseSpec:
+    """NAME or NAME:key=value[,key=value...] → a checked defence spec."""
+    name, _, rest = text.partition(":")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"expected NAME or NAME:key=value[,key=value], e.g. gaussian:sigma=1e-3, "
+                                             f"got {text!r}")
+        params[key.strip()] = _parse_value(value.strip())
+    spec = DefenseSpec(name=name.strip(), params=params)
+    try:
+        build_defense(spec)
+    except LeakBenchError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return spec
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,1e-3,1e-2, got {text!r}") from None
+
+
 def _integers(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",")]
@@ -308,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--problems", type=int, default=32,
                    help="problems (targets x restarts) solved together in one batched fit (default 32)")
     p.add_argument("--images-every", type=int, help="log the current reconstructions every N steps (tensorboard, wandb)")
+    p.add_argument("--defense", type=_defense, metavar="NAME[:KEY=VALUE,...]",
+                   help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
+                        f"{', '.join(DEFENSES.names())})")
     _add_scale_arguments(p)
     _add_evaluation_arguments(p)
     p.set_defaults(func=cmd_run)
@@ -377,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     for a in actions.choices.values():
         a.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
 
-    p = commands.add_parser("study", help="how attacks fare across a protocol setting (batch size)")
+    p = commands.add_parser("study", help="how attacks fare across a protocol setting (batch size, defence strength)")
     studies = p.add_subparsers(dest="study", required=True)
     a = studies.add_parser("batch-size", help="success rate against batch size over a task family (GRNN's Table 3)")
     a.add_argument("--attacks", required=True, help="comma-separated attack names, e.g. grnn,dlg")
@@ -392,6 +463,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     a.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     a.set_defaults(func=cmd_study_batch_size)
+    a = studies.add_parser("defense", help="attack metrics and the victim's utility across a defence's strengths")
+    a.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
+    a.add_argument("--task", required=True, help="task name or YAML path")
+    a.add_argument("--defense", required=True, type=_defense, metavar="NAME[:KEY=VALUE,...]",
+                   help="the defence, with any parameters held fixed (e.g. dpsgd:max_grad_norm=0.5)")
+    a.add_argument("--strengths", required=True, type=_floats,
+                   help="comma-separated values of the defence's strength parameter, e.g. 0,1e-3,1e-2")
+    a.add_argument("--targets", type=int, help="targets per strength (default: the task's)")
+    a.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
+    a.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
+    a.add_argument("--utility-steps", type=int, default=UtilitySetting.steps,
+                   help=f"defended SGD steps of the utility training run (default {UtilitySetting.steps})")
+    a.add_argument("--utility-train-images", type=int, default=UtilitySetting.train_images,
+                   help=f"training images it samples from (default {UtilitySetting.train_images})")
+    a.add_argument("--utility-test-images", type=int, default=UtilitySetting.test_images,
+                   help=f"test images of its accuracy (default {UtilitySetting.test_images})")
+    a.add_argument("--out", help="output folder (default runs/study-defense-TASK-ATTACK-DEFENSE)")
+    a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    a.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    a.set_defaults(func=cmd_study_defense)
 
     p = commands.add_parser("victim", help="the victims of the tasks")
     actions = p.add_subparsers(dest="action", required=True)

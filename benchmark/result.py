@@ -36,7 +36,7 @@ class TargetResult:
     def row(self) -> dict[str, Any]:
         """JSON-ready: the fields, with non-finite numbers as null, plus each metric's mean over the batch."""
         means = {name: _mean(values) for name, values in self.metrics.items()}
-        return _finite_or_null({**asdict(self), **means})
+        return finite_or_null({**asdict(self), **means})
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TargetResult:
@@ -88,7 +88,7 @@ class Result:
 
     def write(self, folder: Path) -> Path:
         """Write ``folder/results.json`` atomically (temporary file, fsync, rename)."""
-        return write_atomic(Path(folder) / "results.json", json.dumps(_finite_or_null(self.to_dict()), indent=2, allow_nan=False))
+        return write_atomic(Path(folder) / "results.json", json.dumps(finite_or_null(self.to_dict()), indent=2, allow_nan=False))
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -96,13 +96,13 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(finite) / len(finite) if finite else None
 
 
-def _finite_or_null(value: Any) -> Any:
+def finite_or_null(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
+        return {k: finite_or_null(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite_or_null(v) for v in value]
+        return [finite_or_null(v) for v in value]
     return value
 
 

@@ -31,12 +31,13 @@ import benchmark
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source
+from benchmark.defenses import build_defense, defense_record
 from benchmark.errors import LeakBenchError, NotApplicableError, SpecError
 from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator
 from benchmark.registry import did_you_mean
 from benchmark.result import Result, TargetResult, save_comparison
-from benchmark.spec import TaskSpec, load_task, spec_hash
+from benchmark.spec import DefenseSpec, TaskSpec, load_task, spec_hash
 from benchmark.store import RunStore
 from benchmark.victim import Observation, Victim
 
@@ -191,7 +192,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         logger: str | None = "csv", accelerator: str = "cpu", progress: bool = False,
         attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
         max_steps_cap: int | None = None, images_every: int | None = None, devices: int = 1,
-        num_nodes: int = 1, lpips_weights: str | Path | None = None, reid: str = "auto") -> Result:
+        num_nodes: int = 1, lpips_weights: str | Path | None = None, reid: str = "auto",
+        defense: DefenseSpec | None = None) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -222,8 +224,13 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         lpips_weights: a torchvision AlexNet weights file for LPIPS (default: torchvision's cache).
         reid: the face re-identification encoder of tasks that list ``reid``: ``facenet``, ``dlib``,
             or ``auto`` (facenet where its weights are present, else dlib).
+        defense: the client's defence, replacing the spec's ``defense`` (an ad-hoc run: the spec's
+            hash, recorded in the run, changes with it).
     """
     spec = task if isinstance(task, TaskSpec) else load_task(task)
+    if defense is not None:
+        build_defense(defense)  # a bad name or parameter fails before any work
+        spec = spec.model_copy(update={"defense": defense})
     attack = ATTACKS.canonical(attack)
     attack_cls = ATTACKS.get(attack)
     overrides = {**spec.budget.options.get(attack, {}), **(attack_options or {})}
@@ -301,9 +308,10 @@ class _RunPlan:
 
     @property
     def definition(self) -> dict[str, Any]:
+        defense = {} if self.spec.defense is None else {"defense": self.spec.defense.model_dump(mode="json")}
         return {"task": self.spec.name, "task_version": self.spec.version, "spec_hash": spec_hash(self.spec),
                 "attack": self.attack, "attack_config": dataclasses.asdict(self.config), "seed": self.seed,
-                "restarts": self.tries}
+                "restarts": self.tries, **defense}
 
 
 class _AttackShare:
@@ -341,8 +349,10 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
     writer = rank == 0
     run_logger = make_logger(plan.logger, out_dir, f"{spec.name}/{attack}") if plan.logger and out_dir and writer else None
 
+    defense = {} if spec.defense is None else {"defense": defense_record(spec.defense)}
     result = Result(task=spec.name, task_version=spec.version, spec_hash=definition["spec_hash"], attack=attack,
-                    config={"attack": definition["attack_config"], "seed": plan.seed, "targets": count, "restarts": tries},
+                    config={"attack": definition["attack_config"], "seed": plan.seed, "targets": count, "restarts": tries,
+                            **defense},
                     data_origin=samples.origin, environment=_environment(plan.accelerator, world))
     log_config(run_logger, {**definition, "targets": count, "environment": result.environment})
     options = FitOptions(accelerator=plan.accelerator, devices=device, logger=run_logger, progress=plan.progress and writer,

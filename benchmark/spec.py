@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
-from benchmark.errors import SpecError
+from benchmark.errors import LeakBenchError, SpecError
 from benchmark.registry import Registry, did_you_mean
 
 
@@ -125,6 +125,14 @@ class ThreatSpec(_Strict):
         "none", description="what the server learns of the private batch's BatchNorm statistics")
 
 
+class DefenseSpec(_Strict):
+    """A defence the client applies to its update (:mod:`benchmark.defenses`), by registered name."""
+
+    name: str = Field(description="a registered defence: gaussian, laplacian, clipping, dpsgd, pruning, ...")
+    params: dict[str, float | int | str] = Field(default_factory=dict, description="the defence's parameters")
+    seed: int = Field(0, description="seed of the defence's randomness (target t: from (seed, t))")
+
+
 class BudgetSpec(_Strict):
     max_steps: int | None = Field(None, ge=1, description="optimisation steps; default: the attack's own")
     restarts: int = Field(1, ge=1, description="tries per target; the lowest final loss wins")
@@ -141,6 +149,7 @@ class TaskSpec(_Strict):
     victim: VictimSpec
     fl: FLSpec = FLSpec()
     threat: ThreatSpec = ThreatSpec()
+    defense: DefenseSpec | None = None
     budget: BudgetSpec = BudgetSpec()
     metrics: tuple[str, ...] = ("mse", "psnr", "ssim", "label_accuracy")
 
@@ -272,6 +281,13 @@ def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
         if name not in ATTACKS:
             raise SpecError(f"{source}: key 'budget.options': unknown attack '{name}'"
                             f"{did_you_mean(name, ATTACKS.names())}; known: {', '.join(ATTACKS.names())}")
+    if spec.defense is not None:
+        from benchmark.defenses import build_defense
+
+        try:
+            build_defense(spec.defense)
+        except LeakBenchError as err:
+            raise SpecError(f"{source}: key 'defense': {err}") from None
     for metric in spec.metrics:
         if metric not in METRICS:
             raise SpecError(f"{source}: key 'metrics': unknown metric '{metric}'"

@@ -1,5 +1,9 @@
 """Studies across tasks: how an attack's success changes with one protocol setting.
 
+The defence study runs one attack on one task under a defence at several strengths and reports,
+per strength, the attack's metrics (privacy) beside the victim's test accuracy after a short
+training run with that defence (utility, :mod:`benchmark.utility`): the privacy-utility trade-off.
+
 The batch-size study (GRNN, Ren et al. 2022, Table 3) runs attacks on every batch-size variant of a
 task family (``mnist-lenet5`` → ``mnist-lenet5-b1``, ``-b4``, …) and reports, per batch size, the
 attack success rate (the share of private images recovered at SSIM ≥ a threshold; GRNN states no
@@ -13,16 +17,19 @@ import io
 import json
 import logging
 import re
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark.attacks import ATTACKS
+from benchmark.defenses import DEFENSES, defense_record, with_strength
 from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError
 from benchmark.registry import did_you_mean
-from benchmark.result import Result, write_atomic
+from benchmark.result import Result, finite_or_null, write_atomic
 from benchmark.runner import run
-from benchmark.spec import TASKS
+from benchmark.spec import TASKS, DefenseSpec, load_task
+from benchmark.utility import UtilitySetting, measure_utility
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +127,28 @@ def batch_size_study(family: str, attacks: Sequence[str], *, batch_sizes: Sequen
     return study
 
 
-def plot_success(study: BatchSizeStudy, path: Path) -> Path:
-    """Success rate against batch size (log₂ axis), one line per attack, as a PNG."""
+def _figure(width: float):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(5, 3.5))
+    return plt.subplots(1, 1 if width < 6 else 2, figsize=(width, 3.5))
+
+
+def _save(figure, path: Path) -> Path:
+    from matplotlib import pyplot as plt
+
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    plt.close(figure)
+    return write_atomic(path, buffer.getvalue())
+
+
+def plot_success(study: BatchSizeStudy, path: Path) -> Path:
+    """Success rate against batch size (log₂ axis), one line per attack, as a PNG."""
+    figure, axes = _figure(5)
     for attack in dict.fromkeys(c.attack for c in study.cells):
         cells = [c for c in study.cells if c.attack == attack and c.success_rate is not None]
         axes.plot([c.batch_size for c in cells], [100 * c.success_rate for c in cells], marker="o", label=attack)
@@ -139,8 +160,104 @@ def plot_success(study: BatchSizeStudy, path: Path) -> Path:
     axes.set_ylim(-5, 105)
     axes.set_title(study.family)
     axes.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    plt.close(figure)
-    return write_atomic(path, buffer.getvalue())
+    return _save(figure, path)
+
+
+@dataclass
+class DefenseCell:
+    """One strength: the attack's means over its targets (privacy) and the defended victim's test
+    accuracy (utility), or why either is unavailable."""
+
+    strength: float
+    defense: dict[str, Any]  # the defence as run, with its guarantee for the attacked round
+    targets: int = 0
+    failed: int = 0
+    psnr: float | None = None
+    ssim: float | None = None
+    mse: float | None = None
+    label_accuracy: float | None = None
+    unavailable: str | None = None  # why the attack has no result
+    utility: float | None = None  # test accuracy after the training run, in [0, 1]
+    utility_privacy: dict[str, float] | None = None  # the defence's guarantee over the training run
+    utility_unavailable: str | None = None  # why utility was not measured (e.g. no training data)
+
+
+@dataclass
+class DefenseStudy:
+    task: str
+    attack: str
+    defense: str
+    strength: str  # the parameter varied
+    utility_setting: dict[str, Any]
+    cells: list[DefenseCell] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"study": "defense", **{k: v for k, v in asdict(self).items() if k != "cells"},
+                "cells": [asdict(c) for c in self.cells]}
+
+
+def defense_study(task: str, attack: str, defense: DefenseSpec, strengths: Sequence[float], *, out: str | Path,
+                  targets: int | None = None, max_steps: int | None = None, seed: int = 0,
+                  utility: UtilitySetting | None = None, accelerator: str = "cpu",
+                  progress: bool = False) -> DefenseStudy:
+    """Run ``attack`` on ``task`` with ``defense`` at each strength (one resumable run folder each,
+    ``out/NAME-STRENGTH``), measure the defended victim's utility, and write ``study.json`` and
+    ``privacy-utility.png`` into ``out``. Missing training data makes utility unavailable, with the
+    reason, and the study goes on. ``utility``: the training run (default :class:`UtilitySetting`'s)."""
+    utility = utility or UtilitySetting()
+    spec = load_task(task)
+    attack = ATTACKS.canonical(attack)
+    cells = [with_strength(defense, value) for value in strengths]  # bad names and values fail before any work
+    out = Path(out)
+    study = DefenseStudy(task=spec.name, attack=attack, defense=DEFENSES.canonical(defense.name),
+                         strength=DEFENSES.get(defense.name).strength, utility_setting=asdict(utility))
+    for value, cell_defense in zip(strengths, cells):
+        log.info("%s on %s, %s %s = %g", attack, spec.name, study.defense, study.strength, value)
+        cell = DefenseCell(strength=value, defense=defense_record(cell_defense))
+        try:
+            result = run(spec, attack, targets=targets, max_steps=max_steps, seed=seed, defense=cell_defense,
+                         out=out / f"{study.defense}-{value:g}", accelerator=accelerator, progress=progress)
+            summary = result.summary
+            cell.targets, cell.failed = summary["targets"], summary["failed"]
+            cell.psnr, cell.ssim, cell.mse = summary["psnr"], summary["ssim"], summary["mse"]
+            cell.label_accuracy = summary["label_accuracy"]
+        except (DataUnavailableError, NotApplicableError) as err:
+            cell.unavailable = str(err)
+        try:
+            measured = measure_utility(spec.model_copy(update={"defense": cell_defense}), utility)
+            cell.utility, cell.utility_privacy = measured.accuracy, measured.privacy
+        except DataUnavailableError as err:
+            cell.utility_unavailable = str(err)
+        study.cells.append(cell)
+        write_atomic(out / "study.json", json.dumps(finite_or_null(study.as_dict()), indent=2))
+    plot_privacy_utility(study, out / "privacy-utility.png")
+    return study
+
+
+def plot_privacy_utility(study: DefenseStudy, path: Path) -> Path:
+    """Left: attack PSNR against the defence's strength; right: PSNR against utility (test accuracy),
+    each point labelled with its strength, or the reason utility is unavailable."""
+    figure, (by_strength, by_utility) = _figure(9)
+    attacked = [c for c in study.cells if c.psnr is not None]
+    by_strength.plot([c.strength for c in attacked], [c.psnr for c in attacked], marker="o")
+    positive = [c.strength for c in study.cells if c.strength > 0]
+    if positive and min(c.strength for c in study.cells) >= 0:
+        by_strength.set_xscale("symlog", linthresh=min(positive))
+    by_strength.set_xlabel(f"{study.defense}: {study.strength}")
+    by_strength.set_ylabel(f"{study.attack} PSNR (dB, higher leaks more)")
+    by_strength.set_title(study.task)
+    measured = [c for c in attacked if c.utility is not None]
+    for cell in measured:
+        by_utility.annotate(f"{cell.strength:g}", (100 * cell.utility, cell.psnr), textcoords="offset points",
+                            xytext=(4, 4), fontsize=8)
+    by_utility.plot([100 * c.utility for c in measured], [c.psnr for c in measured], marker="o")
+    by_utility.set_xlabel("utility: test accuracy (%)")
+    by_utility.set_ylabel(f"{study.attack} PSNR (dB)")
+    if not measured:
+        reason = next((c.utility_unavailable for c in study.cells if c.utility_unavailable), "no cell measured")
+        by_utility.text(0.5, 0.5, "utility unavailable:\n" + textwrap.fill(reason[:300], 50), ha="center",
+                        va="center", fontsize=7, transform=by_utility.transAxes)
+        by_utility.set_xticks([])
+        by_utility.set_yticks([])
+    by_utility.set_title("privacy-utility trade-off")
+    return _save(figure, path)

@@ -17,6 +17,7 @@ from torch.func import functional_call, grad
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from benchmark.data import Samples
+from benchmark.defenses import ClientRound, build_defense, client_generator
 from benchmark.errors import SpecError
 from benchmark.models import MODELS
 from benchmark.registry import Registry
@@ -130,7 +131,8 @@ class Observation:
     Attributes:
         model: the server's copy of the global model the client trained (architecture, parameters,
             train/eval mode); attacks may run it but changing it changes nothing of the victim.
-        update: the shared update, one tensor per ``model.parameters()`` entry (FedSGD: ∇θ L).
+        update: the shared update, one tensor per ``model.parameters()`` entry (FedSGD: ∇θ L), after the
+            client's defence if the task has one (the attack is not told which).
         fl: the FL setting (protocol, and FedAvg's local epochs, mini-batch size and learning rate).
         batch_size: number of private samples behind the update.
         input_shape: (C, H, W) of one model input.
@@ -155,6 +157,12 @@ class Observation:
         """Model inputs (N, C, H, W) → images in [0, 1] (de-normalised, clamped)."""
         images = inputs if self.normalization is None else self.normalization.invert(inputs)
         return images.clamp(0, 1)
+
+
+def model_inputs(spec: TaskSpec, images: Tensor) -> Tensor:
+    """[0, 1] images (N, C, H, W) → the task's model inputs (normalised where the spec says so)."""
+    norm = spec.data.normalize
+    return images if norm is None else norm.apply(images)
 
 
 def build_model(spec: TaskSpec, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> nn.Module:
@@ -197,15 +205,15 @@ class Victim:
         self._private = samples
         self.input_shape: tuple[int, int, int] = tuple(samples.images.shape[1:])  # type: ignore[assignment]
         self.num_classes = num_classes
+        self.target = target
         seed = spec.victim.seed + (target if spec.victim.reinit == "per_target" else 0)
         self.model = global_model(spec, self.input_shape, num_classes, seed)
 
     def _model_inputs(self) -> Tensor:
-        norm = self.spec.data.normalize
-        return self._private.images if norm is None else norm.apply(self._private.images)
+        return model_inputs(self.spec, self._private.images)
 
     def observe(self) -> Observation:
-        """Compute the update on the private batch and return what the server sees."""
+        """Compute the update on the private batch, apply the task's defence, return what the server sees."""
         server_copy = copy.deepcopy(self.model)  # the global model as sent, before the client's round
         params = {name: p.detach() for name, p in self.model.named_parameters()}
         buffers = {name: b.clone() for name, b in self.model.named_buffers()}  # the client's own BN state
@@ -218,6 +226,11 @@ class Victim:
                 f"task '{self.spec.name}': model '{self.spec.victim.model}' cannot take inputs of shape "
                 f"{self.input_shape} ({str(err).splitlines()[0]}); change data.image_size/channels or victim.model"
             ) from None
+        if self.spec.defense is not None:
+            client = ClientRound(model=self.model, params=params, buffers={n: b.clone() for n, b in server_copy.named_buffers()},
+                                 inputs=self._model_inputs(), targets=self._private.labels, fl=self.spec.fl,
+                                 generator=client_generator(self.spec.defense, self.target))
+            update = build_defense(self.spec.defense).apply(update, client)
         return Observation(
             model=server_copy,
             update=tuple(update[name] for name in params),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from benchmark.spec import TaskSpec, parse_task
+import torch
+from torch import nn
+
+from benchmark.defenses import ClientRound
+from benchmark.spec import FLSpec, TaskSpec, parse_task
+from benchmark.victim import fedsgd_update
 
 BASE_SPEC: dict[str, Any] = {
     "name": "tiny",
@@ -22,3 +27,21 @@ def make_spec(**overrides: Any) -> TaskSpec:
     for key, value in overrides.items():
         content[key] = {**content[key], **value} if isinstance(value, dict) and key in content else value
     return parse_task(content, "test spec")
+
+
+def make_client(model: nn.Module | None = None, inputs: torch.Tensor | None = None, seed: int = 0,
+                batch: int = 4, fl: FLSpec | None = None) -> ClientRound:
+    """A client round for the defence tests: by default a conv layer and a fully connected head on a
+    batch of random 3×8×8 inputs, labels 0, 1, 2, …; model, inputs and defence generator from ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model or nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Sigmoid(), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
+        inputs = torch.rand(batch, 3, 8, 8) if inputs is None else inputs
+    return ClientRound(model=model, params={n: p.detach() for n, p in model.named_parameters()},
+                       buffers={n: b.clone() for n, b in model.named_buffers()}, inputs=inputs,
+                       targets=torch.arange(len(inputs)) % 5, fl=fl or FLSpec(), generator=torch.Generator().manual_seed(seed))
+
+
+def update_of(client: ClientRound) -> dict[str, torch.Tensor]:
+    """The undefended FedSGD update of the round."""
+    return fedsgd_update(client.model, client.params, client.buffers, client.inputs, client.targets, client.fl)

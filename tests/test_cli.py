@@ -94,3 +94,43 @@ def test_lpips_weights_must_exist(capsys, tmp_path: Path):
     with pytest.raises(SystemExit):
         main(["run", "--task", "cifar10-lenetzhu-b1", "--attack", "dlg", "--lpips-weights", str(tmp_path / "none.pth")])
     assert "none.pth: no such file" in capsys.readouterr().err
+@pytest.mark.parametrize("value, message", [
+    ("gausian:sigma=1", "unknown defense 'gausian' (did you mean 'gaussian'?)"),
+    ("gaussian:sigm=1", "defense 'gaussian' has no parameter 'sigm' (did you mean 'sigma'?)"),
+    ("gaussian:sigma", "expected NAME or NAME:key=value[,key=value], e.g. gaussian:sigma=1e-3"),
+    ("pruning:fraction=2", "defense 'pruning': fraction must be in [0, 1], got 2.0"),
+])
+def test_a_bad_defense_argument_is_named_before_any_work(capsys, tmp_path: Path, value, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--task", "cifar10-lenetzhu-b1", "--attack", "idlg", "--defense", value, "--out", str(tmp_path)])
+    assert exited.value.code == 2 and f"argument --defense: {message}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_run_with_a_defense_records_it_and_refuses_to_resume_with_another(capsys, tmp_path: Path):
+    argv = ["run", "--task", "cifar10-lenetzhu-b1", "--attack", "idlg", "--targets", "1", "--max-steps", "1",
+            "--out", str(tmp_path), "--no-progress", "--logger", "none"]
+    assert main(argv + ["--defense", "dpsgd:noise_multiplier=1,max_grad_norm=0.5"]) == 0
+    assert "defense: dpsgd(noise_multiplier=1, max_grad_norm=0.5); (4.729, 1e-05)-DP for the attacked round" \
+        in capsys.readouterr().out
+    recorded = json.loads((tmp_path / "results.json").read_text())["config"]["defense"]
+    assert recorded["params"] == {"noise_multiplier": 1, "max_grad_norm": 0.5}
+    assert recorded["privacy"]["epsilon"] == pytest.approx(4.7285, abs=1e-3)
+    err = _one_line_error(capsys, argv + ["--defense", "gaussian:sigma=0.1"])
+    assert "holds a run with a different defense, spec_hash" in err
+    assert "holds a run with a different defense, spec_hash" in _one_line_error(capsys, argv)  # nor without one
+
+
+def test_study_defense_prints_the_table_and_why_utility_is_unavailable(capsys, tmp_path: Path):
+    assert main(["study", "defense", "--attack", "idlg", "--task", "cifar10-lenetzhu-b1", "--defense", "gaussian",
+                 "--strengths", "0,0.1", "--targets", "1", "--max-steps", "1", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "varying sigma" in out and "utility unavailable: cifar10 train images" in out
+    assert (tmp_path / "study.json").is_file() and (tmp_path / "privacy-utility.png").is_file()
+
+
+def test_study_defense_needs_a_strength_parameter(capsys, tmp_path: Path):
+    err = _one_line_error(capsys, ["study", "defense", "--attack", "idlg", "--task", "cifar10-lenetzhu-b1",
+                                   "--defense", "sign", "--strengths", "1", "--out", str(tmp_path)])
+    assert "defense 'sign' has no strength parameter" in err

@@ -5,7 +5,8 @@ import pytest
 from benchmark.cli import main
 from benchmark.errors import SpecError
 from benchmark.result import Result, TargetResult
-from benchmark.study import batch_size_study, cell_from_result, family_tasks
+from benchmark.spec import DefenseSpec
+from benchmark.study import batch_size_study, cell_from_result, defense_study, family_tasks
 
 
 def test_a_family_is_its_batch_size_variants_in_order():
@@ -45,3 +46,25 @@ def test_cli_names_a_wrong_attack_before_any_work(tmp_path, capsys):
     code = main(["study", "batch-size", "--attacks", "grn", "--task-family", "mnist-lenet5", "--out", str(tmp_path)])
     assert code == 2 and "did you mean 'grnn'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_defense_study_writes_its_table_and_plot_and_reports_utility_unavailable(tmp_path):
+    study = defense_study("cifar10-lenetzhu-b1", "idlg", DefenseSpec(name="pruning"), [0.0, 0.9], targets=1,
+                          max_steps=2, out=tmp_path)
+    assert [c.strength for c in study.cells] == [0.0, 0.9] and study.strength == "fraction"
+    for cell in study.cells:
+        assert cell.targets == 1 and cell.psnr is not None and cell.unavailable is None
+        assert cell.utility is None and "cifar10 train images 0..4999 are not available" in cell.utility_unavailable
+    assert study.cells[1].defense["params"] == {"fraction": 0.9}
+    written = json.loads((tmp_path / "study.json").read_text())
+    assert written["study"] == "defense" and written["defense"] == "pruning" and len(written["cells"]) == 2
+    assert (tmp_path / "privacy-utility.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run = json.loads((tmp_path / "pruning-0.9" / "results.json").read_text())  # an ordinary, resumable run folder
+    assert run["config"]["defense"] == {"name": "pruning", "params": {"fraction": 0.9}, "seed": 0, "privacy": None}
+
+
+def test_defense_study_records_dpsgd_epsilon_per_strength(tmp_path):
+    study = defense_study("cifar10-lenetzhu-b1", "idlg", DefenseSpec(name="dpsgd", params={"max_grad_norm": 0.5}),
+                          [0.5, 2.0], targets=1, max_steps=1, out=tmp_path)
+    low, high = (cell.defense["privacy"]["epsilon"] for cell in study.cells)
+    assert low > high and study.cells[1].defense["params"] == {"max_grad_norm": 0.5, "noise_multiplier": 2.0}

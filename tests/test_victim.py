@@ -152,3 +152,21 @@ def test_bn_statistics_need_a_model_with_batchnorm():
 
     with pytest.raises(SpecError, match="no BatchNorm layer"):
         Victim(make_spec(threat={"bn_statistics": "known"}), 0, _private(0), 10).observe()
+def test_the_server_sees_the_defended_update_only():
+    plain = Victim(make_spec(), 0, _private(0), 10).observe()
+    pruned = Victim(make_spec(defense={"name": "pruning", "params": {"fraction": 0.9}}), 0, _private(0), 10).observe()
+    for before, after in zip(plain.update, pruned.update):
+        kept = after != 0
+        assert int(kept.sum()) == before.numel() - round(0.9 * before.numel())
+        assert torch.equal(after[kept], before[kept])
+    assert _tensors(pruned).keys() == _tensors(plain).keys()  # the defence adds nothing the server can read
+
+
+def test_defence_noise_is_a_function_of_the_defence_seed_and_the_target():
+    def update(target: int, seed: int = 0) -> torch.Tensor:
+        spec = make_spec(defense={"name": "gaussian", "params": {"sigma": 0.1}, "seed": seed},
+                         victim={"reinit": "once"})
+        return torch.cat([u.flatten() for u in Victim(spec, target, _private(0), 10).observe().update])
+
+    assert torch.equal(update(0), update(0))
+    assert not torch.equal(update(0), update(1)) and not torch.equal(update(0), update(0, seed=1))

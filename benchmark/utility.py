@@ -1,0 +1,82 @@
+"""Utility of a defended client: the victim architecture's test accuracy after a short training run.
+
+A defence's price is what it costs the model. :func:`measure_utility` trains the task's victim
+architecture (its init and seed) from scratch for a fixed number of FedSGD rounds on the training
+split of the task's dataset, each round's update (the gradient of a random mini-batch) transformed
+by the task's defence before the SGD step θ ← θ − η·g̃, and reports the accuracy on the first images
+of the test split. Missing training data raises :class:`~benchmark.errors.DataUnavailableError`
+(with how to get it); no other data is substituted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch.func import functional_call
+
+from benchmark.data import load_samples, load_source
+from benchmark.defenses import ClientRound, build_defense, client_generator
+from benchmark.errors import DataUnavailableError
+from benchmark.spec import DataSpec, TaskSpec
+from benchmark.victim import build_model, fedsgd_update, model_inputs
+
+
+@dataclass(frozen=True)
+class UtilitySetting:
+    """The fixed training run: ``steps`` SGD steps of ``batch_size`` images drawn (seeded) from the first
+    ``train_images`` training images, learning rate ``lr``; accuracy on the first ``test_images`` test images."""
+
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 0.1
+    train_images: int = 5000
+    test_images: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Utility:
+    accuracy: float  # on the test images, in [0, 1]
+    setting: dict[str, Any]
+    privacy: dict[str, float] | None = None  # the defence's guarantee for the whole training run, if any
+
+
+def measure_utility(spec: TaskSpec, setting: UtilitySetting = UtilitySetting(), *, train: DataSpec | None = None,
+                    test: DataSpec | None = None) -> Utility:
+    """Train the task's victim with its defence on every update; its test accuracy.
+
+    Args:
+        spec: the task (architecture, init, seed, FL setting, defence, preprocessing).
+        setting: the training run.
+        train, test: the data (default: the task's dataset on its ``train`` and ``test`` splits).
+    """
+    train = train or spec.data.model_copy(update={"split": "train"})
+    test = test or spec.data.model_copy(update={"split": "test"})
+    if train.path is not None and train.path == test.path:
+        raise DataUnavailableError(f"the task's data is one image folder ({train.path}) whatever the split; utility "
+                                   "needs separate training and test images: pass train= and test= folders")
+    source = load_source(train)
+    data = load_samples(source, list(range(setting.train_images)))
+    held_out = load_samples(load_source(test), list(range(setting.test_images)))
+    model = build_model(spec, tuple(data.images.shape[1:]), source.num_classes, spec.victim.seed)
+    params = {name: p.detach().clone() for name, p in model.named_parameters()}
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    defense = build_defense(spec.defense) if spec.defense is not None else None
+    batches = torch.Generator().manual_seed(setting.seed)
+    noise = client_generator(spec.defense, 0) if spec.defense is not None else None
+    for _ in range(setting.steps):
+        chosen = torch.randint(len(data.labels), (setting.batch_size,), generator=batches)
+        inputs, targets = model_inputs(spec, data.images[chosen]), data.labels[chosen]
+        update = fedsgd_update(model, params, buffers, inputs, targets, spec.fl)
+        if defense is not None:
+            update = defense.apply(update, ClientRound(model=model, params=params, buffers=buffers, inputs=inputs,
+                                                       targets=targets, fl=spec.fl, generator=noise))
+        params = {name: params[name] - setting.lr * update[name] for name in params}
+    model.eval()
+    with torch.no_grad():
+        logits = functional_call(model, (params, buffers), (model_inputs(spec, held_out.images),))
+    predicted = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+    privacy = defense.privacy(setting.steps, setting.batch_size / setting.train_images) if defense else None
+    return Utility(accuracy=(predicted == held_out.labels).float().mean().item(), setting=asdict(setting), privacy=privacy)
