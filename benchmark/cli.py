@@ -357,6 +357,15 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
                              "weights are present, else dlib)")
 
 
+def _add_study_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    parser.add_argument("--targets", type=int, help="targets per cell (default: each task's)")
+    parser.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
+    parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
+    parser.add_argument("--out", help=f"output folder (default {out})")
+    parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leakbench", description="Benchmark gradient inversion attacks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -456,12 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--batch-sizes", type=_integers, help="comma-separated subset of the family's batch sizes (default: all)")
     a.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"an image is recovered at SSIM >= this (default {DEFAULT_THRESHOLD})")
-    a.add_argument("--targets", type=int, help="targets per task (default: each task's)")
-    a.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
-    a.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
-    a.add_argument("--out", help="output folder (default runs/study-batch-size-FAMILY)")
-    a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    a.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _add_study_arguments(a, "runs/study-batch-size-FAMILY")
     a.set_defaults(func=cmd_study_batch_size)
     a = studies.add_parser("defense", help="attack metrics and the victim's utility across a defence's strengths")
     a.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
@@ -470,18 +474,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the defence, with any parameters held fixed (e.g. dpsgd:max_grad_norm=0.5)")
     a.add_argument("--strengths", required=True, type=_floats,
                    help="comma-separated values of the defence's strength parameter, e.g. 0,1e-3,1e-2")
-    a.add_argument("--targets", type=int, help="targets per strength (default: the task's)")
-    a.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
-    a.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
     a.add_argument("--utility-steps", type=int, default=UtilitySetting.steps,
                    help=f"defended SGD steps of the utility training run (default {UtilitySetting.steps})")
     a.add_argument("--utility-train-images", type=int, default=UtilitySetting.train_images,
                    help=f"training images it samples from (default {UtilitySetting.train_images})")
     a.add_argument("--utility-test-images", type=int, default=UtilitySetting.test_images,
                    help=f"test images of its accuracy (default {UtilitySetting.test_images})")
-    a.add_argument("--out", help="output folder (default runs/study-defense-TASK-ATTACK-DEFENSE)")
-    a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    a.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _add_study_arguments(a, "runs/study-defense-TASK-ATTACK-DEFENSE")
     a.set_defaults(func=cmd_study_defense)
 
     p = commands.add_parser("victim", help="the victims of the tasks")

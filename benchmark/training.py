@@ -24,7 +24,7 @@ from benchmark.data import Samples, cache_dir, load_samples, load_source
 from benchmark.errors import DataUnavailableError, SpecError
 from benchmark.result import write_atomic
 from benchmark.spec import TaskSpec
-from benchmark.victim import build_model, task_loss
+from benchmark.victim import build_model, model_inputs, task_loss
 
 BATCH_SIZE, LEARNING_RATE, MOMENTUM = 64, 0.01, 0.9
 CHUNK = 1000  # images read at a time
@@ -72,9 +72,7 @@ def load_split(spec: TaskSpec, split: str) -> tuple[Samples, int]:
     source = load_source(spec.data.model_copy(update={"split": split}))
     size = len(source)
     parts = [load_samples(source, list(range(start, min(start + CHUNK, size)))) for start in range(0, size, CHUNK)]
-    images = torch.cat([p.images for p in parts])
-    if spec.data.normalize is not None:
-        images = spec.data.normalize.apply(images)
+    images = model_inputs(spec, torch.cat([p.images for p in parts]))
     return Samples(images, torch.cat([p.labels for p in parts]), parts[0].origin), source.num_classes
 
 

@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch.func import functional_call
 
-from benchmark.data import load_samples, load_source
+from benchmark.data import Samples, load_samples, load_source
 from benchmark.defenses import ClientRound, build_defense, client_generator
 from benchmark.errors import DataUnavailableError
 from benchmark.spec import DataSpec, TaskSpec
+from benchmark.training import accuracy
 from benchmark.victim import build_model, fedsgd_update, model_inputs
 
 
@@ -74,9 +74,7 @@ def measure_utility(spec: TaskSpec, setting: UtilitySetting = UtilitySetting(), 
             update = defense.apply(update, ClientRound(model=model, params=params, buffers=buffers, inputs=inputs,
                                                        targets=targets, fl=spec.fl, generator=noise))
         params = {name: params[name] - setting.lr * update[name] for name in params}
-    model.eval()
-    with torch.no_grad():
-        logits = functional_call(model, (params, buffers), (model_inputs(spec, held_out.images),))
-    predicted = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+    model.load_state_dict({**params, **buffers})
+    test_accuracy = accuracy(model, Samples(model_inputs(spec, held_out.images), held_out.labels, held_out.origin))
     privacy = defense.privacy(setting.steps, setting.batch_size / setting.train_images) if defense else None
-    return Utility(accuracy=(predicted == held_out.labels).float().mean().item(), setting=asdict(setting), privacy=privacy)
+    return Utility(accuracy=test_accuracy, setting=asdict(setting), privacy=privacy)

@@ -227,8 +227,9 @@ class Victim:
                 f"{self.input_shape} ({str(err).splitlines()[0]}); change data.image_size/channels or victim.model"
             ) from None
         if self.spec.defense is not None:
-            client = ClientRound(model=self.model, params=params, buffers={n: b.clone() for n, b in server_copy.named_buffers()},
-                                 inputs=self._model_inputs(), targets=self._private.labels, fl=self.spec.fl,
+            before = {name: b.clone() for name, b in server_copy.named_buffers()}
+            client = ClientRound(model=self.model, params=params, buffers=before, inputs=self._model_inputs(),
+                                 targets=self._private.labels, fl=self.spec.fl,
                                  generator=client_generator(self.spec.defense, self.target))
             update = build_defense(self.spec.defense).apply(update, client)
         return Observation(
