@@ -24,6 +24,7 @@ from benchmark.metrics import METRICS, EvaluationSettings, MatchedBatch, MetricU
 
 BACKBONE = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
 MIN_SIZE = 64
+_failed_downloads: list[str] = []  # a download that failed in this process is not tried again (a bench's cells)
 
 
 def cached_backbone() -> Path:
@@ -55,15 +56,14 @@ def load_lpips(weights: Path | None) -> lpips.LPIPS:
         return _from_file(weights)
     cached = cached_backbone()
     reason = f"the AlexNet ImageNet weights are not in {cached.parent}"
-    if cached.is_file() or downloads_allowed():
+    if cached.is_file() or (downloads_allowed() and not _failed_downloads):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 return lpips.LPIPS(net="alex", verbose=False).eval()
         except Exception as err:  # network errors come in many types; all mean the same here
-            reason += f" and the download failed ({type(err).__name__}: {str(err)[:100]})"
-    else:
-        reason += " and downloads are disabled by LEAKBENCH_OFFLINE"
+            _failed_downloads.append(f" and the download failed ({type(err).__name__}: {str(err)[:100]})")
+    reason += _failed_downloads[-1] if _failed_downloads else " and downloads are disabled by LEAKBENCH_OFFLINE"
     raise MetricUnavailableError(
         f"LPIPS: {reason}. Run once with internet access (torchvision caches {cached.name}), copy that file "
         f"to {cached.parent}, or pass --lpips-weights PATH")

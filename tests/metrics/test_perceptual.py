@@ -60,3 +60,22 @@ def test_an_unreadable_weights_file_is_unavailable_not_a_crash(tmp_path):
     broken.write_text("not a state dict")
     with pytest.raises(MetricUnavailableError, match="cannot read backbone weights"):
         load_lpips(broken)
+
+
+def test_a_failed_download_is_reported_and_not_tried_again_in_the_process(tmp_path, monkeypatch):
+    from benchmark.metrics import perceptual
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("LEAKBENCH_OFFLINE")
+    monkeypatch.setattr(perceptual, "_failed_downloads", [])
+    attempts = []
+
+    def no_network(**kwargs):
+        attempts.append(kwargs)
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(perceptual.lpips, "LPIPS", no_network)
+    for _ in range(2):
+        with pytest.raises(MetricUnavailableError, match="download failed .ConnectionError: no route to host"):
+            load_lpips(None)
+    assert len(attempts) == 1
