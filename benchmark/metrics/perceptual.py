@@ -56,14 +56,18 @@ def load_lpips(weights: Path | None) -> lpips.LPIPS:
         return _from_file(weights)
     cached = cached_backbone()
     reason = f"the AlexNet ImageNet weights are not in {cached.parent}"
+    failure = None
     if cached.is_file() or (downloads_allowed() and not _failed_downloads):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 return lpips.LPIPS(net="alex", verbose=False).eval()
         except Exception as err:  # network errors come in many types; all mean the same here
-            _failed_downloads.append(f" and the download failed ({type(err).__name__}: {str(err)[:100]})")
-    reason += _failed_downloads[-1] if _failed_downloads else " and downloads are disabled by LEAKBENCH_OFFLINE"
+            failure = f" and loading or downloading them failed ({type(err).__name__}: {str(err)[:100]})"
+            _failed_downloads.append(failure)
+    elif downloads_allowed():
+        failure = _failed_downloads[-1]
+    reason += failure or " and downloads are disabled by LEAKBENCH_OFFLINE"
     raise MetricUnavailableError(
         f"LPIPS: {reason}. Run once with internet access (torchvision caches {cached.name}), copy that file "
         f"to {cached.parent}, or pass --lpips-weights PATH")

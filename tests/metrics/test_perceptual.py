@@ -76,6 +76,15 @@ def test_a_failed_download_is_reported_and_not_tried_again_in_the_process(tmp_pa
 
     monkeypatch.setattr(perceptual.lpips, "LPIPS", no_network)
     for _ in range(2):
-        with pytest.raises(MetricUnavailableError, match="download failed .ConnectionError: no route to host"):
+        with pytest.raises(MetricUnavailableError, match="downloading them failed .ConnectionError: no route to host"):
             load_lpips(None)
     assert len(attempts) == 1
+
+
+def test_an_earlier_failed_download_does_not_hide_that_downloads_are_now_disabled(tmp_path, monkeypatch):
+    from benchmark.metrics import perceptual
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(perceptual, "_failed_downloads", [" and loading or downloading them failed (URLError)"])
+    with pytest.raises(MetricUnavailableError, match="downloads are disabled by LEAKBENCH_OFFLINE"):
+        load_lpips(None)
