@@ -63,14 +63,21 @@ class Result:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """Mean of each metric over the images of targets that did not fail; failures counted apart;
-        the evaluation's facts (null and the reason for an unavailable metric); total attack seconds
-        (restarts included)."""
+        """Mean of each metric over the images of targets that did not fail (null, with the reason, for
+        one measured on only some of them); failures counted apart; the evaluation's facts (null and
+        the reason for an unavailable metric); total attack seconds (restarts included)."""
         done = [t for t in self.targets if t.failed is None]
         names = {name for t in done for name in t.metrics}
         summary: dict[str, Any] = {**self.evaluation} | {
             name: _mean([v for t in done for v in t.metrics.get(name, [])]) for name in sorted(names)
         }
+        for name in sorted(names):
+            measured = sum(name in t.metrics for t in done)
+            if measured < len(done):  # no mean of a subset passed off as the run's
+                summary[name] = None
+                summary["unavailable"] = {**summary.get("unavailable", {}), name: (
+                    f"measured on {measured} of {len(done)} targets (it became available or unavailable between "
+                    f"sessions of a resumed run); re-run with --fresh to measure every target")}
         for name in SUMMARY_METRICS:
             summary.setdefault(name, None)
         seconds = sum(t.seconds for t in self.targets)

@@ -30,11 +30,12 @@ from torch import Tensor
 import benchmark
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
-from benchmark.data import Samples, load_samples, load_source
+from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
 from benchmark.errors import LeakBenchError, NotApplicableError, SpecError
 from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator
+from benchmark.metrics.reid import resolve_backend
 from benchmark.registry import did_you_mean
 from benchmark.result import Result, TargetResult, save_comparison
 from benchmark.spec import DefenseSpec, TaskSpec, load_task, spec_hash
@@ -163,7 +164,7 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
                 results += done
                 steps += used
             return results, steps
-        reconstructions, steps, failure = [], 0, f"{type(err).__name__}: {err}"
+        reconstructions, steps, error = [], 0, err
     seconds = (time.perf_counter() - start) / len(chunk)  # the chunk's wall time, shared by its targets
     results = []
     for index, target in enumerate(chunk):
@@ -173,8 +174,9 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
         attempts = reconstructions[index * tries:(index + 1) * tries]
         best = min(attempts, key=lambda r: r.loss) if attempts else None
         if best is None or not torch.isfinite(best.images).all():
-            row.failed = failure if best is None else "FloatingPointError: the reconstruction holds NaN or Inf values"
-            log.warning("target %d failed: %s", target.number, row.failed)
+            row.failed = (f"{type(error).__name__}: {error}" if best is None
+                          else "FloatingPointError: the reconstruction holds NaN or Inf values")
+            log.warning("target %d failed: %s", target.number, row.failed, exc_info=error if best is None else None)
             results.append((row, None))
             continue
         metrics = evaluator(best.images, best.labels, target.private.images, target.private.labels)
@@ -257,19 +259,13 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
 
 def data_available(spec: TaskSpec) -> bool:
     """Whether every target image of ``spec`` can be read here without a download."""
-    previous = os.environ.get("LEAKBENCH_OFFLINE")
-    os.environ["LEAKBENCH_OFFLINE"] = "1"
     try:
-        source = load_source(spec.data, spec.targets)
-        load_samples(source, spec.target_indices(0) + spec.target_indices(spec.targets.count - 1))
+        with local_only():
+            source = load_source(spec.data, spec.targets)
+            load_samples(source, spec.target_indices(0) + spec.target_indices(spec.targets.count - 1))
         return True
     except LeakBenchError:
         return False
-    finally:
-        if previous is None:
-            del os.environ["LEAKBENCH_OFFLINE"]
-        else:
-            os.environ["LEAKBENCH_OFFLINE"] = previous
 
 
 def _nothing_pending(plan: _RunPlan) -> bool:
@@ -309,9 +305,11 @@ class _RunPlan:
     @property
     def definition(self) -> dict[str, Any]:
         defense = {} if self.spec.defense is None else {"defense": self.spec.defense.model_dump(mode="json")}
+        # the face encoder scores every target: a resumed run must not change it
+        reid = {"reid_backend": resolve_backend(self.evaluation.reid_backend)} if "reid" in self.spec.metrics else {}
         return {"task": self.spec.name, "task_version": self.spec.version, "spec_hash": spec_hash(self.spec),
                 "attack": self.attack, "attack_config": dataclasses.asdict(self.config), "seed": self.seed,
-                "restarts": self.tries, **defense}
+                "restarts": self.tries, **defense, **reid}
 
 
 class _AttackShare:

@@ -88,6 +88,9 @@ def test_face_task_reports_reidentification_beside_ceiling_and_chance(capsys, tm
     assert summary["reid_backend"] == "dlib" and summary["reid_top1_ceiling"] == 1.0
     assert 0 <= summary["reid_top1"] <= summary["reid_top5"] <= 1 and summary["reid_top5_chance"] is not None
     assert summary["lpips"] is None and "--lpips-weights" in summary["unavailable"]["lpips"]
+    # the finished targets were scored by dlib: the run cannot be resumed with another encoder
+    assert main([*argv[:-1], "facenet", "--targets", "3"]) == 2
+    assert "different reid_backend" in capsys.readouterr().err
 
 
 def test_lpips_weights_must_exist(capsys, tmp_path: Path):

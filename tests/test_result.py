@@ -26,6 +26,16 @@ def test_summary_averages_finite_values_and_totals_seconds():
     assert summary["ssim"] is None
 
 
+def test_a_metric_measured_on_only_some_targets_has_no_mean_and_says_why():
+    result = _result([10.0, 30.0])
+    result.targets[1].metrics["lpips"] = [0.4]  # e.g. the backbone arrived between two sessions of a run
+    result.evaluation = {"unavailable": {"reid": "no face encoder"}}
+    summary = result.summary
+    assert summary["lpips"] is None and summary["psnr"] == 20.0
+    assert summary["unavailable"] == {"reid": "no face encoder", "lpips": summary["unavailable"]["lpips"]}
+    assert "measured on 1 of 2 targets" in summary["unavailable"]["lpips"] and "--fresh" in summary["unavailable"]["lpips"]
+
+
 def test_write_is_valid_json_with_the_documented_keys(tmp_path: Path):
     path = _result([10.0]).write(tmp_path / "run")
     data = json.loads(path.read_text())

@@ -97,7 +97,7 @@ def test_unwritable_output_folder_is_one_line(capsys, tmp_path: Path):
     assert err.startswith("leakbench: error: cannot write to the output folder") and "\n" not in err
 
 
-def test_a_failing_target_is_marked_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_failing_target_is_marked_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog):
     from benchmark import runner
 
     real = runner.fit
@@ -110,6 +110,8 @@ def test_a_failing_target_is_marked_and_the_run_goes_on(tmp_path: Path, monkeypa
     monkeypatch.setattr(runner, "fit", diverge_on_target_1)
     result = benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None)
     assert [t.failed for t in result.targets] == [None, "FloatingPointError: loss became NaN", None]
+    (warning,) = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert "target 1 failed" in warning.getMessage() and "diverge_on_target_1" in caplog.text  # where it raised
     summary = json.loads((tmp_path / "results.json").read_text())["summary"]
     assert summary["failed"] == 1 and summary["targets"] == 3
     finished = [t for t in result.targets if t.failed is None]

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +28,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LEAKBENCH_CACHE", Path.home() / ".cache" / "leakbench"))
 
 
+_local_only: ContextVar[bool] = ContextVar("local_only", default=False)
+
+
 def downloads_allowed() -> bool:
-    """False when $LEAKBENCH_OFFLINE is set to a true value: no network attempt is made then."""
-    return os.environ.get("LEAKBENCH_OFFLINE", "").lower() not in ("1", "true", "yes")
+    """False when $LEAKBENCH_OFFLINE is set to a true value or within :func:`local_only`: no network attempt then."""
+    return not _local_only.get() and os.environ.get("LEAKBENCH_OFFLINE", "").lower() not in ("1", "true", "yes")
+
+
+@contextmanager
+def local_only() -> Iterator[None]:
+    """Within this block nothing is downloaded (to ask what is here, not to fetch it)."""
+    token = _local_only.set(True)
+    try:
+        yield
+    finally:
+        _local_only.reset(token)
 
 
 @dataclass(frozen=True)

@@ -109,15 +109,21 @@ class DlibEncoder(FaceEncoder):
         return torch.tensor(np.array(self.model.compute_face_descriptor(list(faces))), dtype=torch.float64)
 
 
-def load_encoder(backend: str) -> tuple[str, FaceEncoder]:
-    """The named encoder, or for ``auto`` facenet where its weights are cached, else dlib."""
+def resolve_backend(backend: str) -> str:
+    """The encoder a run uses: the one named, or for ``auto`` facenet where its weights are cached, else dlib."""
     if backend != "auto":
-        return ENCODERS.canonical(backend), ENCODERS.get(backend)()
-    if facenet_weights().is_file():
-        return "facenet", FacenetEncoder()
+        return ENCODERS.canonical(backend)
+    return "facenet" if facenet_weights().is_file() else "dlib"
+
+
+def load_encoder(backend: str) -> tuple[str, FaceEncoder]:
+    """The encoder :func:`resolve_backend` names, and its name."""
+    name = resolve_backend(backend)
     try:
-        return "dlib", DlibEncoder()
+        return name, ENCODERS.get(name)()
     except MetricUnavailableError as err:
+        if backend != "auto":
+            raise
         raise MetricUnavailableError(f"no face encoder: the facenet VGGFace2 weights are not at {facenet_weights()} "
                                      f"and {err}") from None
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.data import load_samples, load_source
-from benchmark.data.torchvision_sources import _offline_folder
+from benchmark.data import downloads_allowed, load_samples, load_source, local_only
+from benchmark.data.torchvision_sources import TorchvisionSource, _offline_folder
 from benchmark.errors import DataUnavailableError, SpecError
 from benchmark.spec import DataSpec
 
@@ -34,6 +34,21 @@ def test_offline_pixels_are_the_png_pixels():
 def test_more_targets_than_the_offline_copy_is_a_clear_error():
     with pytest.raises(DataUnavailableError, match=r"cifar10 test images 0..20 are not available.*offline copy holds test images 0..19"):
         load_samples(load_source(DataSpec(dataset="cifar10")), list(range(21)))
+
+
+def test_local_only_asks_what_is_here_without_downloading(monkeypatch):
+    monkeypatch.delenv("LEAKBENCH_OFFLINE")
+    downloads = []
+
+    def no_local_copy(self, download: bool):
+        downloads.append(download)
+        raise RuntimeError("Dataset not found")
+
+    monkeypatch.setattr(TorchvisionSource, "_torchvision", no_local_copy)
+    with local_only(), pytest.raises(DataUnavailableError, match="cifar10 test images 0..20"):
+        load_samples(load_source(DataSpec(dataset="cifar10")), list(range(21)))
+    assert downloads == [False]  # the local copy was looked for; nothing was downloaded
+    assert downloads_allowed()
 
 
 def test_train_split_is_never_served_from_the_test_copy():

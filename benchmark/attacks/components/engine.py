@@ -38,7 +38,7 @@ class ProblemBatch(nn.Module):
         self._names = [name for name, _ in self.model.named_parameters()]
         per_problem = [list(o.model.parameters()) for o in observations]
         self.shared = all(torch.equal(a, b) for params in per_problem[1:] for a, b in zip(params, per_problem[0]))
-        for i, name in enumerate(self._names):
+        for i in range(len(self._names)):
             stacked = per_problem[0][i] if self.shared else torch.stack([p[i] for p in per_problem])
             # derived from the observations, so never written to checkpoints (persistent=False)
             self.register_buffer(f"param_{i}", stacked.detach().clone(), persistent=False)
