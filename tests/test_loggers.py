@@ -31,10 +31,19 @@ def wandb_records(path: Path) -> list[Record]:
     return records
 
 
-def _values(records: list[Record], kind: str) -> dict[str, object]:
-    items = [item for r in records if r.WhichOneof("record_type") == kind
-             for item in getattr(r, kind).update if item.key]
-    return {item.key: json.loads(item.value_json) for item in items}
+def _items(updates) -> dict[str, object]:
+    return {item.key: json.loads(item.value_json) for update in updates for item in update if item.key}
+
+
+def _config(records: list[Record]) -> dict[str, object]:
+    """The run's config: its config records, and the run record (which carries the config the run
+    held when wandb wrote it)."""
+    kinds = [(r, r.WhichOneof("record_type")) for r in records]
+    return _items(r.config.update if kind == "config" else r.run.config.update for r, kind in kinds if kind in ("config", "run"))
+
+
+def _summary(records: list[Record]) -> dict[str, object]:
+    return _items(r.summary.update for r in records if r.WhichOneof("record_type") == "summary")
 
 
 @pytest.fixture
@@ -51,14 +60,15 @@ def test_wandb_without_a_login_writes_an_offline_run_for_wandb_sync(tmp_path: Pa
     [run] = (tmp_path / "run" / "wandb").glob("offline-run-*")
     [run_file] = run.glob("run-*.wandb")
     records = wandb_records(run_file)
-    config = _values(records, "config")
-    assert config["task"] == "tiny" and config["attack_config"]["max_steps"] == 10 and config["targets"] == 2
+    config = _config(records)
+    assert config.get("task") == "tiny", f"config keys: {sorted(config)}, records: {[r.WhichOneof('record_type') for r in records]}"
+    assert config["attack_config"]["max_steps"] == 10 and config["targets"] == 2
     assert config["environment"]["torch"] == result.environment["torch"]
     history = [{"/".join(item.nested_key) or item.key: json.loads(item.value_json) for item in r.history.item}
                for r in records if r.WhichOneof("record_type") == "history"]
     assert any("attack/grad_loss" in row for row in history)  # Lightning logs every 10 steps
     assert [row["eval/psnr"] for row in history if "eval/psnr" in row] == pytest.approx([t.row()["psnr"] for t in result.targets])
-    summary = _values(records, "summary")
+    summary = _summary(records)
     assert summary[WANDB_RESULT_KEY]["summary"]["psnr"] == pytest.approx(result.summary["psnr"])
     [table] = (run / "files" / "media" / "table" / "eval").glob("reconstructions_*.table.json")
     content = json.loads(table.read_text())
