@@ -135,12 +135,13 @@ class _Target:
     """One target of a run while it is attacked: its private batch stays here, in the runner."""
 
     number: int
+    indices: list[int]  # the dataset's own indices of its images
     private: Samples
     observation: Observation
 
 
-def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk: list[_Target], *, seed: int,
-                   tries: int, options: FitOptions, evaluator: Evaluator, step_offset: int = 0
+def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], *, seed: int, tries: int,
+                   options: FitOptions, evaluator: Evaluator, step_offset: int = 0
                    ) -> tuple[list[tuple[TargetResult, Tensor | None]], int]:
     """Attack a chunk of targets, ``tries`` problems each, in one fit; score each target's best with ``evaluator``.
 
@@ -159,7 +160,7 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
         if len(chunk) > 1:
             results, steps, alone = [], 0, dataclasses.replace(options, checkpoint=None)
             for target in chunk:
-                done, used = attack_targets(spec, attack_cls, config, [target], seed=seed, tries=tries,
+                done, used = attack_targets(attack_cls, config, [target], seed=seed, tries=tries,
                                             options=alone, evaluator=evaluator, step_offset=step_offset + steps)
                 results += done
                 steps += used
@@ -168,7 +169,7 @@ def attack_targets(spec: TaskSpec, attack_cls: type[Attack], config: Any, chunk:
     seconds = (time.perf_counter() - start) / len(chunk)  # the chunk's wall time, shared by its targets
     results = []
     for index, target in enumerate(chunk):
-        row = TargetResult(target=target.number, indices=spec.target_indices(target.number),
+        row = TargetResult(target=target.number, indices=target.indices,
                            labels=target.private.labels.tolist(), recovered_labels=[], metrics={}, loss=math.nan,
                            tries=tries, seconds=seconds)
         attempts = reconstructions[index * tries:(index + 1) * tries]
@@ -368,9 +369,9 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
             observation = Victim(spec, number, private, source.num_classes).observe()
             if (reason := attack_cls.unsupported(observation)) is not None:
                 raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
-            chunk.append(_Target(number, private, observation))
+            chunk.append(_Target(number, source.dataset_indices(spec.target_indices(number)), private, observation))
         checkpoint = store.checkpoint(chunk[0].number, chunk[-1].number) if store is not None else None
-        done, used = attack_targets(spec, attack_cls, plan.config, chunk, seed=plan.seed, tries=tries,
+        done, used = attack_targets(attack_cls, plan.config, chunk, seed=plan.seed, tries=tries,
                                     evaluator=evaluator, step_offset=steps, options=dataclasses.replace(options, checkpoint=checkpoint))
         steps += used
         if store is not None:

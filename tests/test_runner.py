@@ -126,6 +126,17 @@ def test_two_processes_give_each_target_the_result_of_one_process(tmp_path: Path
     assert [t.row() for t in again.targets] == [t.row() for t in two.targets]  # finished: read back, not re-run
 
 
+def test_rows_record_the_datasets_own_indices_of_targets_chosen_per_identity(tmp_path: Path):
+    for person, count in (("ada", 2), ("bob", 1), ("cy", 2)):
+        (tmp_path / person).mkdir()
+        for k in range(count):
+            Image.new("RGB", (8, 8), (40 * k, 0, 0)).save(tmp_path / person / f"{k}.png")
+    spec = make_spec(data={"dataset": "folder", "path": str(tmp_path), "image_size": 16},
+                     targets={"count": 2, "select": "per_identity"})
+    result = benchmark.run(spec, "dlg", max_steps=1, logger=None)
+    assert [t.indices for t in result.targets] == [[0], [3]] and [t.labels for t in result.targets] == [[0], [2]]
+
+
 def test_several_processes_need_a_run_folder():
     with pytest.raises(LeakBenchError, match="needs an output folder"):
         benchmark.run(make_spec(), "idlg", max_steps=1, logger=None, devices=2)

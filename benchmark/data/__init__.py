@@ -73,6 +73,10 @@ class ImageSource:
         """The number of images (positions) of the split; may need the whole dataset."""
         raise NotImplementedError
 
+    def dataset_indices(self, positions: list[int]) -> list[int]:
+        """The dataset's own indices of the images at ``positions`` (the same but where a selection orders them)."""
+        return list(positions)
+
     def identities(self) -> list[int]:
         """The label of every image, in index order (for targets chosen per identity)."""
         raise SpecError(f"dataset '{self.spec.dataset}' cannot list its labels: targets.select: per_identity "
@@ -135,12 +139,15 @@ class PerIdentity(ImageSource):
             by_person.setdefault(person, []).append(index)
         self.people = [indices for _, indices in sorted(by_person.items()) if len(indices) >= 2]
 
-    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
-        if max(indices) >= len(self.people):
+    def dataset_indices(self, positions: list[int]) -> list[int]:
+        if max(positions) >= len(self.people):
             raise DataUnavailableError(
                 f"{self.spec.dataset} {self.spec.split} has {len(self.people)} people with at least two images; "
-                f"position {max(indices)} does not exist: lower targets.start/count or the batch size")
-        images, labels, origin = self.source.fetch([self.people[p][0] for p in indices])
+                f"position {max(positions)} does not exist: lower targets.start/count or the batch size")
+        return [self.people[p][0] for p in positions]
+
+    def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
+        images, labels, origin = self.source.fetch(self.dataset_indices(indices))
         return images, labels, f"{origin}, one image per person"
 
     def __len__(self) -> int:

@@ -116,6 +116,7 @@ def test_per_identity_targets_take_each_persons_first_image_and_leave_the_rest_t
     source = load_source(DataSpec(dataset="folder", path=str(tmp_path), image_size=4), TargetsSpec(select="per_identity"))
     samples = load_samples(source, [0, 1])
     assert samples.labels.tolist() == [0, 2]  # ada and cy; bob has one image
+    assert source.dataset_indices([0, 1]) == [0, 4]  # the folder's own indices of their first images
     assert (samples.images[:, 0, 0, 0] * 255).round().tolist() == [1, 3]  # their first images
     gallery, people = source.gallery()
     assert people.tolist() == [0, 0, 2] and gallery[:, 0, 0, 0].tolist() == [41, 81, 43]
