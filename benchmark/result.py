@@ -68,16 +68,16 @@ class Result:
         the reason for an unavailable metric); total attack seconds (restarts included)."""
         done = [t for t in self.targets if t.failed is None]
         names = {name for t in done for name in t.metrics}
-        summary: dict[str, Any] = {**self.evaluation} | {
-            name: _mean([v for t in done for v in t.metrics.get(name, [])]) for name in sorted(names)
-        }
+        summary: dict[str, Any] = {**self.evaluation}
         for name in sorted(names):
-            measured = sum(name in t.metrics for t in done)
-            if measured < len(done):  # no mean of a subset passed off as the run's
+            measured = [t for t in done if name in t.metrics]
+            if len(measured) == len(done):
+                summary[name] = _mean([v for t in measured for v in t.metrics[name]])
+            else:  # no mean of a subset passed off as the run's
                 summary[name] = None
                 summary["unavailable"] = {**summary.get("unavailable", {}), name: (
-                    f"measured on {measured} of {len(done)} targets (it became available or unavailable between "
-                    f"sessions of a resumed run); re-run with --fresh to measure every target")}
+                    f"measured on {len(measured)} of {len(done)} targets (it became available or unavailable "
+                    f"between sessions of a resumed run); re-run with --fresh to measure every target")}
         for name in SUMMARY_METRICS:
             summary.setdefault(name, None)
         seconds = sum(t.seconds for t in self.targets)
