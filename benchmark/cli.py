@@ -20,7 +20,8 @@ from benchmark.loggers import LOGGERS
 from benchmark.metrics.reid import ENCODERS
 from benchmark.runner import data_available, run
 from benchmark.spec import TASKS, DefenseSpec, load_suite, load_task, record_version, spec_hash, threat_model
-from benchmark.study import DEFAULT_THRESHOLD, batch_size_study, defense_study
+from benchmark.rescore import rescore
+from benchmark.study import CRITERIA, DEFAULT_CRITERIA, batch_size_study, defense_study
 from benchmark.utility import UtilitySetting
 
 log = logging.getLogger("benchmark")
@@ -105,6 +106,14 @@ def cmd_spec(args: argparse.Namespace) -> int:
         return 0
     print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).rstrip())
     print(f"# spec_hash: {spec_hash(spec)}")
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    results = [rescore(folder, task=args.task, lpips_weights=args.lpips_weights, reid=args.reid) for folder in args.folders]
+    print(format_table([_summary_row(result) for result in results], COLUMNS))
+    _print_evaluation([_summary_row(result) for result in results])
+    print("\nrescored: " + ", ".join(str(Path(folder) / "results.json") for folder in args.folders))
     return 0
 
 
@@ -250,20 +259,35 @@ def cmd_victim_train(args: argparse.Namespace) -> int:
 
 def cmd_study_batch_size(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"study-batch-size-{args.task_family}"
-    study = batch_size_study(args.task_family, args.attacks.split(","), batch_sizes=args.batch_sizes, threshold=args.threshold,
-                             out=out, targets=args.targets, max_steps=args.max_steps, seed=args.seed,
-                             accelerator=args.accelerator, progress=not args.no_progress)
-    rows = [{**vars(cell), "success_rate": None if cell.success_rate is None else 100 * cell.success_rate,
-             "note": "unavailable: " + cell.unavailable.split(":")[0] if cell.unavailable else ""}
-            for cell in sorted(study.cells, key=lambda c: (c.batch_size, c.attack))]
-    print(f"{args.task_family}: an image counts as recovered at SSIM >= {args.threshold:g}\n")
-    print(format_table(rows, ("batch_size", "attack", "targets", "images", "recovered", "success_rate", "psnr", "ssim",
-                              "label_accuracy", "note")))
-    largest = study.as_dict()["largest_batch_recovered"]
-    print("\nlargest batch size with at least half of the images recovered: "
-          + ", ".join(f"{attack} {size if size is not None else 'none'}" for attack, size in largest.items()))
+    study = batch_size_study(args.task_family, args.attacks.split(","), batch_sizes=args.batch_sizes,
+                             criteria=args.criteria.split(","), seeds=args.seeds, out=out, targets=args.targets,
+                             max_steps=args.max_steps, accelerator=args.accelerator, progress=not args.no_progress)
+    print(f"{args.task_family}, seeds {', '.join(map(str, study.seeds))}; an image counts as recovered at")
+    for criterion in study.criteria:
+        print(f"  {criterion.name}: {criterion.describe()} ({criterion.source})")
+    print("success rates in %, mean [min-max] over the seeds\n")
+    print(format_table([_study_row(row, study.criteria) for row in sorted(study.summary(), key=lambda r: (r["batch_size"], r["attack"]))],
+                       ("batch_size", "attack", "seeds", "images", *(c.name for c in study.criteria), "psnr", "ssim",
+                        "label_accuracy", "note")))
+    for criterion in study.criteria:
+        largest = study.as_dict()["largest_batch_recovered"][criterion.name]
+        print(f"\nlargest batch size with at least half of the images recovered ({criterion.name}): "
+              + ", ".join(f"{attack} {size if size is not None else 'none'}" for attack, size in largest.items()))
     print(f"\ntable: {out / 'study.json'}\nplot: {out / 'success-rate.png'}")
     return 0
+
+
+def _study_row(row: dict[str, Any], criteria) -> dict[str, Any]:
+    def spread(values: dict[str, float | None], scale: float = 1.0, digits: int = 3) -> str | None:
+        if values["mean"] is None:
+            return None
+        mean, low, high = (f"{scale * values[k]:.{digits}g}" for k in ("mean", "min", "max"))
+        return mean if low == high else f"{mean} [{low}-{high}]"
+
+    return {"batch_size": row["batch_size"], "attack": row["attack"], "seeds": row["seeds"], "images": row["images"],
+            **{c.name: spread(row[c.name], 100) for c in criteria}, "psnr": spread(row["psnr"], digits=4),
+            "ssim": spread(row["ssim"]), "label_accuracy": spread(row["label_accuracy"], 100),
+            "note": "unavailable: " + row["unavailable"].split(":")[0] if row["unavailable"] else ""}
 
 
 def _describe_defense(record: dict[str, Any]) -> str:
@@ -357,10 +381,11 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
                              "weights are present, else dlib)")
 
 
-def _add_study_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+def _add_study_arguments(parser: argparse.ArgumentParser, out: str, seed: bool = True) -> None:
     parser.add_argument("--targets", type=int, help="targets per cell (default: each task's)")
     parser.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
-    parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
     parser.add_argument("--out", help=f"output folder (default {out})")
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -391,6 +416,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scale_arguments(p)
     _add_evaluation_arguments(p)
     p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("rescore", help="recompute the metrics of finished run folders from their stored "
+                                           "reconstructions (no attack is re-run)")
+    p.add_argument("folders", nargs="+", metavar="RUN_FOLDER", help="run folders (with run.json and results.json)")
+    p.add_argument("--task", help="the task's YAML, for a run of a spec that is not registered by name")
+    p.add_argument("--lpips-weights", type=_existing_file, metavar="PATH",
+                   help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)")
+    p.add_argument("--reid", choices=ENCODERS.names(), help="face encoder (default: the one the run recorded)")
+    p.set_defaults(func=cmd_rescore)
 
     p = commands.add_parser("ls", help="list attacks or tasks")
     p.add_argument("what", choices=["attacks", "tasks"])
@@ -463,9 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--attacks", required=True, help="comma-separated attack names, e.g. grnn,dlg")
     a.add_argument("--task-family", required=True, help="tasks FAMILY-bB, e.g. mnist-lenet5 (mnist-lenet5-b1, -b4, ...)")
     a.add_argument("--batch-sizes", type=_integers, help="comma-separated subset of the family's batch sizes (default: all)")
-    a.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"an image is recovered at SSIM >= this (default {DEFAULT_THRESHOLD})")
-    _add_study_arguments(a, "runs/study-batch-size-FAMILY")
+    a.add_argument("--criteria", default=",".join(DEFAULT_CRITERIA),
+                   help=f"comma-separated success criteria, the first plotted: {', '.join(CRITERIA.names())} "
+                        f"(default {','.join(DEFAULT_CRITERIA)})")
+    a.add_argument("--seeds", type=_integers, default=[0], help="comma-separated attack seeds, one run per seed (default 0)")
+    _add_study_arguments(a, "runs/study-batch-size-FAMILY", seed=False)
     a.set_defaults(func=cmd_study_batch_size)
     a = studies.add_parser("defense", help="attack metrics and the victim's utility across a defence's strengths")
     a.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")

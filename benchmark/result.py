@@ -60,6 +60,7 @@ class Result:
     environment: dict[str, str]
     targets: list[TargetResult] = field(default_factory=list)
     evaluation: dict[str, Any] = field(default_factory=dict)  # facts of the evaluation (see Evaluator.summary)
+    metric_definitions: dict[str, Any] = field(default_factory=dict)  # name -> library, version, parameters
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -90,7 +91,7 @@ class Result:
             "task": self.task, "task_version": self.task_version, "spec_hash": self.spec_hash,
             "attack": self.attack, "config": self.config, "data_origin": self.data_origin,
             "environment": self.environment, "summary": self.summary,
-            "targets": [t.row() for t in self.targets],
+            "metric_definitions": self.metric_definitions, "targets": [t.row() for t in self.targets],
         }
 
     def write(self, folder: Path) -> Path:

@@ -34,7 +34,7 @@ from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
 from benchmark.errors import LeakBenchError, NotApplicableError, SpecError
 from benchmark.loggers import log_config, log_result, make_logger
-from benchmark.metrics import EvaluationSettings, Evaluator
+from benchmark.metrics import EvaluationSettings, Evaluator, definitions
 from benchmark.metrics.reid import resolve_backend
 from benchmark.registry import did_you_mean
 from benchmark.result import Result, TargetResult, save_comparison
@@ -258,6 +258,23 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     return fabric.launch(_AttackShare(plan))
 
 
+def collect(result: Result, finished: list[tuple[TargetResult, Tensor | None]], evaluator: Evaluator,
+            truth: Tensor, batch: int, out: Path | None) -> Tensor:
+    """Put the rows of targets 0..N-1 into ``result`` with the evaluation's facts and each metric's
+    definition; with ``out``, write ``results.json`` and ``reconstructions.png`` there. Returns the
+    reconstructions (N·B, C, H, W), grey for failed targets."""
+    pictures = []
+    for row, images in finished:
+        result.targets.append(row)
+        pictures.append(images if images is not None else torch.full_like(truth[:batch], 0.5))
+    result.evaluation = evaluator.summary()
+    result.metric_definitions = definitions({name for row in result.targets for name in row.metrics})
+    if out is not None:
+        result.write(out)
+        save_comparison(truth, torch.cat(pictures), out / "reconstructions.png")
+    return torch.cat(pictures)
+
+
 def data_available(spec: TaskSpec) -> bool:
     """Whether every target image of ``spec`` can be read here without a download."""
     try:
@@ -385,16 +402,9 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
     if barrier is not None:  # every process's targets are stored: read them all back
         barrier()
         finished = store.finished()
-    pictures = []
-    for target in range(count):
-        row, images = finished[target]
-        result.targets.append(row)
-        pictures.append(images if images is not None else torch.full_like(samples.images[:batch], 0.5))
-    result.evaluation = evaluator.summary()
-    if out_dir is not None and writer:
-        result.write(out_dir)
-        save_comparison(samples.images, torch.cat(pictures), out_dir / "reconstructions.png")
-    log_result(run_logger, result, samples.images, torch.cat(pictures))
+    pictures = collect(result, [finished[target] for target in range(count)], evaluator, samples.images, batch,
+                       out_dir if writer else None)
+    log_result(run_logger, result, samples.images, pictures)
     if run_logger is not None:
         run_logger.finalize("success")
     return result

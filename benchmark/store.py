@@ -122,6 +122,13 @@ class RunStore:
             write_atomic(path, kept)  # rewrite without the dropped lines, so appends start on a clean line
         return rows
 
+    def rewrite(self, rows: list[TargetResult]) -> None:
+        """Replace every rows file of the folder by one holding ``rows`` (rescored rows: their tensors
+        are unchanged), atomically."""
+        write_atomic(self.folder / ROWS_FILE, "".join(json.dumps(row.row(), allow_nan=False) + "\n" for row in rows))
+        for shard in self.folder.glob(SHARD_ROWS):
+            shard.unlink()
+
     def append(self, finished: list[tuple[TargetResult, Tensor | None]]) -> None:
         """Make targets durable: their tensor files, then their lines in one fsynced write (so the
         targets solved together in one fit are kept together)."""

@@ -5,10 +5,11 @@ per strength, the attack's metrics (privacy) beside the victim's test accuracy a
 training run with that defence (utility, :mod:`benchmark.utility`): the privacy-utility trade-off.
 
 The batch-size study (GRNN, Ren et al. 2022, Table 3) runs attacks on every batch-size variant of a
-task family (``mnist-lenet5`` → ``mnist-lenet5-b1``, ``-b4``, …) and reports, per batch size, the
-attack success rate (the share of private images recovered at SSIM ≥ a threshold; GRNN states no
-criterion, its authors later used 0.6) with mean PSNR and SSIM. Each cell is an ordinary run folder,
-so an interrupted study resumes.
+task family (``mnist-lenet5`` → ``mnist-lenet5-b1``, ``-b4``, …) under several attack seeds and
+reports, per batch size, the share of private images recovered under named success criteria
+(:data:`CRITERIA`; GRNN states none, its authors' later FedKL code counts SSIM ≥ 0.6 in scikit-image's
+default SSIM) with mean PSNR and SSIM, and their spread over the seeds. Each (attack, batch size,
+seed) is an ordinary run folder, so an interrupted study resumes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any, Sequence
 from benchmark.attacks import ATTACKS
 from benchmark.defenses import DEFENSES, defense_record, with_strength
 from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError
-from benchmark.registry import did_you_mean
+from benchmark.metrics import metric_info
+from benchmark.registry import Registry, did_you_mean
 from benchmark.result import Result, finite_or_null, write_atomic
 from benchmark.runner import run
 from benchmark.spec import TASKS, DefenseSpec, load_task
@@ -33,7 +35,27 @@ from benchmark.utility import UtilitySetting, measure_utility
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.6
+@dataclass(frozen=True)
+class Criterion:
+    """When an image counts as recovered: ``metric`` (a per-image value of the run) ≥ ``threshold``."""
+
+    name: str
+    metric: str
+    threshold: float
+    source: str
+
+    def describe(self) -> str:
+        return f"{metric_info(self.metric).title} >= {self.threshold:g}"
+
+
+CRITERIA: Registry[Criterion] = Registry("success criterion")
+CRITERIA.add("fedkl-asr", Criterion(
+    "fedkl-asr", "ssim_skimage7", 0.6,
+    "Rand2AI/FedKL evaluation_metrics.py, Quantitation.ASR ('successfully reconstructed if SSIM >= 0.6'), with its "
+    "SSIM: scikit-image's defaults on 8-bit images; GRNN's authors' later code (the GRNN paper states no criterion)"))
+CRITERIA.add("ssim-0.6", Criterion(
+    "ssim-0.6", "ssim", 0.6, "the reference SSIM (Wang et al. 2004) at FedKL's threshold 0.6"))
+DEFAULT_CRITERIA = ("fedkl-asr", "ssim-0.6")
 
 
 def family_tasks(family: str) -> dict[int, str]:
@@ -49,61 +71,100 @@ def family_tasks(family: str) -> dict[int, str]:
 
 @dataclass
 class StudyCell:
-    """One attack at one batch size: success rate and means over the images of its targets."""
+    """One attack at one batch size under one seed: images recovered per criterion, means over its images."""
 
     attack: str
     batch_size: int
     task: str
+    seed: int = 0
     targets: int = 0
     images: int = 0
-    recovered: int = 0
-    success_rate: float | None = None
+    recovered: dict[str, int] = field(default_factory=dict)  # criterion -> images recovered
     psnr: float | None = None
     ssim: float | None = None
     label_accuracy: float | None = None
     unavailable: str | None = None  # why the cell has no result (data missing, attack not applicable)
 
+    def success_rate(self, criterion: str) -> float | None:
+        return self.recovered[criterion] / self.images if self.images and criterion in self.recovered else None
 
-def cell_from_result(result: Result, batch_size: int, threshold: float) -> StudyCell:
-    """Success counted per image: SSIM ≥ ``threshold``; the images of a failed target count as not recovered."""
-    ssims = [value for row in result.targets for value in row.metrics.get("ssim", [])]
+
+def cell_from_result(result: Result, batch_size: int, criteria: Sequence[Criterion], seed: int = 0) -> StudyCell:
+    """Success counted per image under each criterion; the images of a failed target count as not recovered."""
     images = sum(len(row.indices) for row in result.targets)
-    recovered = sum(value >= threshold for value in ssims)
+    recovered = {c.name: sum(value is not None and value >= c.threshold
+                             for row in result.targets for value in row.metrics.get(c.metric, []))
+                 for c in criteria}
     summary = result.summary
-    return StudyCell(attack=result.attack, batch_size=batch_size, task=result.task, targets=len(result.targets),
-                     images=images, recovered=recovered, success_rate=recovered / images if images else None,
-                     psnr=summary.get("psnr"), ssim=summary.get("ssim"), label_accuracy=summary.get("label_accuracy"))
+    return StudyCell(attack=result.attack, batch_size=batch_size, task=result.task, seed=seed,
+                     targets=len(result.targets), images=images, recovered=recovered, psnr=summary.get("psnr"),
+                     ssim=summary.get("ssim"), label_accuracy=summary.get("label_accuracy"))
+
+
+def spread(values: Sequence[float | None]) -> dict[str, float | None]:
+    """Mean, minimum and maximum of the measured values (None where none was measured)."""
+    measured = [v for v in values if v is not None]
+    if not measured:
+        return {"mean": None, "min": None, "max": None}
+    return {"mean": sum(measured) / len(measured), "min": min(measured), "max": max(measured)}
 
 
 @dataclass
 class BatchSizeStudy:
     family: str
-    threshold: float
+    criteria: list[Criterion]
+    seeds: list[int]
     cells: list[StudyCell] = field(default_factory=list)
 
-    def largest_recovered(self, attack: str, share: float = 0.5) -> int | None:
-        """The largest batch size at which at least ``share`` of the images are recovered."""
-        sizes = [c.batch_size for c in self.cells
-                 if c.attack == attack and c.success_rate is not None and c.success_rate >= share]
+    def groups(self) -> dict[tuple[str, int], list[StudyCell]]:
+        """The cells of each (attack, batch size), one per seed, in the order they ran."""
+        groups: dict[tuple[str, int], list[StudyCell]] = {}
+        for cell in self.cells:
+            groups.setdefault((cell.attack, cell.batch_size), []).append(cell)
+        return groups
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per (attack, batch size): each criterion's success rate and the means' spread over the seeds."""
+        rows = []
+        for (attack, batch_size), cells in self.groups().items():
+            measured = [c for c in cells if c.unavailable is None]
+            row: dict[str, Any] = {"attack": attack, "batch_size": batch_size, "seeds": len(measured),
+                                   "images": measured[0].images if measured else 0,
+                                   "unavailable": next((c.unavailable for c in cells if c.unavailable), None)}
+            for criterion in self.criteria:
+                row[criterion.name] = spread([c.success_rate(criterion.name) for c in measured])
+            for name in ("psnr", "ssim", "label_accuracy"):
+                row[name] = spread([getattr(c, name) for c in measured])
+            rows.append(row)
+        return rows
+
+    def largest_recovered(self, attack: str, criterion: str, share: float = 0.5) -> int | None:
+        """The largest batch size at which at least ``share`` of the images are recovered (mean over seeds)."""
+        sizes = [row["batch_size"] for row in self.summary() if row["attack"] == attack
+                 and row[criterion]["mean"] is not None and row[criterion]["mean"] >= share]
         return max(sizes, default=None)
 
     def as_dict(self) -> dict[str, Any]:
         attacks = dict.fromkeys(c.attack for c in self.cells)
-        return {"study": "batch-size", "family": self.family, "success": f"SSIM >= {self.threshold}",
-                "threshold": self.threshold, "largest_batch_recovered": {a: self.largest_recovered(a) for a in attacks},
-                "cells": [asdict(c) for c in self.cells]}
+        return {"study": "batch-size", "family": self.family, "seeds": self.seeds,
+                "criteria": [{**asdict(c), "description": c.describe()} for c in self.criteria],
+                "largest_batch_recovered": {c.name: {a: self.largest_recovered(a, c.name) for a in attacks}
+                                            for c in self.criteria},
+                "summary": self.summary(), "cells": [asdict(c) for c in self.cells]}
 
 
 def batch_size_study(family: str, attacks: Sequence[str], *, batch_sizes: Sequence[int] | None = None,
-                     threshold: float = DEFAULT_THRESHOLD, out: str | Path, targets: int | None = None,
-                     max_steps: int | None = None, seed: int = 0, accelerator: str = "cpu",
+                     criteria: Sequence[str] = DEFAULT_CRITERIA, seeds: Sequence[int] = (0,), out: str | Path,
+                     targets: int | None = None, max_steps: int | None = None, accelerator: str = "cpu",
                      progress: bool = False) -> BatchSizeStudy:
-    """Run ``attacks`` on the family's batch-size variants and write ``study.json`` and
-    ``success-rate.png`` into ``out``; a cell whose data is missing is reported unavailable, not fatal."""
-    if not 0 < threshold <= 1:
-        raise SpecError(f"the SSIM threshold must be in (0, 1], got {threshold}")
+    """Run ``attacks`` on the family's batch-size variants under each seed (run folders
+    ``out/TASK/ATTACK/seed-S``) and write ``study.json`` and ``success-rate.png`` into ``out``; a cell
+    whose data is missing is reported unavailable, not fatal."""
+    chosen = [CRITERIA.get(name) for name in criteria]  # unknown names fail before any work
+    if not chosen or not seeds:
+        raise SpecError("a batch-size study needs at least one success criterion and one seed")
     for name in attacks:
-        ATTACKS.get(name)  # unknown names fail before any work
+        ATTACKS.get(name)
     tasks = family_tasks(family)
     if batch_sizes is not None:
         missing = sorted(set(batch_sizes) - set(tasks))
@@ -111,18 +172,20 @@ def batch_size_study(family: str, attacks: Sequence[str], *, batch_sizes: Sequen
             raise SpecError(f"family '{family}' has no batch sizes {missing}; it has {list(tasks)}")
         tasks = {b: tasks[b] for b in sorted(batch_sizes)}
     out = Path(out)
-    study = BatchSizeStudy(family=family, threshold=threshold)
+    study = BatchSizeStudy(family=family, criteria=chosen, seeds=list(seeds))
     for attack in attacks:
         for batch_size, task in tasks.items():
-            log.info("%s on %s", attack, task)
-            try:
-                result = run(task, attack, targets=targets, max_steps=max_steps, seed=seed, out=out / task / attack,
-                             accelerator=accelerator, progress=progress)
-                cell = cell_from_result(result, batch_size, threshold)
-            except (DataUnavailableError, NotApplicableError) as err:
-                cell = StudyCell(attack=ATTACKS.canonical(attack), batch_size=batch_size, task=task, unavailable=str(err))
-            study.cells.append(cell)
-            write_atomic(out / "study.json", json.dumps(study.as_dict(), indent=2))
+            for seed in seeds:
+                log.info("%s on %s, seed %d", attack, task, seed)
+                try:
+                    result = run(task, attack, targets=targets, max_steps=max_steps, seed=seed,
+                                 out=out / task / attack / f"seed-{seed}", accelerator=accelerator, progress=progress)
+                    cell = cell_from_result(result, batch_size, chosen, seed)
+                except (DataUnavailableError, NotApplicableError) as err:
+                    cell = StudyCell(attack=ATTACKS.canonical(attack), batch_size=batch_size, task=task, seed=seed,
+                                     unavailable=str(err))
+                study.cells.append(cell)
+                write_atomic(out / "study.json", json.dumps(finite_or_null(study.as_dict()), indent=2))
     plot_success(study, out / "success-rate.png")
     return study
 
@@ -147,18 +210,23 @@ def _save(figure, path: Path) -> Path:
 
 
 def plot_success(study: BatchSizeStudy, path: Path) -> Path:
-    """Success rate against batch size (log₂ axis), one line per attack, as a PNG."""
+    """Success rate against batch size (log₂ axis) under the first criterion, one line per attack, the
+    seeds' range as error bars, as a PNG."""
     figure, axes = _figure(5)
-    for attack in dict.fromkeys(c.attack for c in study.cells):
-        cells = [c for c in study.cells if c.attack == attack and c.success_rate is not None]
-        axes.plot([c.batch_size for c in cells], [100 * c.success_rate for c in cells], marker="o", label=attack)
+    criterion = study.criteria[0]
+    rows = [row for row in study.summary() if row[criterion.name]["mean"] is not None]
+    for attack in dict.fromkeys(row["attack"] for row in rows):
+        mine = [row[criterion.name] | {"b": row["batch_size"]} for row in rows if row["attack"] == attack]
+        means = [100 * r["mean"] for r in mine]
+        errors = [[m - 100 * r["min"] for m, r in zip(means, mine)], [100 * r["max"] - m for m, r in zip(means, mine)]]
+        axes.errorbar([r["b"] for r in mine], means, yerr=errors, marker="o", capsize=3, label=attack)
     axes.set_xscale("log", base=2)
     sizes = sorted({c.batch_size for c in study.cells})
     axes.set_xticks(sizes, labels=[str(size) for size in sizes])
     axes.set_xlabel("batch size")
-    axes.set_ylabel(f"images recovered (%, SSIM ≥ {study.threshold:g})")
+    axes.set_ylabel(f"images recovered (%, {criterion.describe()})")
     axes.set_ylim(-5, 105)
-    axes.set_title(study.family)
+    axes.set_title(f"{study.family}, {len(study.seeds)} seed(s)")
     axes.legend()
     return _save(figure, path)
 

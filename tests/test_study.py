@@ -6,7 +6,7 @@ from benchmark.cli import main
 from benchmark.errors import SpecError
 from benchmark.result import Result, TargetResult
 from benchmark.spec import DefenseSpec
-from benchmark.study import batch_size_study, cell_from_result, defense_study, family_tasks
+from benchmark.study import CRITERIA, batch_size_study, cell_from_result, defense_study, family_tasks
 
 
 def test_a_family_is_its_batch_size_variants_in_order():
@@ -19,27 +19,41 @@ def test_an_unknown_family_suggests_the_known_ones():
 
 
 def _row(target, ssims, failed=None):
-    metrics = {} if failed else {"ssim": ssims, "psnr": [20.0] * len(ssims)}
+    metrics = {} if failed else {"ssim": ssims, "ssim_skimage7": [v + 0.2 for v in ssims], "psnr": [20.0] * len(ssims)}
     return TargetResult(target=target, indices=list(range(len(ssims))), labels=[0] * len(ssims),
                         recovered_labels=[0] * len(ssims), metrics=metrics, loss=0.0, tries=1, seconds=1.0, failed=failed)
 
 
-def test_success_counts_images_at_or_above_the_threshold_and_failed_targets_as_lost():
+def test_success_counts_images_at_or_above_each_criterion_and_failed_targets_as_lost():
     result = Result(task="t-b2", task_version=1, spec_hash="h", attack="grnn", config={}, data_origin="o",
                     environment={}, targets=[_row(0, [0.6, 0.59]), _row(1, [0.9, 0.1]), _row(2, [0.0, 0.0], failed="nan")])
-    cell = cell_from_result(result, batch_size=2, threshold=0.6)
-    assert (cell.images, cell.recovered, cell.success_rate) == (6, 2, pytest.approx(2 / 6))
+    cell = cell_from_result(result, 2, [CRITERIA.get("ssim-0.6"), CRITERIA.get("fedkl-asr")], seed=3)
+    assert (cell.images, cell.seed, cell.recovered) == (6, 3, {"ssim-0.6": 2, "fedkl-asr": 3})
+    assert cell.success_rate("ssim-0.6") == pytest.approx(2 / 6)
 
 
-def test_study_writes_its_table_and_plot_and_reports_missing_data(tmp_path):
-    study = batch_size_study("mnist-lenet5", ["grnn"], batch_sizes=[4, 32], targets=1, max_steps=2, out=tmp_path)
-    small, large = study.cells
-    assert (small.batch_size, small.images, small.unavailable) == (4, 4, None)
-    assert large.unavailable and "mnist test images 0..31 are not available" in large.unavailable
+def test_criteria_name_their_metric_and_source():
+    fedkl = CRITERIA.get("fedkl-asr")
+    assert (fedkl.metric, fedkl.threshold) == ("ssim_skimage7", 0.6) and "Rand2AI/FedKL" in fedkl.source
+    with pytest.raises(Exception, match="did you mean 'fedkl-asr'"):
+        CRITERIA.get("fedkl-as")
+
+
+def test_study_runs_every_seed_writes_its_table_and_plot_and_reports_missing_data(tmp_path):
+    study = batch_size_study("mnist-lenet5", ["grnn"], batch_sizes=[4, 32], seeds=[0, 1], targets=1, max_steps=2,
+                             out=tmp_path)
+    assert [(c.batch_size, c.seed) for c in study.cells] == [(4, 0), (4, 1), (32, 0), (32, 1)]
+    small, large = study.summary()
+    assert (small["batch_size"], small["images"], small["seeds"], small["unavailable"]) == (4, 4, 2, None)
+    rates = [c.success_rate("fedkl-asr") for c in study.cells[:2]]
+    assert small["fedkl-asr"] == {"mean": sum(rates) / 2, "min": min(rates), "max": max(rates)}
+    assert large["unavailable"] and "mnist test images 0..31 are not available" in large["unavailable"]
+    assert study.cells[0].psnr != study.cells[1].psnr  # the seeds are different attacks
     written = json.loads((tmp_path / "study.json").read_text())
-    assert written["success"] == "SSIM >= 0.6" and len(written["cells"]) == 2
+    assert [c["name"] for c in written["criteria"]] == ["fedkl-asr", "ssim-0.6"] and len(written["cells"]) == 4
+    assert "Rand2AI/FedKL" in written["criteria"][0]["source"]
     assert (tmp_path / "success-rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "mnist-lenet5-b4" / "grnn" / "results.json").is_file()  # an ordinary, resumable run folder
+    assert (tmp_path / "mnist-lenet5-b4" / "grnn" / "seed-1" / "results.json").is_file()  # ordinary run folders
 
 
 def test_cli_names_a_wrong_attack_before_any_work(tmp_path, capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -54,7 +54,11 @@ class GRNNConfig:
     tv: float = 1e-3  # λ of the TV term (paper: 1e-3 for LeNet, 1e-6 for ResNet-18; tasks set it)
     noise_dim: int = 128
     width: int = 32  # d: channels of the generator's last up-block
-    init_std: float = 0.02  # conv and linear weights ~ N(0, init_std), biases 0 (what the public code meant to do)
+    # "pytorch": each layer's own PyTorch default initialisation, which is what the public code ran (its
+    # ``weight_init`` loop matches no layer); "normal": conv and linear weights ~ N(0, init_std), biases 0,
+    # what that loop was written to do.
+    init: Literal["pytorch", "normal"] = "pytorch"
+    init_std: float = 0.02  # used by init="normal" only
     patience: int | None = None  # stop a problem whose best loss stalls this many steps (paper: never)
 
 
@@ -97,17 +101,25 @@ class GRNN(OptimizationAttack):
         return None
 
     def _initial_weights(self, stream: torch.Generator) -> list[Tensor]:
-        """The generator's weights for one problem: conv, transposed-conv and linear weights from
-        N(0, init_std) drawn from the problem's stream, their biases 0, BatchNorm at (1, 0)."""
+        """The generator's weights for one problem, drawn from the problem's stream: PyTorch's default
+        init of each layer (``init="pytorch"``: Kaiming-uniform weights with a = √5, biases
+        U(±1/√fan_in)), or conv, transposed-conv and linear weights from N(0, init_std) with biases 0
+        (``"normal"``); BatchNorm at (1, 0) either way."""
         weights = []
         for name, parameter in self.generator.named_parameters():
             module = self.generator.get_submodule(name.rsplit(".", 1)[0])
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and name.endswith("weight"):
-                weights.append(nn.init.normal_(torch.empty_like(parameter), 0.0, self.config.init_std, generator=stream))
-            elif isinstance(module, nn.BatchNorm2d) and name.endswith("weight"):
-                weights.append(torch.ones_like(parameter))
+            value = torch.empty_like(parameter)
+            if isinstance(module, nn.BatchNorm2d):
+                weights.append(value.fill_(1.0 if name.endswith("weight") else 0.0))
+            elif self.config.init == "normal":
+                weights.append(nn.init.normal_(value, 0.0, self.config.init_std, generator=stream)
+                               if name.endswith("weight") else value.zero_())
+            elif name.endswith("weight"):  # as nn.Linear / nn.Conv2d / nn.ConvTranspose2d.reset_parameters
+                weights.append(nn.init.kaiming_uniform_(value, a=math.sqrt(5), generator=stream))
             else:
-                weights.append(torch.zeros_like(parameter))
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                weights.append(nn.init.uniform_(value, -bound, bound, generator=stream))
         return weights
 
     def candidates(self) -> list[Tensor]:

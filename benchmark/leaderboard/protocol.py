@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from benchmark.errors import LeakBenchError
 from benchmark.leaderboard.schema import Entry
+from benchmark.metrics import metric_info
 from benchmark.registry import did_you_mean
 from benchmark.spec import TaskSpec, load_suite, load_task, spec_hash
 
@@ -70,4 +71,8 @@ def nonconformity(entry: Entry, protocol: Protocol) -> str | None:
     departures = [f"{name} {got!r} (the protocol's: {want!r})" for name, got, want in checks if got != want]
     if not same_task(entry, protocol.spec):
         departures.append("the task spec changed since")
+    redefined = sorted(name for name, value in entry.summary.metrics.items()
+                       if value is not None and not metric_info(name).defines(entry.metric_definitions.get(name)))
+    if redefined:
+        departures.append(f"measured under another definition of {', '.join(redefined)} (or none recorded)")
     return ", ".join(departures) or None

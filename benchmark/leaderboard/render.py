@@ -16,14 +16,12 @@ import jinja2
 from benchmark.errors import LeakBenchError
 from benchmark.leaderboard.protocol import nonconformity, protocol_of
 from benchmark.leaderboard.schema import Entry, entry_files, load_entry
+from benchmark.metrics import metric_info
 from benchmark.result import write_atomic
 
 OUTPUTS = ("README.md", "site/index.html")
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "label_accuracy": True, "mse": False, "lpips": False}
 PRIMARY_ORDER = ("psnr", "ssim", "lpips", "mse", "label_accuracy")  # a board ranks by the first it measures
-NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "mse": "MSE", "lpips": "LPIPS", "label_accuracy": "label acc."}
-_FORMATS = {"psnr": "{:.2f}", "ssim": "{:.3f}", "mse": "{:.3g}", "lpips": "{:.3f}"}
 
 
 @dataclass(frozen=True)
@@ -54,16 +52,16 @@ def _metric_order(name: str) -> tuple[int, str]:
 
 def _rank_key(entry: Entry, primary: str | None) -> tuple[bool, float, str]:
     value = entry.summary.metrics.get(primary) if primary else None
-    sign = -1 if HIGHER_IS_BETTER.get(primary or "", True) else 1
+    sign = 1 if primary and metric_info(primary).higher_is_better is False else -1
     return (value is None, sign * value if value is not None else 0.0, entry.attack)
 
 
 def make_board(entries: list[tuple[Path, Entry]]) -> Board:
     """One board from the entries of a single (suite, task); a metric no entry measured (LPIPS without
     its weights) gets no column."""
-    metrics = sorted({name for _, entry in entries for name, value in entry.summary.metrics.items() if value is not None},
-                     key=_metric_order)
-    primary = next((name for name in metrics if name in HIGHER_IS_BETTER), None)
+    metrics = sorted({name for _, entry in entries for name, value in entry.summary.metrics.items()
+                      if value is not None and metric_info(name).board}, key=_metric_order)
+    primary = next((name for name in metrics if metric_info(name).higher_is_better is not None), None)
     ordered = sorted(entries, key=lambda item: (item[1].partial, _rank_key(item[1], primary)))
     rows, rank = [], 0
     for path, entry in ordered:
@@ -81,17 +79,14 @@ def load_boards(root: Path) -> list[Board]:
     return [make_board(list(group)) for _, group in groupby(entries, key=lambda item: (item[1].suite, item[1].task))]
 
 
-def _format(value: float | None, metric: str) -> str:
-    if value is None:
-        return "–"
-    if metric == "label_accuracy":
-        return f"{100 * value:.1f} %"
-    return _FORMATS.get(metric, "{:.4g}").format(value)
-
-
 def _header(metric: str) -> str:
-    arrow = {True: " ↑", False: " ↓"}.get(HIGHER_IS_BETTER.get(metric), "")
-    return NAMES.get(metric, metric) + arrow
+    info = metric_info(metric)
+    return info.title + {True: " ↑", False: " ↓"}.get(info.higher_is_better, "")
+
+
+def _definition(metric: str) -> str:
+    """A metric's definition in one line, for the boards' footnotes."""
+    return "; ".join(f"{key} {value}" for key, value in metric_info(metric).definition.items())
 
 
 _ENVIRONMENT = jinja2.Environment(
@@ -99,14 +94,17 @@ _ENVIRONMENT = jinja2.Environment(
     autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
     keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
 )
-_ENVIRONMENT.filters.update(metric=_format, header=_header, name=lambda metric: NAMES.get(metric, metric))
+_ENVIRONMENT.filters.update(metric=lambda value, metric: metric_info(metric).show(value), header=_header,
+                            name=lambda metric: metric_info(metric).title, definition=_definition)
 
 
 def render(root: Path) -> dict[str, str]:
     """The generated files (path relative to ``root`` -> text)."""
     boards = load_boards(root)
     suites = [(suite, list(group)) for suite, group in groupby(boards, key=lambda board: board.suite)]
-    return {name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(suites=suites) for name in OUTPUTS}
+    metrics = sorted({metric for board in boards for metric in board.metrics}, key=_metric_order)
+    return {name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(suites=suites, metrics=metrics)
+            for name in OUTPUTS}
 
 
 def build(root: Path) -> list[Path]:

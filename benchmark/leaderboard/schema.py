@@ -92,6 +92,8 @@ class Entry(_Strict):
     targets: int = Field(ge=1, description="targets measured: the first `targets` of the protocol")
     protocol_targets: int = Field(ge=1, description="targets of the suite's protocol for this task")
     data_origin: str
+    metric_definitions: dict[str, dict[str, Any]] = Field(
+        default={}, description="each reported metric's library, versions and parameters (benchmark.metrics)")
     summary: Summary
     rows: list[TargetRow]
     environment: Environment

@@ -63,7 +63,8 @@ def entry_from_result(result: dict[str, Any], protocol: Protocol, *, source: str
                  attack=result["attack"], attack_config=result["config"]["attack"],
                  attack_package=attack_package(result["attack"]), seed=result["config"]["seed"],
                  restarts=result["config"]["restarts"], targets=len(rows), protocol_targets=protocol.targets,
-                 data_origin=result["data_origin"], summary=summarize(rows), rows=rows,
+                 data_origin=result["data_origin"], metric_definitions=result.get("metric_definitions", {}),
+                 summary=summarize(rows), rows=rows,
                  environment=environment_of(result["environment"], git), date=datetime.now(timezone.utc).replace(microsecond=0),
                  source=source, paper=paper_figures(result["attack"], result["task"]),
                  picture=f"{result['attack']}.png" if picture else None)

@@ -2,7 +2,8 @@
 
 A re-run uses the entry's recorded attack config, seed, restarts and task (which must not have
 changed since: same spec hash). Each target's metric means are compared, and the summary too when
-every target was re-run. A value may move by max(abs, rel · |recorded|) (:data:`TOLERANCES`):
+every target was re-run. A value may move by max(abs, rel · |recorded|) (each metric's
+:class:`~benchmark.metrics.Tolerance`, registered with it):
 optimisation attacks are deterministic for a seed on one kind of hardware, but floating-point
 differences between CPUs, GPUs and library versions move them a little (chaotic ones, such as a
 diverging DLG, more than that).
@@ -19,27 +20,10 @@ from benchmark.leaderboard.protocol import protocol_of, same_task
 from benchmark.leaderboard.schema import (Entry, TargetRow, Verification, load_entry, rows_of, summarize,
                                           write_entry)
 from benchmark.leaderboard.submit import environment_of, git_state
+from benchmark.metrics import metric_info
 from benchmark.result import TargetResult
 from benchmark.runner import run
 from benchmark.spec import spec_hash
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    rel: float
-    abs: float
-
-    def allowed(self, recorded: float) -> float:
-        return max(self.abs, self.rel * abs(recorded))
-
-
-TOLERANCES: dict[str, Tolerance] = {
-    "psnr": Tolerance(rel=0.05, abs=0.5),  # dB
-    "ssim": Tolerance(rel=0.05, abs=0.02),
-    "mse": Tolerance(rel=0.25, abs=1e-4),
-    "label_accuracy": Tolerance(rel=0.0, abs=0.0),  # a recovered label is right or wrong
-}
-DEFAULT_TOLERANCE = Tolerance(rel=0.05, abs=0.01)
 
 
 @dataclass(frozen=True)
@@ -65,7 +49,7 @@ def _compare(where: str, recorded: dict[str, float | None], measured: dict[str, 
     differences = []
     for metric in sorted(recorded.keys() | measured.keys()):
         old, new = recorded.get(metric), measured.get(metric)
-        allowed = TOLERANCES.get(metric, DEFAULT_TOLERANCE).allowed(old) if old is not None else None
+        allowed = metric_info(metric).tolerance.allowed(old) if old is not None else None
         if (old is None) != (new is None) or old is not None and abs(new - old) > allowed:
             differences.append(Difference(where, metric, old, new, allowed))
     return differences

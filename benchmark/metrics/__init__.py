@@ -5,15 +5,21 @@ series by name (face re-identification returns its rates and their ceiling and c
 is a function of the :class:`MatchedBatch`, or a class built once per run from the
 :class:`EvaluationSettings` (for models and galleries); one whose model or data is absent raises
 :class:`MetricUnavailableError` and is reported as unavailable (null, with the reason), never guessed.
+
+Each reported value has one :class:`MetricInfo`, registered beside the code that computes it: its
+definition (library, version, parameters; written into ``results.json``, entries and boards), its
+direction, display name and format, and the tolerance ``leakbench verify`` allows it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor
@@ -52,6 +58,79 @@ class EvaluationSettings:
     reid_backend: str = "auto"
 
 
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a re-run may move a value: max(abs, rel · |recorded|)."""
+
+    rel: float
+    abs: float
+
+    def allowed(self, recorded: float) -> float:
+        return max(self.abs, self.rel * abs(recorded))
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What one reported value means and how it is shown.
+
+    ``definition`` names the library and every parameter that changes the value; the installed
+    versions of ``packages`` are recorded beside it (:func:`definitions`). ``higher_is_better`` is
+    None for values with no direction (a ceiling, a count); ``board`` False keeps a value off the
+    boards' columns (it stays in every row and in ``results.json``).
+    """
+
+    title: str
+    definition: dict[str, Any]
+    packages: tuple[str, ...] = ()
+    higher_is_better: bool | None = None
+    format: str = "{:.4g}"
+    percent: bool = False  # a fraction shown as a percentage
+    tolerance: Tolerance = Tolerance(rel=0.05, abs=0.01)
+    board: bool = True
+
+    def show(self, value: float | None) -> str:
+        if value is None:
+            return "–"
+        return f"{100 * value:.1f} %" if self.percent else self.format.format(value)
+
+    def record(self) -> dict[str, Any]:
+        """The definition with the installed versions of its packages, as results and entries keep it."""
+        return {**self.definition, "versions": {name: _version(name) for name in self.packages}}
+
+    def defines(self, recorded: dict[str, Any] | None) -> bool:
+        """Whether a recorded definition is this one (the packages' versions may differ)."""
+        return recorded is not None and {k: v for k, v in recorded.items() if k != "versions"} == \
+            json.loads(json.dumps(self.definition))
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+INFO: dict[str, MetricInfo] = {}
+
+
+def describe(name: str, info: MetricInfo) -> None:
+    """Register what the reported value ``name`` means (once per name)."""
+    if name in INFO:
+        raise ValueError(f"metric value '{name}' is already described")
+    INFO[name] = info
+
+
+def metric_info(name: str) -> MetricInfo:
+    """The registered meaning of ``name``; a value nobody described (a plugin's) gets a plain one."""
+    METRICS.names()  # the built-in metric modules describe their values when discovered
+    return INFO.get(name) or MetricInfo(title=name, definition={"note": "not described by leakbench"})
+
+
+def definitions(names: Any) -> dict[str, dict[str, Any]]:
+    """``{name: recorded definition}`` of the given reported values, for ``results.json`` and entries."""
+    return {name: metric_info(name).record() for name in sorted(names)}
+
+
 Values = Tensor | dict[str, Tensor]
 Metric = Callable[[MatchedBatch], Values]
 
@@ -62,7 +141,9 @@ def _discover() -> None:
 
 
 METRICS: Registry[Metric | type] = Registry("metric", discover=_discover)
-ALWAYS = ("lpips",)  # computed for every task's images besides the metrics its spec lists
+# computed for every task's images besides the metrics its spec lists: LPIPS, and the SSIM variant of
+# the FedKL success criterion (so every run can be judged by it, see benchmark.study)
+ALWAYS = ("lpips", "ssim_skimage7")
 
 
 class Evaluator:

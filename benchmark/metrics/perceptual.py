@@ -1,15 +1,20 @@
 """LPIPS (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",
-CVPR 2018) through the ``lpips`` package: AlexNet features, the package's learned linear heads.
+CVPR 2018) through the ``lpips`` package: AlexNet features, the package's learned linear heads (v0.1).
 
 The package ships the heads; the AlexNet ImageNet backbone comes from torchvision's model store
-(its cache, a download, or a file the user gives with ``--lpips-weights``). Without it the metric
-is unavailable, never computed on a random backbone. AlexNet needs inputs of at least 32 pixels and
-its deep layers see little below 64, so smaller images are resized to 64×64 (bilinear) first; grey
-images are repeated to three channels.
+(its cache, a download, or a file the user gives with ``--lpips-weights``), and is used only when
+its sha256 starts with the prefix torchvision publishes in its file name (``alexnet-owt-7be5be79``);
+without it the metric is unavailable, never computed on a random or altered backbone.
+
+Images are scored at their own resolution, as the GRNN group's code scores 32×32 images. AlexNet's
+second pooling needs at least 31 pixels, so smaller images (25×25 LFW faces, 8×8 digits) are
+upsampled bilinearly to 32×32 first, and grey images are repeated to three channels; inputs are
+mapped from [0, 1] to [-1, 1] (``normalize=True``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -20,20 +25,41 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from benchmark.data import downloads_allowed
-from benchmark.metrics import METRICS, EvaluationSettings, MatchedBatch, MetricUnavailableError
+from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
+                               Tolerance, describe)
 
 BACKBONE = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
-MIN_SIZE = 64
+BACKBONE_FILE = Path(BACKBONE.url).name  # alexnet-owt-7be5be79.pth
+BACKBONE_SHA256_PREFIX = BACKBONE_FILE.rsplit("-", 1)[1].split(".")[0]  # torchvision's published hash prefix
+MIN_SIZE = 32
 _failed_downloads: list[str] = []  # a download that failed in this process is not tried again (a bench's cells)
 
 
 def cached_backbone() -> Path:
     """Where torchvision keeps the AlexNet weights once downloaded ($TORCH_HOME/hub/checkpoints)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(BACKBONE.url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILE
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _from_file(path: Path) -> lpips.LPIPS:
-    """The package's model with its backbone read from ``path`` (a torchvision AlexNet state dict)."""
+    """The package's model with its backbone read from ``path`` (torchvision's AlexNet state dict),
+    refused unless its sha256 has torchvision's published prefix."""
+    try:
+        digest = sha256(path)
+    except OSError as err:
+        raise MetricUnavailableError(f"LPIPS: cannot read backbone weights {path} ({err.strerror}); "
+                                     f"give torchvision's AlexNet file {BACKBONE_FILE} with --lpips-weights") from None
+    if not digest.startswith(BACKBONE_SHA256_PREFIX):
+        raise MetricUnavailableError(
+            f"LPIPS: {path} is not torchvision's AlexNet weights (sha256 {digest[:16]}…, the published file's starts "
+            f"with {BACKBONE_SHA256_PREFIX}); give the file {BACKBONE_FILE} with --lpips-weights")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's deprecation of lpips's ``pretrained=``
         model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
@@ -45,32 +71,28 @@ def _from_file(path: Path) -> lpips.LPIPS:
     except Exception as err:  # unpickling and key errors alike: not the file LPIPS needs
         raise MetricUnavailableError(
             f"LPIPS: cannot read backbone weights {path} ({type(err).__name__}: {str(err).splitlines()[0][:80]}); "
-            f"give torchvision's AlexNet file {Path(BACKBONE.url).name} with --lpips-weights") from None
+            f"give torchvision's AlexNet file {BACKBONE_FILE} with --lpips-weights") from None
     return model.eval()
 
 
 def load_lpips(weights: Path | None) -> lpips.LPIPS:
-    """LPIPS-AlexNet: from ``weights`` if given, else by the package's own loading (torchvision's cache,
-    or a download where allowed). Raises :class:`MetricUnavailableError` saying how to get the weights."""
+    """LPIPS-AlexNet: from ``weights`` if given, else from torchvision's cache (downloaded into it
+    where allowed). Raises :class:`MetricUnavailableError` saying how to get the weights."""
     if weights is not None:
         return _from_file(weights)
     cached = cached_backbone()
-    reason = f"the AlexNet ImageNet weights are not in {cached.parent}"
-    failure = None
-    if cached.is_file() or (downloads_allowed() and not _failed_downloads):
+    if not cached.is_file() and downloads_allowed() and not _failed_downloads:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                return lpips.LPIPS(net="alex", verbose=False).eval()
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(BACKBONE.url, str(cached), hash_prefix=BACKBONE_SHA256_PREFIX, progress=False)
         except Exception as err:  # network errors come in many types; all mean the same here
-            failure = f" and loading or downloading them failed ({type(err).__name__}: {str(err)[:100]})"
-            _failed_downloads.append(failure)
-    elif downloads_allowed():
-        failure = _failed_downloads[-1]
-    reason += failure or " and downloads are disabled by LEAKBENCH_OFFLINE"
+            _failed_downloads.append(f"downloading them failed ({type(err).__name__}: {str(err)[:100]})")
+    if cached.is_file():
+        return _from_file(cached)
+    reason = _failed_downloads[-1] if downloads_allowed() else "downloads are disabled by LEAKBENCH_OFFLINE"
     raise MetricUnavailableError(
-        f"LPIPS: {reason}. Run once with internet access (torchvision caches {cached.name}), copy that file "
-        f"to {cached.parent}, or pass --lpips-weights PATH")
+        f"LPIPS: the AlexNet ImageNet weights are not in {cached.parent} and {reason}. Run once with internet access "
+        f"(torchvision caches {cached.name}), copy that file to {cached.parent}, or pass --lpips-weights PATH")
 
 
 @METRICS.register("lpips")
@@ -93,3 +115,13 @@ def _prepare(images: Tensor) -> Tensor:
     if min(images.shape[-2:]) < MIN_SIZE:
         images = F.interpolate(images, size=(MIN_SIZE, MIN_SIZE), mode="bilinear", align_corners=False)
     return images
+
+
+describe("lpips", MetricInfo(
+    title="LPIPS", higher_is_better=False, format="{:.3f}", tolerance=Tolerance(rel=0.05, abs=0.01),
+    packages=("lpips", "torchvision"),
+    definition={"reference": "Zhang et al., CVPR 2018", "library": "lpips",
+                "net": "alex", "heads": "v0.1 (shipped with the package)",
+                "backbone": f"torchvision {BACKBONE_FILE} (sha256 {BACKBONE_SHA256_PREFIX}…)",
+                "resolution": f"native; images under {MIN_SIZE} px upsampled bilinearly to {MIN_SIZE}x{MIN_SIZE}",
+                "input": "[0, 1] mapped to [-1, 1]; grey repeated to 3 channels"}))

@@ -27,7 +27,8 @@ from torch import Tensor
 
 from benchmark.data import downloads_allowed
 from benchmark.errors import NotApplicableError
-from benchmark.metrics import METRICS, EvaluationSettings, MatchedBatch, MetricUnavailableError
+from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
+                               Tolerance, describe)
 from benchmark.registry import Registry
 
 RANKS = (1, 5)
@@ -204,3 +205,20 @@ class FaceReidentification:
             if suffix == "":
                 values["reid_aligned"] = found
         return values
+
+
+_REID = {"alignment": "facenet-pytorch MTCNN (whole image where no face is found)",
+         "encoders": "facenet InceptionResnetV1 (VGGFace2) or dlib ResNet; the run's reid_backend says which",
+         "distance": "Euclidean between embeddings; a person's: that of their nearest gallery image"}
+for _k in RANKS:
+    describe(f"reid_top{_k}", MetricInfo(
+        title=f"re-id top-{_k}", higher_is_better=True, percent=True, tolerance=Tolerance(rel=0.0, abs=0.0),
+        packages=("facenet-pytorch",),
+        definition={"formula": f"1 where the true person is among the {_k} nearest people of the gallery", **_REID}))
+    for _suffix, _what in (("_ceiling", "the original private image"), ("_chance", "a uniform-noise image")):
+        describe(f"reid_top{_k}{_suffix}", MetricInfo(
+            title=f"re-id top-{_k} {_suffix[1:]}", percent=True, tolerance=Tolerance(rel=0.0, abs=0.0), board=False,
+            definition={"formula": f"reid_top{_k} of {_what}", **_REID}))
+describe("reid_aligned", MetricInfo(
+    title="face found", percent=True, tolerance=Tolerance(rel=0.0, abs=0.0), board=False,
+    definition={"formula": "1 where MTCNN found a face in the reconstruction", **_REID}))

@@ -35,13 +35,30 @@ def test_generator_follows_the_paper(size, widths):
 
 def test_generator_is_initialised_on_purpose_from_the_problem_seed():
     observation, _ = _observation()
-    first, again, other = (GRNN([observation], seeds=[seed]) for seed in (5, 5, 6))
+    first, again, other = (GRNN([observation], GRNNConfig(init="normal"), seeds=[seed]) for seed in (5, 5, 6))
     names = first._weight_names
     conv = names.index("image_branch.1.weight")  # the transposed convolution
     assert first.weights[conv].std().item() == pytest.approx(0.02, rel=0.05)
     assert all(not w.any() for name, w in zip(names, first.weights) if name.endswith("bias"))
     assert all(torch.equal(a, b) for a, b in zip(first.weights, again.weights))
     assert not torch.equal(first.weights[conv], other.weights[conv]) and not torch.equal(first.noise, other.noise)
+
+
+def test_default_init_is_pytorchs_own_as_the_public_code_ran():
+    """Each weight and bias has the range and spread of the same layer's ``reset_parameters``, drawn
+    from the problem's stream (deterministic for a seed)."""
+    observation, _ = _observation()
+    attack, again = (GRNN([observation], seeds=[3]) for _ in range(2))
+    assert attack.config.init == "pytorch"
+    reference = GRNNGenerator(128, 10, 3, 16)  # PyTorch's own init, from the global RNG
+    for name, mine, theirs in zip(attack._weight_names, attack.weights, reference.parameters()):
+        mine = mine[0]
+        if "label_branch" in name or mine.numel() < 500:  # spreads of small tensors are noisy
+            assert mine.abs().max() <= theirs.abs().max() * 1.5 + 1e-6, name
+            continue
+        assert mine.abs().max() <= theirs.abs().max() * 1.01 + 1e-6, name  # the same bound
+        assert mine.std().item() == pytest.approx(theirs.std().item(), rel=0.1), name
+    assert all(torch.equal(a, b) for a, b in zip(attack.weights, again.weights))
 
 
 def test_objective_is_the_papers_loss_for_every_problem():
