@@ -266,7 +266,8 @@ def cmd_study_batch_size(args: argparse.Namespace) -> int:
     for criterion in study.criteria:
         print(f"  {criterion.name}: {criterion.describe()} ({criterion.source})")
     print("success rates in %, mean [min-max] over the seeds\n")
-    print(format_table([_study_row(row, study.criteria) for row in sorted(study.summary(), key=lambda r: (r["batch_size"], r["attack"]))],
+    rows = sorted(study.summary(), key=lambda row: (row["batch_size"], row["attack"]))
+    print(format_table([_study_row(row, study.criteria) for row in rows],
                        ("batch_size", "attack", "seeds", "images", *(c.name for c in study.criteria), "psnr", "ssim",
                         "label_accuracy", "note")))
     for criterion in study.criteria:

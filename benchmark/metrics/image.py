@@ -49,7 +49,8 @@ def psnr(batch: MatchedBatch) -> Tensor:
 
 describe("psnr", MetricInfo(
     title="PSNR (dB)", higher_is_better=True, format="{:.2f}", tolerance=Tolerance(rel=0.05, abs=0.5),
-    packages=("torchmetrics",), definition={"formula": "10 log10(1 / MSE)", "library": "torchmetrics", "function": "peak_signal_noise_ratio",
+    packages=("torchmetrics",),
+    definition={"formula": "10 log10(1 / MSE)", "library": "torchmetrics", "function": "peak_signal_noise_ratio",
                 "data_range": 1.0, "per_image_over": "C, H, W", "cap_db": PSNR_CAP}))
 
 
@@ -72,7 +73,8 @@ def ssim(batch: MatchedBatch) -> Tensor:
 
 describe("ssim", MetricInfo(
     title="SSIM", higher_is_better=True, format="{:.3f}", tolerance=Tolerance(rel=0.05, abs=0.02),
-    packages=("torchmetrics",), definition={"reference": "Wang et al., IEEE TIP 2004 (authors' MATLAB ssim_index)", "library": "torchmetrics",
+    packages=("torchmetrics",),
+    definition={"reference": "Wang et al., IEEE TIP 2004 (authors' MATLAB ssim_index)", "library": "torchmetrics",
                 "function": "structural_similarity_index_measure(return_full_image=True), map cropped",
                 "window": "gaussian 11x11", "sigma": SSIM_SIGMA, "k1": SSIM_K[0], "k2": SSIM_K[1],
                 "data_range": 1.0, "covariance": "population", "mean_over": "valid region, then channels",
@@ -100,8 +102,8 @@ describe("ssim_skimage7", MetricInfo(
     board=False, packages=("scikit-image",),
     definition={"reference": "Rand2AI/FedKL evaluation_metrics.py Quantitation.SSIM (GRNN's authors)",
                 "library": "scikit-image", "function": "structural_similarity", "window": "uniform 7x7",
-                "covariance": "sample", "input": "8-bit images, floor(255 x) of float32 (torchvision ToPILImage)", "data_range": 255,
-                "mean_over": "valid region, then channels"}))
+                "covariance": "sample", "input": "8-bit images, floor(255 x) of float32 (torchvision ToPILImage)",
+                "data_range": 255, "mean_over": "valid region, then channels"}))
 
 
 @METRICS.register("label_accuracy")
