@@ -37,7 +37,7 @@ from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator
 from benchmark.metrics.reid import resolve_backend
 from benchmark.registry import did_you_mean
-from benchmark.result import Result, TargetResult, save_comparison
+from benchmark.result import Result, TargetResult, in_matched_order, save_comparison
 from benchmark.spec import DefenseSpec, TaskSpec, load_task, spec_hash
 from benchmark.store import RunStore
 from benchmark.victim import Observation, Victim
@@ -391,10 +391,11 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
         result.targets.append(row)
         pictures.append(images if images is not None else torch.full_like(samples.images[:batch], 0.5))
     result.evaluation = evaluator.summary()
+    shown, labels = in_matched_order(samples.images, torch.cat(pictures), [row.recovered_labels for row in result.targets])
     if out_dir is not None and writer:
         result.write(out_dir)
-        save_comparison(samples.images, torch.cat(pictures), out_dir / "reconstructions.png")
-    log_result(run_logger, result, samples.images, torch.cat(pictures))
+        save_comparison(samples.images, shown, out_dir / "reconstructions.png", labels=labels)
+    log_result(run_logger, result, samples.images, shown)
     if run_logger is not None:
         run_logger.finalize("success")
     return result
