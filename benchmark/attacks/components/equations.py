@@ -140,12 +140,14 @@ class LayerSystem:
     would apply to G) counts a singular value s of A as zero below about √(n·ε)·s_max(A), 8e-7 for
     n = 3072. ``numpy.linalg.lstsq`` and ``matrix_rank`` on A itself use max(M, N)·ε·s_max(A), about
     1e-12 here; they therefore agree with this rank except where A has a singular value between the
-    two, which this rank counts as missing (a test pins both sides). The finer tolerance is out of
-    reach of the normal equations: forming G rounds it by about ε·λ_max(G), the square of a singular
-    value √ε·s_max(A), so below that G cannot tell a singular value from zero. Nor do the data resolve
-    one: the observed gradient is float32 (relative precision 2⁻²⁴ ≈ 6e-8, the order of √(n·ε) for
-    these layers), and x's component along a direction with s < √(n·ε)·s_max carries that rounding
-    amplified by s_max/s. R-GAP's own code (``recursive_attack.py``) solves A in float32 with
+    two, which this rank counts as missing (a test pins both sides). The shipped victims have none
+    there (measured once on CNN6, CNN6-d and FCN3 at seed 0: every singular value is ≥ 5.8e-3·s_max
+    or, CNN6-d's 280 missing ones in its second layer, ≤ 5.2e-16·s_max; both rules agree). The finer
+    tolerance is out of reach of the normal equations: forming G rounds it by about ε·λ_max(G), the
+    square of a singular value √ε·s_max(A), so below that G cannot tell a singular value from zero.
+    Nor do the data resolve one: the observed gradient is float32 (relative precision 2⁻²⁴ ≈ 6e-8,
+    the order of √(n·ε) for these layers), and x's component along a direction with
+    s < √(n·ε)·s_max carries that rounding amplified by s_max/s. R-GAP's own code (``recursive_attack.py``) solves A in float32 with
     ``numpy.linalg.lstsq(rcond=None)``, which drops singular values below max(M, N)·2⁻²³·s_max,
     about 6e-4 relative on CNN6's first layer (M = 4 860 rows with its padding rows): coarser still.
 
