@@ -114,7 +114,8 @@ def log_images(logger: Logger | None, key: str, images: Tensor, step: int) -> No
 
 def log_result(logger: Logger | None, result: Result, truth: Tensor, reconstructions: Tensor) -> None:
     """Record the final result: summary metrics as ``summary/*``, and, where the logger shows images,
-    the reconstructions next to ground truth (both (N, C, H, W) in [0, 1], in target order)."""
+    the reconstructions next to ground truth (both (N, C, H, W) in [0, 1], in target order; within a
+    target, reconstruction i is the one matched to truth i, as the metrics are)."""
     if logger is None:
         return
     summary = {f"summary/{k}": v for k, v in result.summary.items() if isinstance(v, (int, float))}

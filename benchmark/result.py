@@ -9,11 +9,14 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
+
+from benchmark.metrics.matching import match
 
 SUMMARY_METRICS = ("psnr", "ssim", "mse", "label_accuracy", "lpips")
 
@@ -137,10 +140,55 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     return path
 
 
-def save_comparison(truth: Tensor, reconstructions: Tensor, path: Path, scale: int = 2) -> Path:
-    """PNG with ground truth (top row) over reconstructions (bottom row); images (N, C, H, W) in [0, 1]."""
+def in_matched_order(truth: Tensor, reconstructions: Tensor, recovered_labels: Sequence[Sequence[int]]
+                     ) -> tuple[Tensor, list[int | None]]:
+    """Each target's reconstructions and recovered labels reordered so that column i is the one matched
+    to ground-truth image i, as the metrics pair them (:func:`~benchmark.metrics.matching.match` on
+    [0, 1] images); for display only, the inputs are left as they are.
+
+    Args:
+        truth, reconstructions: (T·B, C, H, W), target after target, the attack's own order within one.
+        recovered_labels: per target, its B recovered labels in the attack's order; empty for a failed
+            target (its columns keep their order and get no label).
+    Returns:
+        The reordered reconstructions (T·B, C, H, W) and labels (T·B), None where a target failed.
+    """
+    batch = len(truth) // max(len(recovered_labels), 1)
+    order, labels = [], []
+    for target, recovered in enumerate(recovered_labels):
+        first = target * batch
+        part = slice(first, first + batch)
+        if recovered:
+            matched = match(reconstructions[part].detach().double().clamp(0, 1).cpu(), truth[part].double().cpu())
+            order += (first + matched).tolist()
+            labels += [recovered[i] for i in matched.tolist()]
+        else:
+            order += range(first, first + batch)
+            labels += [None] * batch
+    return reconstructions[order], labels
+
+
+def save_comparison(truth: Tensor, reconstructions: Tensor, path: Path, scale: int = 2,
+                    labels: Sequence[int | None] | None = None) -> Path:
+    """PNG with ground truth (top row) over reconstructions (bottom row), images (N, C, H, W) in [0, 1],
+    column i pairing truth[i] with reconstructions[i]; with ``labels``, a row of text under the
+    reconstructions gives each one's (None: no text)."""
     pair = torch.cat([truth, reconstructions]).float().cpu()
     pair = torch.nn.functional.interpolate(pair, scale_factor=scale, mode="nearest")
+    padding, width = 2, pair.shape[-1]
     buffer = io.BytesIO()
-    save_image(make_grid(pair, nrow=len(truth), padding=2, pad_value=1.0), buffer, format="png")
+    save_image(make_grid(pair, nrow=len(truth), padding=padding, pad_value=1.0), buffer, format="png")
+    if labels is not None:
+        grid, font = Image.open(buffer), ImageFont.load_default()
+        height = ImageDraw.Draw(grid).textbbox((0, 0), "0123456789", font=font)[3] + padding
+        canvas = Image.new("RGB", (grid.width, grid.height + height), "white")
+        canvas.paste(grid)
+        draw = ImageDraw.Draw(canvas)
+        for column, label in enumerate(labels):
+            if label is not None:  # centred under its column
+                text_width = draw.textlength(str(label), font=font)
+                left = padding + column * (width + padding) + (width - text_width) / 2
+                draw.text((left, grid.height), str(label), fill="black", font=font)
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="png")
     return write_atomic(path, buffer.getvalue())

@@ -37,7 +37,7 @@ from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator, definitions
 from benchmark.metrics.reid import resolve_backend
 from benchmark.registry import did_you_mean
-from benchmark.result import Result, TargetResult, save_comparison
+from benchmark.result import Result, TargetResult, in_matched_order, save_comparison
 from benchmark.spec import DefenseSpec, TaskSpec, load_task, spec_hash
 from benchmark.store import RunStore
 from benchmark.victim import Observation, Victim
@@ -262,17 +262,18 @@ def collect(result: Result, finished: list[tuple[TargetResult, Tensor | None]], 
             truth: Tensor, batch: int, out: Path | None) -> Tensor:
     """Put the rows of targets 0..N-1 into ``result`` with the evaluation's facts and each metric's
     definition; with ``out``, write ``results.json`` and ``reconstructions.png`` there. Returns the
-    reconstructions (N·B, C, H, W), grey for failed targets."""
+    reconstructions (N·B, C, H, W) in matched order, grey for failed targets."""
     pictures = []
     for row, images in finished:
         result.targets.append(row)
         pictures.append(images if images is not None else torch.full_like(truth[:batch], 0.5))
     result.evaluation = evaluator.summary()
     result.metric_definitions = definitions({name for row in result.targets for name in row.metrics})
+    shown, labels = in_matched_order(truth, torch.cat(pictures), [row.recovered_labels for row in result.targets])
     if out is not None:
         result.write(out)
-        save_comparison(truth, torch.cat(pictures), out / "reconstructions.png")
-    return torch.cat(pictures)
+        save_comparison(truth, shown, out / "reconstructions.png", labels=labels)
+    return shown
 
 
 def data_available(spec: TaskSpec) -> bool:
@@ -402,9 +403,9 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
     if barrier is not None:  # every process's targets are stored: read them all back
         barrier()
         finished = store.finished()
-    pictures = collect(result, [finished[target] for target in range(count)], evaluator, samples.images, batch,
-                       out_dir if writer else None)
-    log_result(run_logger, result, samples.images, pictures)
+    shown = collect(result, [finished[target] for target in range(count)], evaluator, samples.images, batch,
+                    out_dir if writer else None)
+    log_result(run_logger, result, samples.images, shown)
     if run_logger is not None:
         run_logger.finalize("success")
     return result

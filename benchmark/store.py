@@ -7,7 +7,8 @@ Layout of a run folder::
                           (targets-rankR.jsonl: process R's lines in a multi-process run)
     reconstructions/      target-NNNN.pt: the reconstruction behind each line (written first)
     results.json          the summary and all rows, rewritten atomically at the end of a run
-    reconstructions.png   ground truth over reconstructions
+    reconstructions.png   ground truth over reconstructions, each column a matched pair with its
+                          recovered label (the .pt files keep the attack's own order)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.result import Result, TargetResult, save_comparison, write_atomic
+from benchmark.result import Result, TargetResult, in_matched_order, save_comparison, write_atomic
 
 
 def _result(psnrs):
@@ -72,3 +72,33 @@ def test_comparison_picture_has_truth_over_reconstruction(tmp_path: Path):
     assert image.size == (3 * 8 + 4 * 2, 2 * 8 + 3 * 2)
     pixels = torch.from_numpy(np.array(image.convert("L")))
     assert pixels[2 + 4, 2 + 4] == 0 and pixels[2 + 8 + 2 + 4, 2 + 4] == 255
+
+
+def test_comparison_picture_columns_are_matched_pairs_with_the_recovered_label_under_each(tmp_path: Path):
+    # Two targets of 4: the first reconstructed in a shuffled order, the second failed (grey, no labels).
+    truth = (0.05 + 0.1 * torch.arange(8.0))[:, None, None, None].expand(8, 3, 8, 8).clone()
+    shuffle = torch.tensor([2, 0, 3, 1])  # reconstruction i is truth image shuffle[i] with a little noise
+    attack_order = torch.cat([truth[shuffle] + 0.01 * torch.randn(4, 3, 8, 8), torch.full((4, 3, 8, 8), 0.5)])
+    stored = attack_order.clone()
+    shown, labels = in_matched_order(truth, attack_order, [[10 + int(i) for i in shuffle], []])
+    assert torch.equal(attack_order, stored)  # the attack's output (what the run folder stores) is left alone
+    assert labels == [10, 11, 12, 13, None, None, None, None]
+    image = Image.open(save_comparison(truth, shown, tmp_path / "r.png", labels=labels))
+    pixels = np.asarray(image.convert("L"), dtype=np.float64) / 255
+    side, pad = 16, 2  # 8 px images at the default scale 2, make_grid's padding
+    assert image.size[1] > 2 * side + 3 * pad  # a row of labels under the grid
+
+    def block(row, column):
+        top, left = pad + row * (side + pad), pad + column * (side + pad)
+        return pixels[top:top + side, left:left + side]
+
+    strip = pixels[2 * (side + pad) + pad:]
+    cells = [strip[:, pad + c * (side + pad):pad + c * (side + pad) + side] for c in range(8)]
+    for column in range(4):  # each column: truth image `column` over the reconstruction matched to it
+        assert abs(block(0, column).mean() - truth[column].mean().item()) < 0.01
+        assert abs(block(1, column).mean() - truth[column].mean().item()) < 0.02
+        assert cells[column].min() < 0.5  # its label is drawn
+    assert len({cells[c].tobytes() for c in range(4)}) == 4  # four different labels, four different texts
+    for column in range(4, 8):  # the failed target: its placeholder, and no label
+        assert abs(block(1, column).mean() - 0.5) < 0.01 and cells[column].min() == 1.0
+

@@ -40,6 +40,16 @@ def test_a_version_is_recorded_once_with_one_content(tmp_path: Path, monkeypatch
     assert list(recorded_versions()["tiny"]) == ["1", "2"]
 
 
+@pytest.mark.parametrize("batch", [4, 8])
+def test_ig_batch_tasks_know_the_labels_and_their_nolabels_variants_keep_v1(batch):
+    # Inverting Gradients passes the true labels for several images; v1 hid them, and the -nolabels
+    # variant is that v1 protocol under its own name (same content, same hash).
+    task, variant = load_task(f"cifar10-convnet-b{batch}"), load_task(f"cifar10-convnet-b{batch}-nolabels")
+    assert (task.version, task.threat.labels, variant.threat.labels) == (2, "known", "unknown")
+    as_v1 = variant.model_copy(update={"name": task.name})
+    assert spec_hash(as_v1) == recorded_versions()[task.name]["1"]
+
+
 def test_suite_tasks_exist():
     for task in load_suite("quick").tasks:
         load_task(task)

@@ -5,7 +5,9 @@ For each layer L_i of a chain (input x_i with n_i unknowns) R-GAP solves the sta
 [K_i; W_i] x_i = [vec ∇W_i; z_i − b_i] (see :class:`~benchmark.attacks.components.equations.LayerSystem`).
 Counting its rows (gradient constraints = weights, weight constraints = outputs) overestimates what
 it determines: its numeric rank r_i does not, and the deficiency n_i − r_i is what R-GAP cannot
-recover, whatever the gradient.
+recover, whatever the gradient. r_i counts the scaled system's singular values above √(n_i·ε)·s_max
+(float64 ε), the tolerance its normal equations resolve; least squares on the system itself would use
+max(M, N)·ε·s_max (why not: ``LayerSystem``, "Rank tolerance").
 
 RA-I adds virtual constraints derived from weights, as SSRAS describes it (its formula is not
 published; this one is ours): the weights of the layer below impose them, since x_i = σ(W_{i−1} x_{i−1})

@@ -90,6 +90,9 @@ def _pivoted_cholesky(matrix: Tensor) -> tuple[Tensor, Tensor]:
     """Cholesky with complete pivoting of a PSD matrix (LAPACK dpstrf): matrix[piv][:, piv] ≈ UᵀU
     with U (rank, n) upper trapezoidal, stopping at LAPACK's default tolerance n·ε·max_i A_ii.
     Returns (U, piv)."""
+    # The default tolerance is a relative n·ε on the pivots of ``matrix`` itself. For a normal matrix
+    # G = AᵀA (eigenvalues s_i² for A's singular values s_i) it is a squared threshold in terms of A:
+    # s_i ≲ √(n·ε)·s_max(A) count as zero (see LayerSystem, "Rank tolerance").
     factor, pivots, rank, info = dpstrf(matrix.numpy(), lower=0)
     if info < 0:
         raise FloatingPointError(f"pivoted Cholesky failed (LAPACK info {info})")
@@ -126,11 +129,27 @@ class LayerSystem:
 
     The least-squares solution solves the normal equations G x = r with
     G = WᵀW / tr(WᵀW) + KᵀK / tr(KᵀK) (each block scaled to unit trace, so neither dominates), in
-    float64. The numeric rank of G, hence of the scaled stacked matrix [K; W], comes from a Cholesky
-    factorisation with complete pivoting that stops at the first pivot below n·ε·max_i G_ii
+    float64. The numeric rank of G, hence of the scaled stacked matrix A = [K; W] (G = AᵀA), comes from
+    a Cholesky factorisation with complete pivoting that stops at the first pivot below n·ε·max_i G_ii
     (LAPACK's default, ε of float64); where the gradient constraints alone have full column rank,
     G is positive definite and a plain Cholesky factorisation is used. A rank-deficient system gets
     its minimum-norm solution.
+
+    Rank tolerance. G's eigenvalues are the squares of A's singular values, so the threshold n·ε on
+    G's pivots (relative to max_i G_ii ≤ λ_max(G) ≤ n·max_i G_ii: the default a least-squares solver
+    would apply to G) counts a singular value s of A as zero below about √(n·ε)·s_max(A), 8e-7 for
+    n = 3072. ``numpy.linalg.lstsq`` and ``matrix_rank`` on A itself use max(M, N)·ε·s_max(A), about
+    1e-12 here; they therefore agree with this rank except where A has a singular value between the
+    two, which this rank counts as missing (a test pins both sides). The shipped victims have none
+    there (measured once on CNN6, CNN6-d and FCN3 at seed 0: every singular value is ≥ 5.8e-3·s_max
+    or, CNN6-d's 280 missing ones in its second layer, ≤ 5.2e-16·s_max; both rules agree). The finer
+    tolerance is out of reach of the normal equations: forming G rounds it by about ε·λ_max(G), the
+    square of a singular value √ε·s_max(A), so below that G cannot tell a singular value from zero.
+    Nor do the data resolve one: the observed gradient is float32 (relative precision 2⁻²⁴ ≈ 6e-8,
+    the order of √(n·ε) for these layers), and x's component along a direction with
+    s < √(n·ε)·s_max carries that rounding amplified by s_max/s. R-GAP's own code (``recursive_attack.py``) solves A in float32 with
+    ``numpy.linalg.lstsq(rcond=None)``, which drops singular values below max(M, N)·2⁻²³·s_max,
+    about 6e-4 relative on CNN6's first layer (M = 4 860 rows with its padding rows): coarser still.
 
     Args:
         layer: the layer. weight: its kernel (F, C, kh, kw) float64.

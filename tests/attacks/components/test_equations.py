@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,33 @@ def test_a_rank_deficient_system_gets_its_minimum_norm_solution():
     assert system.rank < layer.unknowns
     expected = torch.linalg.pinv(system.gram, hermitian=True) @ system.rhs
     torch.testing.assert_close(system.solve().flatten(), expected)
+
+
+@pytest.mark.parametrize(("delta", "rgap_rank", "lstsq_rank"), [(0.0, 3, 3), (1e-3, 4, 4), (1e-10, 3, 4)])
+def test_the_rank_is_least_squares_rank_at_a_squared_tolerance(delta, rgap_rank, lstsq_rank):
+    # A 1×1 convolution, 2 channels → 2 filters on a 1×2 image: x is a 2×2 matrix X, the weight
+    # constraints read W X (W the 2×2 filter matrix), the gradient constraints X kᵀ. With two equal
+    # output-gradient rows and W = [w; w + δ·e], s_min(A)/s_max(A) ≈ 0.2·δ for A = [K; W] scaled.
+    model = nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), nn.LeakyReLU(0.2), nn.Flatten(),
+                          nn.Linear(4, 1, bias=False)).to(DOUBLE)
+    layer = linear_chain(model, (2, 1, 2))[0]
+    weight = torch.tensor([[1.0, 2.0], [1.0 + delta, 2.0 - delta]], dtype=DOUBLE).reshape(2, 2, 1, 1)
+    k = torch.tensor([0.5, -1.0], dtype=DOUBLE).expand(2, 1, 2)
+    x = torch.rand(1, *layer.input_shape, dtype=DOUBLE)
+    system = LayerSystem(layer, weight, k, layer.weight_gradient(x, k[None]), layer.apply(weight, x)[0])
+    w, grads = _dense(layer, weight, k)
+    stacked = torch.cat([w / w.norm(), grads / grads.norm()]).numpy()
+    torch.testing.assert_close(system.gram, torch.from_numpy(stacked.T @ stacked))
+    singular = np.linalg.svd(stacked, compute_uv=False)
+    # numpy's least squares at its default tolerance, max(M, N)·ε·s_max, on A itself
+    assert np.linalg.matrix_rank(stacked) == np.linalg.lstsq(stacked, stacked @ x.flatten().numpy())[2] == lstsq_rank
+    # R-GAP's rank: n·ε on the pivots of G = AᵀA, i.e. √(n·ε)·s_max on A's singular values
+    squared = singular[0] * (layer.unknowns * np.finfo(np.float64).eps) ** 0.5
+    assert system.rank == np.linalg.matrix_rank(stacked, tol=squared) == np.linalg.matrix_rank(stacked.T @ stacked)
+    assert system.rank == rgap_rank
+    # they differ exactly when a singular value lies between the two tolerances (δ = 1e-10: 2e-11·s_max)
+    default = singular[0] * max(stacked.shape) * np.finfo(np.float64).eps
+    assert (rgap_rank != lstsq_rank) == bool(((singular > default) & (singular < squared)).any())
 
 
 @pytest.mark.parametrize("c", [0.7, 0.0, -0.01, -0.25])
