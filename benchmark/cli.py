@@ -21,7 +21,7 @@ from benchmark.metrics.reid import ENCODERS
 from benchmark.runner import data_available, run
 from benchmark.spec import TASKS, DefenseSpec, load_suite, load_task, record_version, spec_hash, threat_model
 from benchmark.rescore import rescore
-from benchmark.study import CRITERIA, DEFAULT_CRITERIA, batch_size_study, defense_study
+from benchmark.study import CRITERIA, DEFAULT_CRITERIA, batch_size_study, defense_study, training_study
 from benchmark.utility import UtilitySetting
 
 log = logging.getLogger("benchmark")
@@ -310,14 +310,34 @@ def cmd_study_defense(args: argparse.Namespace) -> int:
              "note": "; ".join(f"{what} unavailable: {why.split(':')[0]}" for what, why in
                                (("attack", cell.unavailable), ("utility", cell.utility_unavailable)) if why)}
             for cell in study.cells]
+    used = study.utility_setting
     print(f"{study.attack} on {study.task} under {study.defense}, varying {study.strength}; utility: test accuracy (%) "
-          f"after {setting.steps} defended SGD steps\n")
+          f"on {used['test_images']} test images after {used['steps']} defended SGD steps on {used['train_images']} "
+          f"training images\n")
     columns = ("strength", "targets", "failed", "psnr", "ssim", "mse", "label_accuracy", "utility")
     print(format_table(rows, columns + (("epsilon",) if any(r["epsilon"] is not None for r in rows) else ()) + ("note",)))
     reasons = dict.fromkeys(cell.utility_unavailable for cell in study.cells if cell.utility_unavailable)
     for reason in reasons:
         print(f"\nutility unavailable: {reason}")
     print(f"\ntable: {out / 'study.json'}\nplot: {out / 'privacy-utility.png'}")
+    return 0
+
+
+def cmd_study_training(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path("runs") / f"study-training-{Path(args.task).stem}-{args.attack}"
+    study = training_study(args.task, args.attack, args.epochs, out=out, targets=args.targets, max_steps=args.max_steps,
+                           seed=args.seed, accelerator=args.accelerator, progress=not args.no_progress)
+    rows = [{**vars(cell), "test_accuracy": None if cell.test_accuracy is None else 100 * cell.test_accuracy,
+             "note": "unavailable: " + cell.unavailable.split(":")[0] if cell.unavailable else ""}
+            for cell in study.cells]
+    print(f"{study.attack} on {study.task}, the victim untrained and trained for E epochs (SGD, batch "
+          f"{study.training['batch_size']}, lr {study.training['lr']:g}, momentum {study.training['momentum']:g}); "
+          f"test accuracy (%) on the whole test split\n")
+    print(format_table(rows, ("epochs", "test_accuracy", "targets", "failed", "psnr", "ssim", "mse", "label_accuracy",
+                              "note")))
+    for reason in dict.fromkeys(cell.unavailable for cell in study.cells if cell.unavailable):
+        print(f"\nunavailable: {reason}")
+    print(f"\ntable: {out / 'study.json'}\nplot: {out / 'leakage-training.png'}")
     return 0
 
 
@@ -492,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     for a in actions.choices.values():
         a.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
 
-    p = commands.add_parser("study", help="how attacks fare across a protocol setting (batch size, defence strength)")
+    p = commands.add_parser("study", help="how attacks fare across a protocol setting (batch size, defence strength, "
+                                          "victim training)")
     studies = p.add_subparsers(dest="study", required=True)
     a = studies.add_parser("batch-size", help="success rate against batch size over a task family (GRNN's Table 3)")
     a.add_argument("--attacks", required=True, help="comma-separated attack names, e.g. grnn,dlg")
@@ -519,6 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"test images of its accuracy (default {UtilitySetting.test_images})")
     _add_study_arguments(a, "runs/study-defense-TASK-ATTACK-DEFENSE")
     a.set_defaults(func=cmd_study_defense)
+    a = studies.add_parser("training", help="attack metrics against the victim's training epochs, with its test accuracy")
+    a.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
+    a.add_argument("--task", required=True, help="task name or YAML path")
+    a.add_argument("--epochs", type=_integers, default=[0, 1, 2, 5],
+                   help="comma-separated training epochs, 0 for the untrained victim (default 0,1,2,5)")
+    _add_study_arguments(a, "runs/study-training-TASK-ATTACK")
+    a.set_defaults(func=cmd_study_training)
 
     p = commands.add_parser("victim", help="the victims of the tasks")
     actions = p.add_subparsers(dest="action", required=True)

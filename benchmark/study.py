@@ -4,6 +4,12 @@ The defence study runs one attack on one task under a defence at several strengt
 per strength, the attack's metrics (privacy) beside the victim's test accuracy after a short
 training run with that defence (utility, :mod:`benchmark.utility`): the privacy-utility trade-off.
 
+The training study runs one attack on one task's victim untrained and after E epochs of training on
+the dataset's training split (:mod:`benchmark.training`, ``victim.state: trained@E``) and reports,
+per E, the attack's metrics beside the victim's test accuracy: how leakage changes as the model
+learns (the seed protocols attack untrained victims; Geiping et al. 2020, Table 1, compare trained
+and untrained ResNets).
+
 The batch-size study (GRNN, Ren et al. 2022, Table 3) runs attacks on every batch-size variant of a
 task family (``mnist-lenet5`` → ``mnist-lenet5-b1``, ``-b4``, …) under several attack seeds and
 reports, per batch size, the share of private images recovered under named success criteria
@@ -24,14 +30,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark.attacks import ATTACKS
+from benchmark.data import load_source
 from benchmark.defenses import DEFENSES, defense_record, with_strength
 from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError
 from benchmark.metrics import metric_info
 from benchmark.registry import Registry, did_you_mean
 from benchmark.result import Result, finite_or_null, write_atomic
 from benchmark.runner import run
-from benchmark.spec import TASKS, DefenseSpec, load_task
+from benchmark.spec import TASKS, DefenseSpec, TaskSpec, load_task
+from benchmark.training import BATCH_SIZE, LEARNING_RATE, MOMENTUM, held_out_accuracy, trained_victim
 from benchmark.utility import UtilitySetting, measure_utility
+from benchmark.victim import build_model
 
 log = logging.getLogger(__name__)
 
@@ -231,20 +240,38 @@ def plot_success(study: BatchSizeStudy, path: Path) -> Path:
     return _save(figure, path)
 
 
-@dataclass
-class DefenseCell:
-    """One strength: the attack's means over its targets (privacy) and the defended victim's test
-    accuracy (utility), or why either is unavailable."""
+@dataclass(kw_only=True)
+class AttackMeans:
+    """An attack's means over the targets of one run, or why it has none."""
 
-    strength: float
-    defense: dict[str, Any]  # the defence as run, with its guarantee for the attacked round
     targets: int = 0
     failed: int = 0
     psnr: float | None = None
     ssim: float | None = None
     mse: float | None = None
     label_accuracy: float | None = None
-    unavailable: str | None = None  # why the attack has no result
+    unavailable: str | None = None  # why the attack has no result (data missing, attack not applicable)
+
+    def measure(self, spec: TaskSpec, attack: str, out: Path, **options: Any) -> None:
+        """Run ``attack`` on ``spec`` (an ordinary, resumable run folder ``out``) and keep its means, or
+        the reason it cannot run here."""
+        try:
+            summary = run(spec, attack, out=out, **options).summary
+        except (DataUnavailableError, NotApplicableError) as err:
+            self.unavailable = str(err)
+            return
+        self.targets, self.failed = summary["targets"], summary["failed"]
+        self.psnr, self.ssim, self.mse = summary["psnr"], summary["ssim"], summary["mse"]
+        self.label_accuracy = summary["label_accuracy"]
+
+
+@dataclass
+class DefenseCell(AttackMeans):
+    """One strength: the attack's means over its targets (privacy) and the defended victim's test
+    accuracy (utility), or why either is unavailable."""
+
+    strength: float
+    defense: dict[str, Any]  # the defence as run, with its guarantee for the attacked round
     utility: float | None = None  # test accuracy after the training run, in [0, 1]
     utility_privacy: dict[str, float] | None = None  # the defence's guarantee over the training run
     utility_unavailable: str | None = None  # why utility was not measured (e.g. no training data)
@@ -282,18 +309,12 @@ def defense_study(task: str, attack: str, defense: DefenseSpec, strengths: Seque
     for value, cell_defense in zip(strengths, cells):
         log.info("%s on %s, %s %s = %g", attack, spec.name, study.defense, study.strength, value)
         cell = DefenseCell(strength=value, defense=defense_record(cell_defense))
-        try:
-            result = run(spec, attack, targets=targets, max_steps=max_steps, seed=seed, defense=cell_defense,
-                         out=out / f"{study.defense}-{value:g}", accelerator=accelerator, progress=progress)
-            summary = result.summary
-            cell.targets, cell.failed = summary["targets"], summary["failed"]
-            cell.psnr, cell.ssim, cell.mse = summary["psnr"], summary["ssim"], summary["mse"]
-            cell.label_accuracy = summary["label_accuracy"]
-        except (DataUnavailableError, NotApplicableError) as err:
-            cell.unavailable = str(err)
+        cell.measure(spec, attack, out / f"{study.defense}-{value:g}", targets=targets, max_steps=max_steps, seed=seed,
+                     defense=cell_defense, accelerator=accelerator, progress=progress)
         try:
             measured = measure_utility(spec.model_copy(update={"defense": cell_defense}), utility)
             cell.utility, cell.utility_privacy = measured.accuracy, measured.privacy
+            study.utility_setting = measured.setting  # the image counts as used (a smaller split whole)
         except DataUnavailableError as err:
             cell.utility_unavailable = str(err)
         study.cells.append(cell)
@@ -328,4 +349,83 @@ def plot_privacy_utility(study: DefenseStudy, path: Path) -> Path:
         by_utility.set_xticks([])
         by_utility.set_yticks([])
     by_utility.set_title("privacy-utility trade-off")
+    return _save(figure, path)
+
+
+@dataclass
+class TrainingCell(AttackMeans):
+    """The attack on the victim after ``epochs`` epochs of training (0: untrained), beside the
+    victim's accuracy on the whole test split; ``unavailable`` also says why a victim could not be trained."""
+
+    epochs: int
+    victim_sha256: str | None = None  # the trained weights attacked; None: untrained
+    test_accuracy: float | None = None  # None where the test split is not here
+
+
+@dataclass
+class TrainingStudy:
+    task: str
+    attack: str
+    training: dict[str, Any]  # the victim's fixed training setting
+    cells: list[TrainingCell] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"study": "training", **asdict(self)}
+
+
+def training_study(task: str, attack: str, epochs: Sequence[int], *, out: str | Path, targets: int | None = None,
+                   max_steps: int | None = None, seed: int = 0, accelerator: str = "cpu",
+                   progress: bool = False) -> TrainingStudy:
+    """Run ``attack`` on ``task``'s victim after each number of training ``epochs``, one resumable run
+    folder each (``out/epochs-E``), and write ``study.json`` and ``leakage-training.png`` into ``out``.
+
+    Every row attacks one model for all its targets: E = 0 the init that training starts from
+    (``victim.seed``, ``reinit: once``), E > 0 the stored ``trained@E`` weights, trained first where
+    the cache lacks them. A missing training split makes a trained row unavailable, with the reason."""
+    if not epochs or min(epochs) < 0:
+        raise SpecError(f"epochs must be whole numbers from 0 (untrained) on, got {list(epochs)}")
+    spec = load_task(task)
+    attack = ATTACKS.canonical(attack)
+    out = Path(out)
+    study = TrainingStudy(task=spec.name, attack=attack, training={"batch_size": BATCH_SIZE, "lr": LEARNING_RATE,
+                                                                   "momentum": MOMENTUM, "optimizer": "sgd"})
+    for count in epochs:
+        log.info("%s on %s, victim trained for %d epoch(s)", attack, spec.name, count)
+        cell = TrainingCell(epochs=count)
+        victim = {"state": f"trained@{count}"} if count else {"state": "untrained", "reinit": "once"}
+        cell_spec = spec.model_copy(update={"victim": spec.victim.model_copy(update=victim)})
+        try:
+            if count:
+                trained = trained_victim(spec, count, accelerator=accelerator, progress=progress)
+                cell.victim_sha256, cell.test_accuracy = trained.sha256, trained.test_accuracy
+            else:
+                source = load_source(spec.data)
+                cell.test_accuracy = held_out_accuracy(
+                    spec, build_model(spec, source.input_shape(), source.num_classes, spec.victim.seed))
+        except DataUnavailableError as err:
+            cell.unavailable = str(err)
+        else:
+            cell.measure(cell_spec, attack, out / f"epochs-{count}", targets=targets, max_steps=max_steps, seed=seed,
+                         accelerator=accelerator, progress=progress)
+        study.cells.append(cell)
+        write_atomic(out / "study.json", json.dumps(finite_or_null(study.as_dict()), indent=2))
+    plot_training(study, out / "leakage-training.png")
+    return study
+
+
+def plot_training(study: TrainingStudy, path: Path) -> Path:
+    """Attack PSNR (left axis) and the victim's test accuracy (right axis) against training epochs."""
+    figure, psnr_axis = _figure(5)
+    attacked = [c for c in study.cells if c.psnr is not None]
+    psnr_axis.plot([c.epochs for c in attacked], [c.psnr for c in attacked], marker="o", color="C0")
+    psnr_axis.set_xlabel("victim training epochs (0: untrained)")
+    psnr_axis.set_ylabel(f"{study.attack} PSNR (dB, higher leaks more)", color="C0")
+    accuracy_axis = psnr_axis.twinx()
+    measured = [c for c in study.cells if c.test_accuracy is not None]
+    accuracy_axis.plot([c.epochs for c in measured], [100 * c.test_accuracy for c in measured], marker="s",
+                       color="C1", linestyle="--")
+    accuracy_axis.set_ylabel("victim test accuracy (%)", color="C1")
+    accuracy_axis.set_ylim(-5, 105)
+    psnr_axis.set_xticks(sorted({c.epochs for c in study.cells}))
+    psnr_axis.set_title(study.task)
     return _save(figure, path)

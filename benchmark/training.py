@@ -85,6 +85,14 @@ def accuracy(model: nn.Module, samples: Samples) -> float:
     return (predictions == samples.labels).double().mean().item()
 
 
+def held_out_accuracy(spec: TaskSpec, model: nn.Module) -> float | None:
+    """``model``'s accuracy on the whole test split of the task's dataset; None where that split is not here."""
+    try:
+        return accuracy(model.cpu(), load_split(spec, "test")[0])
+    except DataUnavailableError:
+        return None
+
+
 def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress: bool = False) -> TrainedVictim:
     """Train ``spec``'s victim for ``epochs`` epochs on the training split and store it in the cache.
 
@@ -99,10 +107,7 @@ def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress
     trainer = pl.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False)
     trainer.fit(Classification(model), loader)
-    try:
-        test_accuracy = accuracy(model.cpu(), load_split(spec, "test")[0])
-    except DataUnavailableError:
-        test_accuracy = None
+    test_accuracy = held_out_accuracy(spec, model)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     record = TrainedVictim(checkpoint_path(spec, epochs), hashlib.sha256(buffer.getvalue()).hexdigest(), epochs,
@@ -112,6 +117,18 @@ def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress
         {"sha256": record.sha256, "epochs": epochs, "test_accuracy": test_accuracy,
          "train_images": record.train_images, "trained_for": spec.name}, indent=1))
     return record
+
+
+def trained_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress: bool = False) -> TrainedVictim:
+    """``spec``'s victim trained for ``epochs`` epochs: the stored one where its weights check out against
+    their sha256, else trained now (:func:`train_victim`)."""
+    try:
+        load_trained_state(spec, epochs)
+    except DataUnavailableError:
+        return train_victim(spec, epochs, accelerator, progress)
+    path = checkpoint_path(spec, epochs)
+    record = json.loads(path.with_suffix(".json").read_text())
+    return TrainedVictim(path, record["sha256"], epochs, record["test_accuracy"], record["train_images"])
 
 
 def load_trained_state(spec: TaskSpec, epochs: int) -> dict[str, Tensor]:

@@ -4,13 +4,14 @@ A defence's price is what it costs the model. :func:`measure_utility` trains the
 architecture (its init and seed) from scratch for a fixed number of FedSGD rounds on the training
 split of the task's dataset, each round's update (the gradient of a random mini-batch) transformed
 by the task's defence before the SGD step θ ← θ − η·g̃, and reports the accuracy on the first images
-of the test split. Missing training data raises :class:`~benchmark.errors.DataUnavailableError`
-(with how to get it); no other data is substituted.
+of the test split (as many as the setting asks, or the whole split where it is smaller). Missing
+training data raises :class:`~benchmark.errors.DataUnavailableError` (with how to get it); no other
+data is substituted.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -26,7 +27,8 @@ from benchmark.victim import build_model, fedsgd_update, model_inputs
 @dataclass(frozen=True)
 class UtilitySetting:
     """The fixed training run: ``steps`` SGD steps of ``batch_size`` images drawn (seeded) from the first
-    ``train_images`` training images, learning rate ``lr``; accuracy on the first ``test_images`` test images."""
+    ``train_images`` training images, learning rate ``lr``; accuracy on the first ``test_images`` test images.
+    A split with fewer images is used whole."""
 
     steps: int = 300
     batch_size: int = 32
@@ -39,7 +41,7 @@ class UtilitySetting:
 @dataclass(frozen=True)
 class Utility:
     accuracy: float  # on the test images, in [0, 1]
-    setting: dict[str, Any]
+    setting: dict[str, Any]  # the run as made: image counts capped at the splits' sizes
     privacy: dict[str, float] | None = None  # the defence's guarantee for the whole training run, if any
 
 
@@ -57,9 +59,11 @@ def measure_utility(spec: TaskSpec, setting: UtilitySetting = UtilitySetting(), 
     if train.path is not None and train.path == test.path:
         raise DataUnavailableError(f"the task's data is one image folder ({train.path}) whatever the split; utility "
                                    "needs separate training and test images: pass train= and test= folders")
-    source = load_source(train)
+    source, test_source = load_source(train), load_source(test)
+    setting = replace(setting, train_images=min(setting.train_images, len(source)),
+                      test_images=min(setting.test_images, len(test_source)))
     data = load_samples(source, list(range(setting.train_images)))
-    held_out = load_samples(load_source(test), list(range(setting.test_images)))
+    held_out = load_samples(test_source, list(range(setting.test_images)))
     model = build_model(spec, tuple(data.images.shape[1:]), source.num_classes, spec.victim.seed)
     params = {name: p.detach().clone() for name, p in model.named_parameters()}
     buffers = {name: b.clone() for name, b in model.named_buffers()}

@@ -6,7 +6,7 @@ from benchmark.cli import main
 from benchmark.errors import SpecError
 from benchmark.result import Result, TargetResult
 from benchmark.spec import DefenseSpec
-from benchmark.study import CRITERIA, batch_size_study, cell_from_result, defense_study, family_tasks
+from benchmark.study import CRITERIA, batch_size_study, cell_from_result, defense_study, family_tasks, training_study
 
 
 def test_a_family_is_its_batch_size_variants_in_order():
@@ -68,7 +68,7 @@ def test_defense_study_writes_its_table_and_plot_and_reports_utility_unavailable
     assert [c.strength for c in study.cells] == [0.0, 0.9] and study.strength == "fraction"
     for cell in study.cells:
         assert cell.targets == 1 and cell.psnr is not None and cell.unavailable is None
-        assert cell.utility is None and "cifar10 train images 0..4999 are not available" in cell.utility_unavailable
+        assert cell.utility is None and "cifar10 train images (the whole split) are not available" in cell.utility_unavailable
     assert study.cells[1].defense["params"] == {"fraction": 0.9}
     written = json.loads((tmp_path / "study.json").read_text())
     assert written["study"] == "defense" and written["defense"] == "pruning" and len(written["cells"]) == 2
@@ -82,3 +82,50 @@ def test_defense_study_records_dpsgd_epsilon_per_strength(tmp_path):
                           [0.5, 2.0], targets=1, max_steps=1, out=tmp_path)
     low, high = (cell.defense["privacy"]["epsilon"] for cell in study.cells)
     assert low > high and study.cells[1].defense["params"] == {"max_grad_norm": 0.5, "noise_multiplier": 2.0}
+
+
+def test_defense_study_on_the_digits_measures_utility_offline(tmp_path, capsys):
+    code = main(["study", "defense", "--attack", "bias", "--task", "digits-mlp-b1", "--defense", "gaussian",
+                 "--strengths", "0,3", "--targets", "1", "--utility-steps", "100", "--out", str(tmp_path),
+                 "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "on 360 test images after 100 defended SGD steps on 1437 training images" in printed
+    study = json.loads((tmp_path / "study.json").read_text())
+    plain, noisy = study["cells"]
+    assert plain["utility_unavailable"] is None and plain["utility"] > noisy["utility"] + 0.1
+    assert plain["psnr"] > noisy["psnr"] + 20  # the closed-form attack is exact undefended, not under noise
+    assert study["utility_setting"]["train_images"] == 1437
+    utility_column = printed.split("\n\n")[1].splitlines()[0].split().index("utility")
+    rows = printed.split("\n\n")[1].splitlines()[2:]
+    assert [float(row.split()[utility_column]) for row in rows] == pytest.approx(
+        [100 * plain["utility"], 100 * noisy["utility"]], rel=1e-3)  # printed to 4 digits
+
+
+def test_training_study_attacks_the_untrained_and_the_trained_victim(tmp_path):
+    study = training_study("digits-mlp-b1", "bias", [0, 1], targets=2, out=tmp_path)
+    untrained, trained = study.cells
+    assert (untrained.victim_sha256, untrained.test_accuracy < 0.3) == (None, True)  # about chance, 10 classes
+    assert trained.victim_sha256 is not None and trained.test_accuracy > 0.5
+    for cell in study.cells:
+        assert cell.targets == 2 and cell.failed == 0 and cell.psnr > 60 and cell.label_accuracy == 1
+    first, second = (json.loads((tmp_path / f"epochs-{e}" / "results.json").read_text()) for e in (0, 1))
+    assert first["spec_hash"] != second["spec_hash"]  # resumable run folders of different protocols
+    written = json.loads((tmp_path / "study.json").read_text())
+    assert written["study"] == "training" and [c["epochs"] for c in written["cells"]] == [0, 1]
+    assert (tmp_path / "leakage-training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_study_without_the_training_split_reports_the_trained_rows_unavailable(tmp_path, capsys):
+    code = main(["study", "training", "--attack", "idlg", "--task", "cifar10-lenetzhu-b1", "--epochs", "0,1",
+                 "--targets", "1", "--max-steps", "2", "--out", str(tmp_path), "--no-progress"])
+    printed = capsys.readouterr().out
+    study = json.loads((tmp_path / "study.json").read_text())
+    untrained, trained = study["cells"]
+    assert code == 0 and untrained["psnr"] is not None and untrained["test_accuracy"] is None  # 20 test images only
+    assert trained["psnr"] is None and "cifar10 train images (the whole split) are not available" in trained["unavailable"]
+    assert "unavailable: cifar10 train images (the whole split) are not available" in printed
+
+
+def test_training_study_refuses_negative_epochs(tmp_path):
+    with pytest.raises(SpecError, match="from 0 .untrained. on"):
+        training_study("digits-mlp-b1", "bias", [0, -1], out=tmp_path)

@@ -8,7 +8,8 @@ from PIL import Image
 from benchmark.cli import main
 from benchmark.data import Samples
 from benchmark.errors import DataUnavailableError
-from benchmark.training import checkpoint_path, train_victim
+from benchmark.spec import load_task
+from benchmark.training import checkpoint_path, train_victim, trained_victim
 from benchmark.victim import Victim
 
 from support import make_spec
@@ -64,3 +65,15 @@ def test_training_without_the_training_split_says_how_to_get_it(capsys):
     assert main(["victim", "train", "--task", "cifar10-lenetzhu-b1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "cifar10 train images (the whole split) are not available" in err and "internet" in err
+
+
+def test_the_digits_victim_trains_offline_and_a_stored_one_is_reused(monkeypatch):
+    spec = load_task("digits-mlp-b1")
+    trained = trained_victim(spec, 1)
+    assert trained.train_images == 1437 and trained.test_accuracy > 0.5  # one epoch; chance is 0.1
+    trainings = []
+    monkeypatch.setattr("benchmark.training.train_victim", lambda *args: trainings.append(args) or trained)
+    assert trained_victim(spec, 1) == trained and not trainings  # read back from the cache, its weights checked
+    trained.path.write_bytes(trained.path.read_bytes()[:-5] + b"xxxxx")
+    trained_victim(spec, 1)
+    assert len(trainings) == 1  # a changed file is trained again, not reused

@@ -66,7 +66,7 @@ class ImageSource:
         self.spec = spec
 
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
-        """uint8 images (N, C, H, W), labels (N,), origin."""
+        """Images (N, C, H, W), uint8 in 0..255 or float in [0, 1]; labels (N,); origin."""
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -100,6 +100,7 @@ def _discover() -> None:
     importlib.import_module("benchmark.data.torchvision_sources")
     importlib.import_module("benchmark.data.folder")
     importlib.import_module("benchmark.data.lfwmini")
+    importlib.import_module("benchmark.data.digits")
 
 
 DATASETS: Registry[type[ImageSource]] = Registry("dataset", base=ImageSource, discover=_discover)
@@ -170,7 +171,7 @@ def load_samples(source: ImageSource, indices: list[int]) -> Samples:
     """The images at ``indices``, converted to the spec's channels and size, in [0, 1]."""
     raw, labels, origin = source.fetch(indices)
     channels, size, _ = source.input_shape()
-    images = raw.float() / 255
+    images = raw.float() / 255 if raw.dtype == torch.uint8 else raw.float()
     if images.shape[1] != channels:
         images = images.repeat(1, 3, 1, 1) if channels == 3 else TF.rgb_to_grayscale(images)
     if images.shape[-2:] != (size, size):

@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,34 @@ def test_per_identity_targets_take_each_persons_first_image_and_leave_the_rest_t
     assert people.tolist() == [0, 0, 2] and gallery[:, 0, 0, 0].tolist() == [41, 81, 43]
     with pytest.raises(DataUnavailableError, match="2 people with at least two images"):
         load_samples(source, [2])
+
+
+def test_digits_split_is_fixed_and_its_pixels_are_value_over_16():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    train, test = (load_source(DataSpec(dataset="digits", split=split)) for split in ("train", "test"))
+    assert (len(train), len(test)) == (1437, 360) and train.input_shape() == (1, 8, 8)
+    whole_test, whole_train = (load_samples(s, list(range(len(s)))) for s in (test, train))
+    # The protocol's own numbers, not re-derived from scikit-learn: a reordered or changed copy fails here.
+    assert whole_test.labels[:10].tolist() == [2, 3, 4, 5, 6, 7, 8, 9, 0, 9]
+    assert round(16 * whole_test.images.sum().item()) == 112346 and round(16 * whole_train.images.sum().item()) == 449372
+    assert torch.equal(whole_test.images[:, 0], torch.from_numpy(digits.images[1437:] / 16).float())
+    assert torch.equal(whole_train.labels, torch.from_numpy(digits.target[:1437]))
+    assert torch.equal(whole_test.images * 16, (whole_test.images * 16).round()) and whole_test.images.max() == 1
+    for samples, counts in ((whole_train, range(141, 147)), (whole_test, range(33, 38))):  # every class in both
+        assert set(torch.bincount(samples.labels).tolist()) <= set(counts)
+    with pytest.raises(DataUnavailableError, match="digits test holds 360 images; index 360"):
+        load_samples(test, [360])
+
+
+def test_digits_resize_to_grnns_three_channel_32x32():
+    samples = load_samples(load_source(DataSpec(dataset="digits", image_size=32, channels=3)), [0])
+    assert samples.images.shape == (1, 3, 32, 32) and 0 <= samples.images.min() and samples.images.max() <= 1
+    assert torch.equal(samples.images[0, 0], samples.images[0, 2])
+
+
+def test_digits_without_scikit_learn_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails as if not installed
+    with pytest.raises(DataUnavailableError, match="pip install scikit-learn"):
+        load_samples(load_source(DataSpec(dataset="digits")), [0])
