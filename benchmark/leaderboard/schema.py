@@ -71,10 +71,14 @@ class Environment(_Strict):
 
 
 class Verification(_Strict):
-    """A re-run of every target that matched the entry within the tolerances (``leakbench verify --record``)."""
+    """A re-run of every target that matched the entry within the tolerances (``leakbench verify --record``);
+    its environment's ``git_commit`` is the commit it was verified at."""
 
     date: datetime
     environment: Environment
+    code_changes: list[str] | None = Field(
+        None, description="files under benchmark/ that differed from the entry's commit ([]: none); None: not told")
+    attack_package: str | None = Field(None, description="the package that provided the attack at the re-run")
 
 
 class Entry(_Strict):
