@@ -128,13 +128,13 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
-    chosen = args.attacks.split(",") if args.attacks else ATTACKS.names()
-    for name in chosen:
-        ATTACKS.get(name)  # fail on an unknown name before any work
+    chosen = args.attacks.split(",") if args.attacks else None
     cells = [(task, attack) for task in suite.tasks for attack in suite.attacks_of(task) or ATTACKS.names()
-             if attack in chosen]
+             if chosen is None or attack in chosen]
+    for name in {*(chosen or ()), *(attack for _, attack in cells)}:
+        ATTACKS.get(name)  # fail on an unknown name before any work
     if not cells:
-        raise LeakBenchError(f"suite '{args.suite}' runs none of {', '.join(chosen)}; see its attacks in tasks/suites.yaml")
+        raise LeakBenchError(f"suite '{args.suite}' runs none of {args.attacks}; see its attacks in tasks/suites.yaml")
     out = Path(args.out) if args.out else Path("runs") / f"bench-{args.suite}"
     rows = []
     for number, (task, attack) in enumerate(cells, 1):

@@ -75,7 +75,8 @@ def nonconformity(entry: Entry, protocol: Protocol) -> str | None:
         checks.append((f"attack_config.{key}", entry.attack_config.get(key), value))
     departures = [f"{name} {got!r} (the protocol's: {want!r})" for name, got, want in checks if got != want]
     if not protocol.runs(entry.attack):
-        departures.append(f"the suite does not run {entry.attack} on this task (its attacks: {', '.join(protocol.attacks)})")
+        departures.append(f"the suite does not run {entry.attack} on this task "
+                          f"(its attacks: {', '.join(protocol.attacks)})")
     if not same_task(entry, protocol.spec):
         departures.append("the task spec changed since")
     redefined = sorted(name for name, value in entry.summary.metrics.items()

@@ -138,8 +138,9 @@ def compare_code(entry: Entry, state: GitState) -> CodeComparison:
     elif not has_object(f"{commit}^{{commit}}"):
         unknown = f"the entry's commit {short(commit)} is not in this repository"
     else:
-        changed = _lines("diff", "--name-only", commit, "--", CODE) + _lines("ls-files", "--others", "--exclude-standard", "--", CODE)
-        changes = tuple(sorted(set(changed)))
+        changed = _lines("diff", "--name-only", commit, "--", CODE)  # committed since, or not committed
+        untracked = _lines("ls-files", "--others", "--exclude-standard", "--", CODE)
+        changes = tuple(sorted({*changed, *untracked}))
     module = attack_module(entry.attack)
     return CodeComparison(state.commit, commit, changes, unknown, module, attack_package(entry.attack),
                           entry.attack_package)
@@ -173,7 +174,8 @@ def trace_problems(path: Path, entry: Entry) -> list[str]:
         problems.append("it was made from a checkout with uncommitted changes (git_dirty true); commit the code "
                         "and re-submit it")
     if commit is None:
-        problems.append("it records no commit (git_commit null); re-submit it from a clean commit of a leakbench checkout")
+        problems.append("it records no commit (git_commit null); re-submit it from a clean commit of a leakbench "
+                        "checkout")
     elif not in_checkout():
         problems.append(f"its commit {short(commit)} could not be checked: {NO_CHECKOUT}; run `leakbench leaderboard "
                         f"check` from a clone of the repository")

@@ -62,7 +62,8 @@ class Summary(_Strict):
 
 class Environment(_Strict):
     leakbench: str
-    git_commit: str | None = Field(description="commit of the leakbench source, if it is a git checkout")
+    git_commit: str | None = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$",
+                                   description="commit (full hash) of the leakbench source, if it is a git checkout")
     git_dirty: bool | None = Field(description="whether that checkout had uncommitted changes")
     torch: str
     lightning: str

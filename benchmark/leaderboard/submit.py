@@ -49,7 +49,8 @@ def _git_record(root: Path, runs: Path, allow_dirty: bool) -> dict[str, Any]:
         raise LeakBenchError(f"leakbench does not run from a git checkout, so an entry could not name the commit of "
                              f"its code; submit from a clone of the repository, {trial}")
     if state.uncommitted and not allow_dirty:
-        listed = ", ".join(state.uncommitted[:5]) + (f" and {len(state.uncommitted) - 5} more" if len(state.uncommitted) > 5 else "")
+        more = len(state.uncommitted) - 5
+        listed = ", ".join(state.uncommitted[:5]) + (f" and {more} more" if more > 0 else "")
         raise LeakBenchError(f"the leakbench checkout has uncommitted changes ({listed}); commit them first, "
                              f"so that the entries' commit holds all of their code, {trial}")
     return state.record()
