@@ -128,12 +128,15 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
-    attacks = args.attacks.split(",") if args.attacks else list(suite.attacks or ATTACKS.names())
-    for name in attacks:
+    chosen = args.attacks.split(",") if args.attacks else None
+    cells = [(task, attack) for task in suite.tasks for attack in suite.attacks_of(task) or ATTACKS.names()
+             if chosen is None or attack in chosen]
+    for name in {*(chosen or ()), *(attack for _, attack in cells)}:
         ATTACKS.get(name)  # fail on an unknown name before any work
+    if not cells:
+        raise LeakBenchError(f"suite '{args.suite}' runs none of {args.attacks}; see its attacks in tasks/suites.yaml")
     out = Path(args.out) if args.out else Path("runs") / f"bench-{args.suite}"
     rows = []
-    cells = [(task, attack) for task in suite.tasks for attack in attacks]
     for number, (task, attack) in enumerate(cells, 1):
         log.info("[%d/%d] %s on %s", number, len(cells), attack, task)
         try:
@@ -160,7 +163,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     root = Path(args.root)
     paths = submit(args.attack, args.suite, tasks=args.tasks, targets=args.targets, root=root, runs=Path(args.out),
                    logger=None if args.logger == "none" else args.logger, accelerator=args.accelerator,
-                   fresh=args.fresh)
+                   fresh=args.fresh, allow_dirty=args.allow_dirty)
     entries = [load_entry(path) for path in paths]
     if not entries:
         print(f"no entries: {args.attack} applies to no task of suite {args.suite}")
@@ -470,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("bench", help="run every attack on every task of a suite it applies to")
     p.add_argument("--suite", default="quick", help="suite name from tasks/suites.yaml (default quick)")
-    p.add_argument("--attacks", help="comma-separated attack names (default: the suite's, else all registered)")
+    p.add_argument("--attacks", help="comma-separated attack names: only these of the suite's (default: all the suite runs)")
     p.add_argument("--problems", type=int, default=32, help="problems solved together in one batched fit")
     p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
@@ -488,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--fresh", action="store_true", help="recompute the targets instead of resuming the run folders")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="submit from a checkout with uncommitted changes: a local trial (git_dirty), which check refuses")
     p.set_defaults(func=cmd_submit)
 
     p = commands.add_parser("verify", help="re-run leaderboard entries; exit 1 when a metric moved beyond tolerance")
@@ -502,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True)
     a = actions.add_parser("build", help="render README.md and site/index.html from the entries")
     a.set_defaults(func=cmd_leaderboard_build)
-    a = actions.add_parser("check", help="fail when an entry is invalid or the rendered files are stale")
+    a = actions.add_parser("check", help="fail when an entry is invalid, untraceable or unverified, or the boards are stale")
     a.set_defaults(func=cmd_leaderboard_check)
     a = actions.add_parser("pull", help="write entries from the runs of a W&B project")
     a.add_argument("--wandb", required=True, metavar="ENTITY/PROJECT", help="the W&B project")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor
 
 from benchmark.errors import LeakBenchError, SpecError
@@ -167,11 +167,23 @@ def threat_model(spec: TaskSpec) -> str:
 
 
 class SuiteSpec(_Strict):
-    description: str = ""
+    description: str = Field("", description="shown on the suite's boards")
     attacks: tuple[str, ...] | None = Field(None, description="attacks the suite runs; default: every registered one")
+    task_attacks: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="per task, the attacks run on it instead of `attacks`")
     targets: int | None = Field(None, ge=1, description="targets per task; default: each spec's count")
     max_steps: int | None = Field(None, ge=1, description="a cap on every attack's steps; default: none")
     tasks: tuple[str, ...]
+
+    @model_validator(mode="after")
+    def _known_tasks(self) -> SuiteSpec:
+        if extra := [task for task in self.task_attacks if task not in self.tasks]:
+            raise ValueError(f"task_attacks names {', '.join(extra)}, not among its tasks; add it to tasks or remove it")
+        return self
+
+    def attacks_of(self, task: str) -> tuple[str, ...] | None:
+        """The attacks the suite runs on ``task``; None: every registered one."""
+        return self.task_attacks.get(task, self.attacks)
 
 
 def task_dirs() -> list[Path]:
@@ -250,11 +262,13 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     loc = tuple(error["loc"])
     where = ".".join(str(part) for part in loc) or "(top level)"
+    if error["type"] == "value_error":
+        return error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(TaskSpec, loc[:-1])
+        allowed = _allowed_keys(model or TaskSpec, loc[:-1])
         return f"unknown key '{where}'{did_you_mean(str(loc[-1]), allowed)}; allowed here: {', '.join(allowed)}"
     if error["type"] == "missing":
         return f"missing required key '{where}'"
@@ -342,15 +356,25 @@ def record_version(spec: TaskSpec) -> Path:
     return write_atomic(task_dirs()[-1] / VERSIONS_FILE, json.dumps(versions, indent=1, sort_keys=True) + "\n")
 
 
-def load_suite(name: str) -> SuiteSpec:
-    """A suite from ``suites.yaml`` in the task folders."""
+def _suites() -> dict[str, Any]:
     suites: dict[str, Any] = {}
     for folder in reversed(task_dirs()):
         if (folder / "suites.yaml").is_file():
             suites.update(_read_yaml(folder / "suites.yaml"))
+    return suites
+
+
+def suite_names() -> list[str]:
+    """The suites in the order ``suites.yaml`` lists them (the shipped file's first): the boards' order."""
+    return list(_suites())
+
+
+def load_suite(name: str) -> SuiteSpec:
+    """A suite from ``suites.yaml`` in the task folders."""
+    suites = _suites()
     if name not in suites:
         raise SpecError(f"unknown suite '{name}'{did_you_mean(name, list(suites))}; known: {', '.join(sorted(suites))}")
     try:
         return SuiteSpec.model_validate(suites[name])
     except ValidationError as err:
-        raise SpecError(f"suites.yaml: suite '{name}': {_describe(err.errors()[0])}") from None
+        raise SpecError(f"suites.yaml: suite '{name}': {_describe(err.errors()[0], SuiteSpec)}") from None

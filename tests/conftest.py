@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+import benchmark
 from benchmark.spec import TASKS
+
+from support import git
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +45,26 @@ def mini(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work.mkdir()
     monkeypatch.chdir(work)
     return work
+
+
+@pytest.fixture(scope="session")
+def committed_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository whose one commit holds a copy of this benchmark package."""
+    repo = tmp_path_factory.mktemp("source")
+    shutil.copytree(Path(benchmark.__file__).parent, repo / "benchmark", ignore=shutil.ignore_patterns("__pycache__"))
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "leakbench")
+    return repo
+
+
+@pytest.fixture
+def clean_checkout(committed_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """leakbench seen as running from a clean git checkout (a clone of :func:`committed_source`), whatever
+    the state of the real one: ``submit`` accepts it and entries record its commit."""
+    from benchmark.leaderboard import provenance
+
+    clone = tmp_path / "checkout"
+    git(tmp_path, "clone", "-q", str(committed_source), str(clone))
+    monkeypatch.setattr(provenance, "SOURCE", clone)
+    return clone

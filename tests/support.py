@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,3 +47,10 @@ def make_client(model: nn.Module | None = None, inputs: torch.Tensor | None = No
 def update_of(client: ClientRound) -> dict[str, torch.Tensor]:
     """The undefended FedSGD update of the round."""
     return fedsgd_update(client.model, client.params, client.buffers, client.inputs, client.targets, client.fl)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` (with a fixed identity for commits); its output."""
+    command = ["git", "-C", str(repo), "-c", "user.name=LeakBench tests", "-c", "user.email=tests@leakbench.invalid",
+               "-c", "commit.gpgsign=false", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()

@@ -63,6 +63,17 @@ def test_bench_runs_every_applicable_attack(capsys, tmp_path: Path, monkeypatch:
     assert "mnist-lenetzhu-b1" in capsys.readouterr().out
 
 
+def test_bench_runs_only_the_attacks_a_suite_gives_each_task(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "suites.yaml").write_text("split: {targets: 1, max_steps: 1, attacks: [idlg], task_attacks: "
+                                          "{mnist-lenetzhu-b1: [dlg]}, tasks: [mnist-lenetzhu-b1, cifar10-lenetzhu-b1]}\n")
+    monkeypatch.setenv("LEAKBENCH_TASKS", str(tmp_path))
+    assert main(["bench", "--suite", "split", "--out", str(tmp_path / "bench")]) == 0
+    rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["rows"]
+    assert [(r["task"], r["attack"]) for r in rows] == [("mnist-lenetzhu-b1", "dlg"), ("cifar10-lenetzhu-b1", "idlg")]
+    err = _one_line_error(capsys, ["bench", "--suite", "split", "--attacks", "grnn"])
+    assert "suite 'split' runs none of grnn; see its attacks in tasks/suites.yaml" in err
+
+
 def test_unknown_suite(capsys):
     assert "did you mean 'quick'" in _one_line_error(capsys, ["bench", "--suite", "quik"])
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.leaderboard import load_entry
+from benchmark.leaderboard import load_entry, provenance
 
+from support import git
 from test_cli import _one_line_error as _error
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards"
@@ -27,23 +28,39 @@ def test_check_fails_on_a_hand_edited_metric_in_the_committed_boards(tmp_path: P
     content["summary"]["metrics"]["psnr"] += 1.0
     path.write_text(json.dumps(content, indent=2))
     assert main(["leaderboard", "check", "--root", str(root)]) == 1
-    [line] = capsys.readouterr().err.strip().splitlines()
+    [line] = [line for line in capsys.readouterr().err.strip().splitlines() if f" {path}: " in line]
     assert line.startswith(f"leakbench: check: {path}: summary.metrics.psnr is ")
 
 
-def test_submit_then_check_then_verify(mini: Path, capsys):
+def test_submit_then_check_then_verify(mini: Path, clean_checkout: Path, capsys):
+    commit = git(clean_checkout, "rev-parse", "HEAD")
     assert main(["submit", "--attack", "idlg", "--suite", "mini", "--logger", "none"]) == 0
     out = capsys.readouterr().out
     path = Path("leaderboards/mini/tiny-cifar/idlg.json")
     assert f"entry: {path}\n" in out and "board: leaderboards/README.md" in out
     entry = load_entry(path)
     assert (entry.targets, entry.protocol_targets, entry.attack_config["max_steps"], entry.seed) == (2, 2, 2, 0)
+    assert (entry.environment.git_commit, entry.environment.git_dirty) == (commit, False)
+    assert entry.data_origin.startswith("foolbox ")
     assert path.with_name("idlg.png").is_file() and Path("runs/submit-mini/tiny-cifar/idlg/results.json").is_file()
-    assert main(["leaderboard", "check"]) == 0
+    assert main(["leaderboard", "check"]) == 1
+    assert f"leakbench: check: {path}: it is not verified; run `leakbench verify {path} --record`" in capsys.readouterr().err
 
-    assert main(["verify", str(path), "--record"]) == 0
-    assert "all 2 target(s) re-run: every metric within tolerance" in capsys.readouterr().out
-    assert load_entry(path).verified and main(["leaderboard", "check"]) == 0  # the boards were rebuilt
+    assert main(["verify", str(path), str(path.parents[1] / "tiny-mnist" / "idlg.json"), "--record"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"{path}: all 2 target(s) re-run: every metric within tolerance",
+        f"  code at {commit[:12]}: the same as the entry's commit {commit[:12]} under benchmark/"]
+    verification = load_entry(path).verification
+    assert (verification.environment.git_commit, verification.code_changes) == (commit, [])
+    assert main(["leaderboard", "check"]) == 0  # the boards were rebuilt
+
+    with (clean_checkout / "benchmark" / "attacks" / "idlg.py").open("a") as file:  # the code changed since
+        file.write("# an edit\n")
+    capsys.readouterr()
+    assert main(["verify", str(path), "--targets", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        f"  code at {commit[:12]}: differs from the entry's commit {commit[:12]} in 1 file(s) under benchmark/, "
+        f"among them benchmark/attacks/idlg.py (the attack's module): benchmark/attacks/idlg.py")
 
     content = json.loads(path.read_text())  # a consistent hand edit: rows and summary moved together
     content["rows"][1]["metrics"]["psnr"][0] += 5.0
@@ -57,7 +74,49 @@ def test_submit_then_check_then_verify(mini: Path, capsys):
     assert [line.split()[:3] for line in out.splitlines()[-2:]] == [["target", "1", "psnr"], ["summary", "psnr", f"{content['summary']['metrics']['psnr']:.5g}"]]
 
 
-def test_a_partial_submission_is_shown_but_not_ranked(mini: Path, capsys):
+def test_submit_refuses_uncommitted_code_unless_allowed_and_check_refuses_that_trial(mini: Path, clean_checkout: Path,
+                                                                                      capsys):
+    (clean_checkout / "benchmark" / "attacks" / "mine.py").write_text("")
+    err = _error(capsys, ["submit", "--attack", "dlg", "--suite", "mini", "--logger", "none"])
+    assert err == ("leakbench: error: the leakbench checkout has uncommitted changes (benchmark/attacks/mine.py); commit "
+                   "them first, so that the entries' commit holds all of their code, or pass --allow-dirty for a local "
+                   "trial, whose entries leakbench leaderboard check refuses")
+    assert not Path("runs").exists()  # refused before any work
+    assert main(["submit", "--attack", "dlg", "--suite", "mini", "--tasks", "tiny-mnist", "--logger", "none",
+                 "--allow-dirty"]) == 0
+    path = Path("leaderboards/mini/tiny-mnist/dlg.json")
+    assert load_entry(path).environment.git_dirty is True
+    capsys.readouterr()
+    assert main(["leaderboard", "check"]) == 1
+    assert (f"leakbench: check: {path}: it was made from a checkout with uncommitted changes (git_dirty true); "
+            f"commit the code and re-submit it") in capsys.readouterr().err.splitlines()
+
+
+def test_entries_and_runs_inside_the_checkout_do_not_make_it_dirty(mini: Path, clean_checkout: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(clean_checkout)  # a clone of the repository, whose leaderboards/ the entries go to
+    for attack in ("dlg", "idlg"):
+        assert main(["submit", "--attack", attack, "--suite", "mini", "--tasks", "tiny-mnist", "--logger", "none"]) == 0
+        assert load_entry(Path(f"leaderboards/mini/tiny-mnist/{attack}.json")).environment.git_dirty is False
+
+
+def test_outside_a_git_checkout_submit_says_where_to_submit_from(mini: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.setattr(provenance, "SOURCE", mini)
+    err = _error(capsys, ["submit", "--attack", "dlg", "--suite", "mini", "--logger", "none"])
+    assert "leakbench does not run from a git checkout, so an entry could not name the commit of its code; submit " \
+           "from a clone of the repository, or pass --allow-dirty" in err
+
+
+def test_submit_runs_an_attack_only_on_the_tasks_its_suite_runs_it_on(mini: Path, clean_checkout: Path, capsys):
+    (mini.parent / "tasks" / "suites.yaml").write_text(
+        "split: {targets: 1, max_steps: 1, attacks: [idlg], task_attacks: {tiny-mnist: [dlg]}, tasks: [tiny-cifar, tiny-mnist]}\n")
+    assert main(["submit", "--attack", "dlg", "--suite", "split", "--logger", "none"]) == 0
+    assert sorted(Path("leaderboards/split").glob("*/*.json")) == [Path("leaderboards/split/tiny-mnist/dlg.json")]
+    err = _error(capsys, ["submit", "--attack", "dlg", "--suite", "split", "--tasks", "tiny-cifar"])
+    assert "suite 'split' does not run dlg on these tasks; see its attacks in tasks/suites.yaml" in err
+
+
+def test_a_partial_submission_is_shown_but_not_ranked(mini: Path, clean_checkout: Path, capsys):
     assert main(["submit", "--attack", "dlg", "--suite", "mini", "--tasks", "tiny-mnist", "--targets", "1",
                  "--logger", "none"]) == 0
     assert "entry: leaderboards/mini/tiny-mnist/dlg.json (partial: not ranked)" in capsys.readouterr().out

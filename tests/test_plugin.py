@@ -31,7 +31,7 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ATTACKS, "_discovered", False)
 
 
-def test_the_example_plugin_runs_and_reaches_a_board(installed_plugin, mini: Path, capsys):
+def test_the_example_plugin_runs_and_reaches_a_board(installed_plugin, mini: Path, clean_checkout: Path, capsys):
     assert main(["ls", "attacks"]) == 0
     assert "adam-dlg " in capsys.readouterr().out
     assert main(["run", "--task", "tiny-mnist", "--attack", "adam-dlg", "--targets", "1", "--max-steps", "3",
@@ -41,4 +41,7 @@ def test_the_example_plugin_runs_and_reaches_a_board(installed_plugin, mini: Pat
     entry = load_entry(Path("leaderboards/mini/tiny-mnist/adam-dlg.json"))
     assert entry.attack_package == "leakbench-adam-dlg 0.1.0" and entry.attack_config["lr"] == 0.1
     assert "| adam-dlg |" in Path("leaderboards/README.md").read_text()
-    assert main(["leaderboard", "check"]) == 0
+    capsys.readouterr()
+    assert main(["verify", *map(str, sorted(Path("leaderboards/mini").glob("*/adam-dlg.json"))), "--record"]) == 0
+    assert "; attack package leakbench-adam-dlg 0.1.0 (as recorded)" in capsys.readouterr().out.splitlines()[1]
+    assert main(["leaderboard", "check"]) == 0  # its code is the package's, not a file of the checkout

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from benchmark.cli import main
 from benchmark.errors import SpecError
 from benchmark.spec import (TASKS, load_suite, load_task, parse_task, record_version, recorded_versions, spec_hash,
-                            task_dirs)
+                            suite_names, task_dirs)
 
 from support import BASE_SPEC, make_spec
 
@@ -51,8 +51,31 @@ def test_ig_batch_tasks_know_the_labels_and_their_nolabels_variants_keep_v1(batc
 
 
 def test_suite_tasks_exist():
-    for task in load_suite("quick").tasks:
-        load_task(task)
+    for suite in suite_names():
+        for task in load_suite(suite).tasks:
+            load_task(task)
+
+
+def test_the_boards_list_the_reference_suite_first_and_the_quick_one_says_it_is_a_smoke_run():
+    assert suite_names()[:2] == ["reference", "quick"]
+    description = " ".join(load_suite("quick").description.split())
+    assert "Budgets cut for a CPU smoke run" in description and "never ranked against the reference suite" in description
+
+
+def test_a_suite_may_give_a_task_its_own_attacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "suites.yaml").write_text(
+        "split: {attacks: [idlg], task_attacks: {mnist-lenetzhu-b1: [dlg]}, tasks: [mnist-lenetzhu-b1, cifar10-lenetzhu-b1]}\n"
+        "stray: {task_attacks: {cifar10-lenetzhu-b1: [dlg]}, tasks: [mnist-lenetzhu-b1]}\n"
+        "typo: {task_attack: {}, tasks: [mnist-lenetzhu-b1]}\n")
+    monkeypatch.setenv("LEAKBENCH_TASKS", str(tmp_path))
+    split = load_suite("split")
+    assert (split.attacks_of("mnist-lenetzhu-b1"), split.attacks_of("cifar10-lenetzhu-b1")) == (("dlg",), ("idlg",))
+    assert load_suite("quick").attacks_of("mnist-lenetzhu-b1") is None  # every registered attack
+    with pytest.raises(SpecError, match=r"^suites.yaml: suite 'stray': task_attacks names cifar10-lenetzhu-b1, not among "
+                                        r"its tasks; add it to tasks or remove it$"):
+        load_suite("stray")
+    with pytest.raises(SpecError, match=r"unknown key 'task_attack' \(did you mean 'task_attacks'\?\)"):
+        load_suite("typo")
 
 
 def test_include_merges_mappings_and_overrides(tmp_path: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 import torch
 import torchvision
@@ -51,4 +52,5 @@ class ImageFolderSource(ImageSource):
         if len(shapes) > 1:  # resize each to the spec's size before stacking
             size = self.input_shape()[1]
             images = [torchvision.transforms.functional.resize(image, [size, size], antialias=True) for image in images]
-        return torch.stack(images), torch.tensor([label for _, label in pairs]), f"image folder {self.spec.path}"
+        origin = f"image folder '{Path(self.spec.path).name}' ({len(folder)} images in {self.num_classes} classes)"
+        return torch.stack(images), torch.tensor([label for _, label in pairs]), origin

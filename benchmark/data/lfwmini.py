@@ -9,6 +9,7 @@ finding the face it was rebuilt from among all 100.
 from __future__ import annotations
 
 from functools import cached_property
+from importlib.metadata import version
 
 import numpy as np
 import torch
@@ -40,7 +41,8 @@ class LFWMini(ImageSource):
             raise DataUnavailableError(f"lfwmini holds {FACES} faces; index {max(indices)} does not exist: lower "
                                        f"targets.start/count or the batch size")
         images = torch.from_numpy(self._faces[indices])[:, None]
-        return images, torch.tensor(indices), "scikit-image's 100 LFW faces (skimage.data.lfw_subset)"
+        return images, torch.tensor(indices), (f"scikit-image {version('scikit-image')} package data: "
+                                                f"its {FACES} LFW faces (skimage.data.lfw_subset)")
 
     def __len__(self) -> int:
         return FACES

@@ -9,6 +9,7 @@ LFW, which torchvision no longer downloads). Anything else is an error that says
 from __future__ import annotations
 
 import importlib.util
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +68,11 @@ class TorchvisionSource(ImageSource):
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         local = self._local()
         if local is not None:
-            return self._from_torchvision(local, indices, "local torchvision copy")
+            return self._from_torchvision(local, indices, "local copy")
         folder = _offline_folder() if self.offline_prefix else None
         if self.spec.split == "test" and max(indices) < OFFLINE_COUNT and folder is not None:
             return self._from_offline(folder, indices)
-        return self._from_torchvision(self._download(f"images {min(indices)}..{max(indices)}"), indices,
-                                      "torchvision download")
+        return self._from_torchvision(self._download(f"images {min(indices)}..{max(indices)}"), indices, "downloaded")
 
     def __len__(self) -> int:
         local = self._local()
@@ -82,7 +82,7 @@ class TorchvisionSource(ImageSource):
         return DataUnavailableError(f"{self.spec.dataset} {self.spec.split} images are not available: no copy in "
                                     f"{cache_dir() / 'data'}. {self.manual_download}")
 
-    def _from_torchvision(self, dataset, indices: list[int], origin: str) -> tuple[Tensor, Tensor, str]:
+    def _from_torchvision(self, dataset, indices: list[int], how: str) -> tuple[Tensor, Tensor, str]:
         if max(indices) >= len(dataset):
             raise DataUnavailableError(
                 f"{self.spec.dataset} {self.spec.split} has {len(dataset)} images; index {max(indices)} does not "
@@ -90,7 +90,8 @@ class TorchvisionSource(ImageSource):
             )
         pairs = [dataset[i] for i in indices]
         images = torch.stack([torchvision.transforms.functional.pil_to_tensor(image) for image, _ in pairs])
-        return images, torch.tensor([label for _, label in pairs]), f"{origin} ({dataset.root})"
+        origin = f"torchvision {torchvision.__version__} {self.dataset_class.__name__} {self.spec.split} split ({how})"
+        return images, torch.tensor([label for _, label in pairs]), origin
 
     def _from_offline(self, folder: Path, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         images, labels = [], []
@@ -100,7 +101,8 @@ class TorchvisionSource(ImageSource):
             labels.append(int(path.stem.rsplit("_", 1)[1]))
         stacked = torch.stack(images)
         stacked = stacked[:, None] if stacked.ndim == 3 else stacked.permute(0, 3, 1, 2)
-        return stacked.contiguous(), torch.tensor(labels), f"offline copy of the first test images ({folder})"
+        origin = f"foolbox {version('foolbox')} package data: the first {OFFLINE_COUNT} {self.spec.dataset} test images"
+        return stacked.contiguous(), torch.tensor(labels), origin
 
 
 @DATASETS.register("mnist")

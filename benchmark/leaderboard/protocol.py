@@ -27,6 +27,10 @@ class Protocol:
     targets: int  # the suite's count, else the spec's
     max_steps: int | None  # the suite's cap, else the spec's budget; None: the attack's own default
     restarts: int
+    attacks: tuple[str, ...] | None  # the attacks the suite runs on this task; None: every registered one
+
+    def runs(self, attack: str) -> bool:
+        return self.attacks is None or attack in self.attacks
 
 
 def suite_protocols(suite: str, tasks: Sequence[str] | None = None) -> list[Protocol]:
@@ -40,7 +44,8 @@ def suite_protocols(suite: str, tasks: Sequence[str] | None = None) -> list[Prot
     for name in tasks or definition.tasks:
         spec = load_task(name)
         protocols.append(Protocol(suite, spec, definition.targets or spec.targets.count,
-                                  definition.max_steps or spec.budget.max_steps, spec.budget.restarts))
+                                  definition.max_steps or spec.budget.max_steps, spec.budget.restarts,
+                                  definition.attacks_of(name)))
     return protocols
 
 
@@ -69,6 +74,9 @@ def nonconformity(entry: Entry, protocol: Protocol) -> str | None:
     for key, value in protocol.spec.budget.options.get(entry.attack, {}).items():
         checks.append((f"attack_config.{key}", entry.attack_config.get(key), value))
     departures = [f"{name} {got!r} (the protocol's: {want!r})" for name, got, want in checks if got != want]
+    if not protocol.runs(entry.attack):
+        departures.append(f"the suite does not run {entry.attack} on this task "
+                          f"(its attacks: {', '.join(protocol.attacks)})")
     if not same_task(entry, protocol.spec):
         departures.append("the task spec changed since")
     redefined = sorted(name for name, value in entry.summary.metrics.items()

@@ -17,8 +17,9 @@ from typing import Any
 
 from benchmark.errors import LeakBenchError
 from benchmark.leaderboard.protocol import nonconformity, suite_protocols
+from benchmark.leaderboard.provenance import NO_GIT
 from benchmark.leaderboard.schema import entry_path, write_entry
-from benchmark.leaderboard.submit import NO_GIT, entry_from_result
+from benchmark.leaderboard.submit import entry_from_result
 from benchmark.loggers import WANDB_RESULT_KEY
 from benchmark.spec import spec_hash
 

@@ -1,7 +1,10 @@
 """The boards rendered from the entries: ``README.md`` (Markdown) and ``site/index.html`` (static).
 
 Both are generated, never edited: :func:`check` re-renders them and fails when the files differ, when
-an entry is invalid, or when an entry was not measured under its task's current protocol.
+an entry is invalid, when an entry was not measured under its task's current protocol, or when it
+cannot be traced to the commit of its code or is unverified (:func:`~benchmark.leaderboard.provenance.trace_problems`).
+Suites appear in the order ``tasks/suites.yaml`` lists them (``reference`` first), each board under
+its suite's description, and a suite's boards in the order of its tasks.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import jinja2
 
 from benchmark.errors import LeakBenchError
 from benchmark.leaderboard.protocol import nonconformity, protocol_of
+from benchmark.leaderboard.provenance import trace_problems
 from benchmark.leaderboard.schema import Entry, entry_files, load_entry
 from benchmark.metrics import metric_info
 from benchmark.result import write_atomic
+from benchmark.spec import load_suite, suite_names
 
 OUTPUTS = ("README.md", "site/index.html")
 
@@ -73,10 +78,28 @@ def make_board(entries: list[tuple[Path, Entry]]) -> Board:
     return Board(first.suite, first.task, metrics, primary, rows)
 
 
-def load_boards(root: Path) -> list[Board]:
-    """Every board under ``root``, by suite then task; raises on the first invalid entry."""
+@dataclass(frozen=True)
+class SuiteBoards:
+    name: str
+    description: str
+    boards: list[Board]
+
+
+def _place(entry: Entry, suites: list[str]) -> tuple[int, int, str]:
+    """Where the entry's board goes: its suite's place in suites.yaml, its task's place in the suite."""
+    tasks = load_suite(entry.suite).tasks
+    return (suites.index(entry.suite), tasks.index(entry.task) if entry.task in tasks else len(tasks), entry.task)
+
+
+def load_boards(root: Path) -> list[SuiteBoards]:
+    """Every board under ``root``, grouped by suite, in the order of suites.yaml; raises on the first
+    invalid entry or unknown suite."""
     entries = [(path, load_entry(path)) for path in entry_files(root)]
-    return [make_board(list(group)) for _, group in groupby(entries, key=lambda item: (item[1].suite, item[1].task))]
+    suites = suite_names()
+    entries.sort(key=lambda item: _place(item[1], suites))
+    boards = [make_board(list(group)) for _, group in groupby(entries, key=lambda item: (item[1].suite, item[1].task))]
+    return [SuiteBoards(suite, load_suite(suite).description, list(group))
+            for suite, group in groupby(boards, key=lambda board: board.suite)]
 
 
 def _header(metric: str) -> str:
@@ -100,9 +123,9 @@ _ENVIRONMENT.filters.update(metric=lambda value, metric: metric_info(metric).sho
 
 def render(root: Path) -> dict[str, str]:
     """The generated files (path relative to ``root`` -> text)."""
-    boards = load_boards(root)
-    suites = [(suite, list(group)) for suite, group in groupby(boards, key=lambda board: board.suite)]
-    metrics = sorted({metric for board in boards for metric in board.metrics}, key=_metric_order)
+    suites = load_boards(root)
+    metrics = sorted({metric for suite in suites for board in suite.boards for metric in board.metrics},
+                     key=_metric_order)
     return {name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(suites=suites, metrics=metrics)
             for name in OUTPUTS}
 
@@ -128,6 +151,7 @@ def check(root: Path) -> list[str]:
             problems.append(f"{path}: not measured under the current protocol: {departures}; re-submit it")
         if entry.picture and not path.with_name(entry.picture).is_file():
             problems.append(f"{path}: its picture {entry.picture} is missing; re-submit it")
+        problems += trace_problems(path, entry)
     if problems:
         return problems
     for name, text in render(root).items():

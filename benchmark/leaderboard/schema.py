@@ -62,7 +62,8 @@ class Summary(_Strict):
 
 class Environment(_Strict):
     leakbench: str
-    git_commit: str | None = Field(description="commit of the leakbench source, if it is a git checkout")
+    git_commit: str | None = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$",
+                                   description="commit (full hash) of the leakbench source, if it is a git checkout")
     git_dirty: bool | None = Field(description="whether that checkout had uncommitted changes")
     torch: str
     lightning: str
@@ -71,10 +72,14 @@ class Environment(_Strict):
 
 
 class Verification(_Strict):
-    """A re-run of every target that matched the entry within the tolerances (``leakbench verify --record``)."""
+    """A re-run of every target that matched the entry within the tolerances (``leakbench verify --record``);
+    its environment's ``git_commit`` is the commit it was verified at."""
 
     date: datetime
     environment: Environment
+    code_changes: list[str] | None = Field(
+        None, description="files under benchmark/ that differed from the entry's commit ([]: none); None: not told")
+    attack_package: str | None = Field(None, description="the package that provided the attack at the re-run")
 
 
 class Entry(_Strict):

@@ -4,53 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from datetime import datetime, timezone
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Sequence
 
-import benchmark
 from benchmark.attacks import ATTACKS
 from benchmark.errors import LeakBenchError, NotApplicableError
 from benchmark.leaderboard.papers import paper_figures
 from benchmark.leaderboard.protocol import PROTOCOL_SEED, Protocol, suite_protocols
+from benchmark.leaderboard.provenance import attack_package, git_state
 from benchmark.leaderboard.schema import Entry, Environment, rows_of, summarize, write_entry
 from benchmark.runner import run
 
 log = logging.getLogger(__name__)
 
-NO_GIT = {"git_commit": None, "git_dirty": None}
-
-
-def git_state() -> dict[str, Any]:
-    """Commit of the leakbench source and whether it has uncommitted changes; None outside a checkout."""
-    source = Path(benchmark.__file__).resolve().parent.parent
-    if not (source / ".git").exists():
-        return NO_GIT
-    try:
-        commit, status = _git(source, "rev-parse", "HEAD"), _git(source, "status", "--porcelain")
-    except (OSError, subprocess.CalledProcessError):
-        return NO_GIT
-    return {"git_commit": commit, "git_dirty": bool(status)}
-
-
-def _git(source: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, check=True).stdout.strip()
-
 
 def environment_of(run_environment: dict[str, Any], git: dict[str, Any]) -> Environment:
     """An entry's environment: what the run recorded (versions, device) and the source's git state."""
     return Environment.model_validate({name: run_environment.get(name) for name in Environment.model_fields} | git)
-
-
-def attack_package(attack: str) -> str | None:
-    """'distribution version' of the package that provides ``attack``; None if it cannot be told."""
-    for point in entry_points(group="leakbench.attacks", name=attack):
-        return f"{point.dist.name} {point.dist.version}" if point.dist else None
-    if attack in ATTACKS and ATTACKS.get(attack).__module__.startswith("benchmark."):
-        return f"leakbench {benchmark.__version__}"
-    return None
 
 
 def entry_from_result(result: dict[str, Any], protocol: Protocol, *, source: str, git: dict[str, Any],
@@ -70,23 +41,45 @@ def entry_from_result(result: dict[str, Any], protocol: Protocol, *, source: str
                  picture=f"{result['attack']}.png" if picture else None)
 
 
+def _git_record(root: Path, runs: Path, allow_dirty: bool) -> dict[str, Any]:
+    """The git fields of the entries to write: from a clean commit, unless ``allow_dirty``."""
+    state = git_state(ignore=(root, runs))
+    trial = "or pass --allow-dirty for a local trial, whose entries leakbench leaderboard check refuses"
+    if state.commit is None and not allow_dirty:
+        raise LeakBenchError(f"leakbench does not run from a git checkout, so an entry could not name the commit of "
+                             f"its code; submit from a clone of the repository, {trial}")
+    if state.uncommitted and not allow_dirty:
+        more = len(state.uncommitted) - 5
+        listed = ", ".join(state.uncommitted[:5]) + (f" and {more} more" if more > 0 else "")
+        raise LeakBenchError(f"the leakbench checkout has uncommitted changes ({listed}); commit them first, "
+                             f"so that the entries' commit holds all of their code, {trial}")
+    return state.record()
+
+
 def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targets: int | None = None,
            root: Path = Path("leaderboards"), runs: Path = Path("runs"), logger: str | None = "csv",
-           accelerator: str = "cpu", fresh: bool = False) -> list[Path]:
+           accelerator: str = "cpu", fresh: bool = False, allow_dirty: bool = False) -> list[Path]:
     """Run ``attack`` under each protocol of ``suite`` and write one entry per task it applies to.
 
-    Each task runs in ``runs/submit-SUITE/TASK/ATTACK``, so an interrupted submission resumes.
-    ``targets`` (fewer than the protocol's) makes partial entries: shown, never ranked.
-    Returns the entry paths written.
+    The leakbench checkout must have no uncommitted changes (``root`` and ``runs`` aside), so that
+    the commit an entry records holds its code; ``allow_dirty`` writes entries marked ``git_dirty``
+    instead, for local trials. Each task runs in ``runs/submit-SUITE/TASK/ATTACK``, so an interrupted
+    submission resumes. ``targets`` (fewer than the protocol's) makes partial entries: shown, never
+    ranked. Returns the entry paths written.
     """
     ATTACKS.get(attack)  # an unknown name fails before any work
-    protocols = suite_protocols(suite, tasks)
+    protocols = [protocol for protocol in suite_protocols(suite, tasks) if protocol.runs(attack)]
+    if not protocols:
+        raise LeakBenchError(f"suite '{suite}' does not run {attack} on {'these tasks' if tasks else 'any task'}; "
+                             f"see its attacks in tasks/suites.yaml, or give another --suite or --tasks")
+    for protocol in protocols:
+        if (targets or 0) > protocol.targets:
+            raise LeakBenchError(f"--targets {targets} exceeds the {protocol.targets} targets of {protocol.spec.name} "
+                                 f"in suite '{suite}'; give at most {protocol.targets}")
+    git = _git_record(root, runs, allow_dirty)
     written = []
     for protocol in protocols:
         count = targets or protocol.targets
-        if count > protocol.targets:
-            raise LeakBenchError(f"--targets {count} exceeds the {protocol.targets} targets of {protocol.spec.name} "
-                                 f"in suite '{suite}'; give at most {protocol.targets}")
         out = runs / f"submit-{suite}" / protocol.spec.name / attack
         try:
             run(protocol.spec, attack, targets=count, seed=PROTOCOL_SEED, max_steps=protocol.max_steps,
@@ -95,6 +88,6 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
             log.info("skipped %s: %s", protocol.spec.name, err)
             continue
         result = json.loads((out / "results.json").read_text())
-        entry = entry_from_result(result, protocol, source="leakbench submit", git=git_state(), picture=True)
+        entry = entry_from_result(result, protocol, source="leakbench submit", git=git, picture=True)
         written.append(write_entry(root, entry, (out / "reconstructions.png").read_bytes()))
     return written

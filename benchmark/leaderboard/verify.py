@@ -19,7 +19,8 @@ from benchmark.errors import LeakBenchError
 from benchmark.leaderboard.protocol import protocol_of, same_task
 from benchmark.leaderboard.schema import (Entry, TargetRow, Verification, load_entry, rows_of, summarize,
                                           write_entry)
-from benchmark.leaderboard.submit import environment_of, git_state
+from benchmark.leaderboard.provenance import CodeComparison, compare_code, git_state
+from benchmark.leaderboard.submit import environment_of
 from benchmark.metrics import metric_info
 from benchmark.result import TargetResult
 from benchmark.runner import run
@@ -43,6 +44,7 @@ class Verdict:
     targets: int  # targets re-run
     complete: bool  # all of the entry's targets were re-run
     differences: list[Difference]
+    code: CodeComparison  # the code that re-ran it, against the entry's
 
 
 def _compare(where: str, recorded: dict[str, float | None], measured: dict[str, float | None]) -> list[Difference]:
@@ -77,7 +79,8 @@ def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"),
            record: bool = False) -> Verdict:
     """Re-run the entry at ``path`` (its first ``targets`` targets, default all) and compare.
 
-    With ``record``, a complete re-run within tolerance marks the entry verified.
+    With ``record``, a complete re-run within tolerance marks the entry verified, recording the
+    commit it was verified at and which files of the code differed from the entry's commit.
     """
     entry = load_entry(path)
     spec = protocol_of(entry).spec
@@ -87,26 +90,32 @@ def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"),
     count = targets or entry.targets
     if count > entry.targets:
         raise LeakBenchError(f"{path} has {entry.targets} targets; give --targets of at most {entry.targets}")
+    state = git_state(ignore=(path.parents[2], runs))
+    code = compare_code(entry, state)
     out = runs / f"verify-{entry.suite}" / entry.task / entry.attack
     result = run(spec, entry.attack, targets=count, seed=entry.seed, max_steps=entry.attack_config.get("max_steps"),
                  restarts=entry.restarts, attack_options=entry.attack_config, out=out, logger=None,
                  accelerator=accelerator, fresh=True)
     rows = rows_of(result.to_dict(), count)
-    verdict = Verdict(path, count, count == entry.targets, compare(entry, rows))
+    verdict = Verdict(path, count, count == entry.targets, compare(entry, rows), code)
     if record and verdict.complete and not verdict.differences:
         verification = Verification(date=datetime.now(timezone.utc).replace(microsecond=0),
-                                    environment=environment_of(result.environment, git_state()))
+                                    environment=environment_of(result.environment, state.record()),
+                                    code_changes=None if code.changes is None else list(code.changes),
+                                    attack_package=code.package)
         write_entry(path.parents[2], entry.model_copy(update={"verified": True, "verification": verification}), None)
     return verdict
 
 
 def format_verdict(verdict: Verdict) -> str:
-    """A readable report: one line when it passes, a table of the moved values when it does not."""
+    """A readable report: what was re-run and the outcome, the code it ran (against the entry's), and a
+    table of the moved values when some moved."""
     scope = "all" if verdict.complete else "first"
     head = f"{verdict.path}: {scope} {verdict.targets} target(s) re-run"
+    code = f"  {verdict.code.describe()}"
     if not verdict.differences:
-        return f"{head}: every metric within tolerance"
-    lines = [f"{head}: {len(verdict.differences)} value(s) moved beyond tolerance",
+        return f"{head}: every metric within tolerance\n{code}"
+    lines = [f"{head}: {len(verdict.differences)} value(s) moved beyond tolerance", code,
              f"  {'where':<10} {'metric':<16} {'recorded':>12} {'measured':>12} {'allowed':>10}"]
     for d in verdict.differences:
         allowed = f"±{d.allowed:.3g}" if d.allowed is not None else "-"

@@ -1,9 +1,11 @@
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 from benchmark.data import downloads_allowed, load_samples, load_source, local_only
@@ -22,7 +24,24 @@ def test_offline_copy_serves_the_first_test_images(dataset):
     assert samples.labels.tolist() == FIRST_TEST_LABELS[dataset]
     assert samples.images.shape == (5, *source.input_shape())
     assert 0 <= samples.images.min() and samples.images.max() <= 1
-    assert "offline copy" in samples.origin
+    assert samples.origin == f"foolbox {version('foolbox')} package data: the first 20 {dataset} test images"
+
+
+def test_origins_name_the_package_and_the_split_never_a_local_path(tmp_path: Path, monkeypatch):
+    class LocalCopy(list):  # a torchvision dataset found under the cache
+        root = str(tmp_path / "cache" / "data")
+
+    image = Image.fromarray(np.zeros((32, 32, 3), np.uint8))
+    monkeypatch.setattr(TorchvisionSource, "_torchvision", lambda self, download: LocalCopy([(image, 3)]))
+    local = load_samples(load_source(DataSpec(dataset="cifar10")), [0]).origin
+    assert local == f"torchvision {torchvision.__version__} CIFAR10 test split (local copy)"
+    (tmp_path / "faces" / "ada").mkdir(parents=True)
+    image.save(tmp_path / "faces" / "ada" / "0.png")
+    folder = load_samples(load_source(DataSpec(dataset="folder", path=str(tmp_path / "faces"), image_size=32)), [0]).origin
+    assert folder == "image folder 'faces' (1 images in 1 classes)"
+    faces = load_samples(load_source(DataSpec(dataset="lfwmini")), [0]).origin
+    assert faces == f"scikit-image {version('scikit-image')} package data: its 100 LFW faces (skimage.data.lfw_subset)"
+    assert str(tmp_path) not in local + folder
 
 
 def test_offline_pixels_are_the_png_pixels():

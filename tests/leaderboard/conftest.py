@@ -8,13 +8,21 @@ import pytest
 
 from benchmark.leaderboard.schema import write_entry
 
-from synthetic import fake_entry, png
+from support import git
+from synthetic import fake_entry, png, traced
 
 
 @pytest.fixture
-def board(tmp_path: Path) -> Path:
-    """A leaderboard root with three quick-suite entries (one partial) and their pictures."""
+def commit(clean_checkout: Path) -> str:
+    """The commit of the clean checkout leakbench is seen to run from."""
+    return git(clean_checkout, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def board(tmp_path: Path, commit: str) -> Path:
+    """A leaderboard root with three verified quick-suite entries of ``commit`` (one partial) and their pictures."""
+    root = tmp_path / "leaderboards"
     for entry in (fake_entry(attack="dlg", psnr=(20.0, 30.0, 40.0)), fake_entry(attack="idlg", psnr=(50.0, 60.0, 70.0)),
                   fake_entry(attack="slow", psnr=(90.0,))):
-        write_entry(tmp_path, entry, png())
-    return tmp_path
+        write_entry(root, traced(entry, commit), png())
+    return root

@@ -9,8 +9,10 @@ import torch
 from torchvision.utils import save_image
 
 from benchmark.leaderboard.protocol import suite_protocols
-from benchmark.leaderboard.schema import Entry
-from benchmark.leaderboard.submit import NO_GIT, entry_from_result
+from benchmark.leaderboard.provenance import NO_GIT
+from benchmark.leaderboard.schema import Entry, Verification
+from benchmark.leaderboard.submit import entry_from_result
+from benchmark.metrics import definitions
 from benchmark.result import TargetResult
 from benchmark.spec import load_task, spec_hash
 
@@ -30,13 +32,22 @@ def fake_result(task: str = "mnist-lenetzhu-b1", attack: str = "dlg", psnr: Sequ
                                  tries=1, seconds=2.0, failed="FloatingPointError: NaN" if value is None else None).row())
     return {"task": task, "task_version": spec.version, "spec_hash": spec_hash(spec), "attack": attack,
             "config": {"attack": {"max_steps": max_steps}, "seed": 0, "targets": len(rows), "restarts": 1},
-            "data_origin": "test", "environment": ENVIRONMENT, "summary": {}, "targets": rows}
+            "data_origin": "test", "metric_definitions": definitions(["psnr", "ssim", "mse", "label_accuracy"]),
+            "environment": ENVIRONMENT, "summary": {}, "targets": rows}
 
 
 def fake_entry(task: str = "mnist-lenetzhu-b1", attack: str = "dlg", psnr: Sequence[float | None] = (20.0, 30.0, 40.0),
-               picture: bool = True) -> Entry:
-    protocol = next(p for p in suite_protocols("quick") if p.spec.name == task)
+               picture: bool = True, suite: str = "quick") -> Entry:
+    protocol = suite_protocols(suite, [task])[0]
     return entry_from_result(fake_result(task, attack, psnr), protocol, source="test", git=NO_GIT, picture=picture)
+
+
+def traced(entry: Entry, commit: str) -> Entry:
+    """The entry as ``submit`` writes it from the clean ``commit`` and ``verify --record`` marks it."""
+    environment = entry.environment.model_copy(update={"git_commit": commit, "git_dirty": False})
+    verification = Verification(date=entry.date, environment=environment, code_changes=[],
+                                attack_package=entry.attack_package)
+    return entry.model_copy(update={"environment": environment, "verified": True, "verification": verification})
 
 
 def png() -> bytes:

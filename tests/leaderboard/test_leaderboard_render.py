@@ -1,14 +1,17 @@
+import html
 import json
 from pathlib import Path
 
 from benchmark.leaderboard.render import build, check, load_boards, make_board
 from benchmark.leaderboard.schema import write_entry
+from benchmark.spec import load_suite
 
-from synthetic import fake_entry
+from synthetic import fake_entry, png, traced
 
 
 def test_a_board_ranks_by_its_primary_metric_and_lists_partial_entries_last(board: Path):
-    [mnist] = load_boards(board)
+    [quick] = load_boards(board)
+    [mnist] = quick.boards
     assert mnist.primary == "psnr" and mnist.metrics == ["psnr", "ssim", "mse", "label_accuracy"]
     assert [(row.rank, row.entry.attack) for row in mnist.rows] == [(1, "idlg"), (2, "dlg"), (None, "slow")]
 
@@ -66,3 +69,19 @@ def test_entries_of_unknown_suites_are_reported(tmp_path: Path):
     write_entry(tmp_path, entry, None)
     [problem] = check(tmp_path)
     assert "unknown suite 'gone'" in problem
+
+
+def test_suites_come_in_the_order_of_suites_yaml_under_their_descriptions(board: Path, commit: str):
+    for entry in (fake_entry(task="cifar10-lenetzhu-b1"), fake_entry(suite="reference", psnr=(30.0,) * 20)):
+        write_entry(board, traced(entry, commit), png())
+    reference, quick = load_boards(board)
+    assert (reference.name, quick.name) == ("reference", "quick")
+    assert [b.task for b in quick.boards] == ["mnist-lenetzhu-b1", "cifar10-lenetzhu-b1"]  # the suite's order
+    build(board)
+    markdown, page = (board / "README.md").read_text(), (board / "site" / "index.html").read_text()
+    for suite in ("reference", "quick"):
+        description = load_suite(suite).description
+        assert f"## Suite `{suite}`\n\n{description}\n" in markdown
+        assert f'<h2>Suite <code>{suite}</code></h2>\n<p class="suite">{description}</p>' in html.unescape(page)
+    assert markdown.index("## Suite `reference`") < markdown.index("## Suite `quick`")
+    assert check(board) == []

@@ -1,7 +1,9 @@
 from pathlib import Path
 
+from benchmark.leaderboard.provenance import CodeComparison
 from benchmark.leaderboard.schema import rows_of
-from benchmark.leaderboard.verify import TOLERANCES, Difference, Verdict, compare, format_verdict
+from benchmark.leaderboard.verify import Difference, Verdict, compare, format_verdict
+from benchmark.metrics import metric_info
 
 from synthetic import fake_entry, fake_result
 
@@ -12,7 +14,7 @@ def _rows(psnr):
 
 def test_values_within_tolerance_pass():
     entry = fake_entry(psnr=(20.0, 30.0, 40.0))
-    assert TOLERANCES["psnr"].allowed(20.0) == 1.0 and TOLERANCES["psnr"].allowed(2.0) == 0.5
+    assert metric_info("psnr").tolerance.allowed(20.0) == 1.0 and metric_info("psnr").tolerance.allowed(2.0) == 0.5
     assert compare(entry, _rows((20.9, 30.0, 40.0))) == []  # PSNR ±1 dB; MSE 0.01 → 0.0081 within 25 %
 
 
@@ -29,10 +31,16 @@ def test_a_quick_check_compares_only_the_targets_it_ran():
     assert compare(entry, _rows((20.0,))) == []
 
 
-def test_the_verdict_reads_as_a_table():
-    moved = Verdict(Path("e.json"), 3, True, [Difference("target 2", "psnr", 40.0, 46.0, 2.0)])
+SAME = CodeComparison("a" * 40, "a" * 40, (), None, "benchmark/attacks/dlg.py", "leakbench 0.1.0", "leakbench 0.1.0")
+
+
+def test_the_verdict_reads_as_a_table_under_the_code_it_ran():
+    moved = Verdict(Path("e.json"), 3, True, [Difference("target 2", "psnr", 40.0, 46.0, 2.0)], SAME)
     assert format_verdict(moved).splitlines() == [
         "e.json: all 3 target(s) re-run: 1 value(s) moved beyond tolerance",
+        "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/",
         "  where      metric               recorded     measured    allowed",
         "  target 2   psnr                       40           46         ±2"]
-    assert format_verdict(Verdict(Path("e.json"), 1, False, [])) == "e.json: first 1 target(s) re-run: every metric within tolerance"
+    assert format_verdict(Verdict(Path("e.json"), 1, False, [], SAME)).splitlines() == [
+        "e.json: first 1 target(s) re-run: every metric within tolerance",
+        "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/"]
