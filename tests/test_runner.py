@@ -144,11 +144,14 @@ def test_several_processes_need_a_run_folder():
         benchmark.run(make_spec(), "idlg", max_steps=1, logger=None, devices=2)
 
 
-def test_lpips_is_scored_with_the_weights_a_user_gives(tmp_path: Path):
+def test_lpips_is_scored_with_the_weights_a_user_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import torchvision
+
+    from benchmark.metrics import perceptual
 
     weights = tmp_path / "alexnet.pth"
     torch.save(torchvision.models.alexnet().state_dict(), weights)
+    monkeypatch.setattr(perceptual, "BACKBONE_SHA256_PREFIX", perceptual.sha256(weights)[:8])  # a stand-in file
     result = benchmark.run(make_spec(), "dlg", targets=1, max_steps=2, out=tmp_path / "run", lpips_weights=weights)
     written = json.loads((tmp_path / "run" / "results.json").read_text())
     assert written["summary"]["lpips"] == result.summary["lpips"] > 0 and "unavailable" not in written["summary"]
