@@ -35,7 +35,8 @@ def _spec(folder: Path, **victim):
 def test_a_trained_victim_is_stored_with_its_hash_and_loaded_by_trained_at_e(two_colours):
     trained = train_victim(_spec(two_colours), epochs=3)
     assert trained.path == checkpoint_path(_spec(two_colours), 3) and trained.path.is_file()
-    assert trained.train_images == 32 and trained.test_accuracy > 0.9  # the folder is its own test split here
+    assert trained.train_images == 32 and trained.train_accuracy > 0.9
+    assert trained.test_accuracy is None  # an image folder has no test split apart from its training images
     state = torch.load(trained.path, weights_only=True)
     private = Samples(torch.rand(1, 3, 8, 8), torch.tensor([1]), "t")
     model = Victim(_spec(two_colours, state="trained@3"), 5, private, 2).model
@@ -64,3 +65,13 @@ def test_training_without_the_training_split_says_how_to_get_it(capsys):
     assert main(["victim", "train", "--task", "cifar10-lenetzhu-b1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "cifar10 train images (the whole split) are not available" in err and "internet" in err
+
+
+def test_victim_train_on_an_image_folder_names_its_accuracy_a_training_accuracy(two_colours, tmp_path, capsys):
+    spec = tmp_path / "folder.yaml"
+    spec.write_text(f"name: folder\nversion: 1\ndata: {{dataset: folder, path: {two_colours}, image_size: 8}}\n"
+                    "victim: {model: mlp}\n")
+    assert main(["victim", "train", "--task", str(spec), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "; training accuracy 0." in out or "; training accuracy 1." in out
+    assert "test accuracy not measured (an image folder holds no separate test split)" in out
