@@ -31,7 +31,8 @@ class SettingError(LeakBenchError, ValueError):
 
 
 class FileError(LeakBenchError, ValueError):
-    """A file the tool reads that is unreadable: bad bytes or encoding, malformed, truncated, wrong types."""
+    """A file the tool reads that is unreadable (bad bytes or encoding, malformed, truncated, wrong
+    types), or one it cannot write where it was told to."""
 
 
 class DataUnavailableError(LeakBenchError):

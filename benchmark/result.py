@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from benchmark.errors import FileError
+
 SUMMARY_METRICS = ("psnr", "ssim", "mse", "label_accuracy", "lpips")
 
 
@@ -146,18 +148,22 @@ def _umask() -> int:
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a part
-    (temporary file in the same folder, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        try:
-            os.chmod(handle.name, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
-            handle.write(data.encode() if isinstance(data, str) else data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)
+    (temporary file in the same folder, fsync, rename); a folder that cannot hold it is a one-line
+    :class:`~benchmark.errors.FileError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+            try:
+                os.chmod(handle.name, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
+                handle.write(data.encode() if isinstance(data, str) else data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                os.unlink(handle.name)
+                raise
+        os.replace(handle.name, path)
+    except OSError as err:
+        raise FileError(f"cannot write {path}: {err.strerror or err}; choose a folder that can hold it") from None
     return path
 
 

@@ -33,8 +33,8 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
-from benchmark.errors import (ATTACK_FAILURES, AttackError, LeakBenchError, NotApplicableError, SettingError,
-                              SpecError, at_least)
+from benchmark.errors import (ATTACK_FAILURES, AttackError, FileError, LeakBenchError, NotApplicableError,
+                              SettingError, SpecError, at_least)
 from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator
 from benchmark.metrics.reid import resolve_backend
@@ -160,16 +160,19 @@ def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: A
 
 
 def _readable_checkpoint(path: Path) -> bool:
-    """Whether ``path`` holds a complete checkpoint; a torn one (killed while written) is removed."""
+    """Whether ``path`` holds a complete Lightning checkpoint; a torn or foreign one (killed while
+    written, damaged) is removed."""
     if not path.is_file():
         return False
     try:
-        torch.load(path, map_location="cpu", weights_only=False)
-        return True
+        content = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(content, dict) and {"state_dict", "loops", "global_step"} <= content.keys():
+            return True
     except Exception:  # any unreadable file means the same: start the fit afresh
-        log.warning("checkpoint %s is unreadable; the fit starts afresh", path)
-        path.unlink()
-        return False
+        pass
+    log.warning("checkpoint %s is unreadable; the fit starts afresh", path)
+    path.unlink()
+    return False
 
 
 @dataclass
@@ -241,6 +244,16 @@ def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], 
     return results, steps
 
 
+def _check_weights(path: Path) -> None:
+    """A weights file the user gives is one torch reads, or a one-line error before any work."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # whatever torch makes of a missing, torn or foreign file
+        raise FileError(f"--lpips-weights {path} is not a readable weights file ({type(err).__name__}: "
+                        f"{_first_line(err)}); give torchvision's AlexNet ImageNet weights (alexnet-owt-7be5be79.pth)"
+                        ) from None
+
+
 def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [""])[0][:200]
 
@@ -301,6 +314,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         raise SettingError("--fresh discards every row of the run folder and --retry-failed keeps the finished "
                            "ones: give one of them")
     check_accelerator(accelerator, devices, num_nodes)
+    if lpips_weights is not None:
+        _check_weights(Path(lpips_weights))
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     if defense is not None:
         build_defense(defense)  # a bad name or parameter fails before any work

@@ -7,7 +7,7 @@ from PIL import Image
 
 from benchmark.cli import main
 from benchmark.data import Samples
-from benchmark.errors import DataUnavailableError
+from benchmark.errors import DataUnavailableError, FileError
 from benchmark.training import checkpoint_path, train_victim
 from benchmark.victim import Victim
 
@@ -54,6 +54,14 @@ def test_a_missing_or_changed_trained_victim_says_how_to_train_it(two_colours):
     trained.path.write_bytes(trained.path.read_bytes()[:-5] + b"xxxxx")
     with pytest.raises(DataUnavailableError, match="sha256 differs"):
         Victim(_spec(two_colours, state="trained@1"), 0, private, 2)
+
+
+def test_a_damaged_record_of_a_trained_victim_is_one_line(two_colours):
+    trained = train_victim(_spec(two_colours), epochs=1)
+    trained.path.with_suffix(".json").write_text('{"sha256": ')
+    with pytest.raises(FileError, match=r"trained victim record .* is not valid JSON \(.*\); train it again with "
+                                        r"`leakbench victim train --task tiny --epochs 1`"):
+        Victim(_spec(two_colours, state="trained@1"), 0, Samples(torch.rand(1, 3, 8, 8), torch.tensor([1]), "t"), 2)
 
 
 def test_victim_state_is_validated():
