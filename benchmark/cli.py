@@ -95,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "attacks":
-        rows = [{"attack": name, "description": (cls.__doc__ or "").strip().splitlines()[0]} for name, cls in ATTACKS]
+        rows = [{"attack": name, "description": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
+                for name, cls in ATTACKS]
         print(format_table(rows, ("attack", "description")))
     else:
         rows = []
@@ -140,7 +141,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             result = run(task, attack, targets=suite.targets, max_steps_cap=suite.max_steps, out=out / task / attack,
                          accelerator=args.accelerator, problems=args.problems, devices=args.devices,
-                         num_nodes=args.num_nodes, lpips_weights=args.lpips_weights, reid=args.reid)
+                         num_nodes=args.num_nodes, lpips_weights=args.lpips_weights, reid=args.reid,
+                         retry_failed=args.retry_failed)
         except NotApplicableError as err:
             log.info("  skipped: %s", err)
             continue
@@ -460,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--problems", type=COUNT, default=32, help="problems solved together in one batched fit")
     p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the cells' run folders")
     _add_scale_arguments(p)
     _add_evaluation_arguments(p)
     p.set_defaults(func=cmd_bench)

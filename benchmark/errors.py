@@ -56,6 +56,12 @@ ATTACK_FAILURES: tuple[type[BaseException], ...] = (AttackFailure, FloatingPoint
 """What a fit may raise for its target to be recorded as failed; anything else stops the run."""
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of ``err``'s message, at most ``limit`` characters ('' for none): what a one-line
+    error quotes of another."""
+    return (str(err).strip().splitlines() or [""])[0][:limit]
+
+
 def integer_problem(value: object, minimum: int) -> str | None:
     """Why ``value`` is not an integer ≥ ``minimum``, or None: the one message of every count (0 never
     stands for a default)."""

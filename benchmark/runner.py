@@ -34,7 +34,7 @@ from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
 from benchmark.errors import (ATTACK_FAILURES, AttackError, FileError, LeakBenchError, NotApplicableError,
-                              SettingError, SpecError, at_least)
+                              SettingError, SpecError, at_least, first_line)
 from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator
 from benchmark.metrics.reid import resolve_backend
@@ -56,8 +56,8 @@ def attack_config(attack_cls: type[Attack], overrides: dict[str, Any]) -> Any:
             raise LeakBenchError(f"attack option '{key}' does not exist{did_you_mean(key, list(fields))}; "
                                  f"options: {', '.join(fields)}")
         if not _same_kind(value, fields[key]):
-            raise SettingError(f"attack option '{key}' must be a {type(fields[key]).__name__} like its default "
-                               f"{fields[key]!r}, got {value!r}")
+            raise SettingError(f"attack option '{key}' takes a value like its default {fields[key]!r} "
+                               f"({type(fields[key]).__name__}), got {value!r}")
     config = attack_cls.Config(**overrides)
     at_least("max_steps", config.max_steps, 1)
     return config
@@ -217,7 +217,7 @@ def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], 
     except Exception as err:  # anything else is a bug or a setting: it stops the run and writes no row
         log.error("attack %s raised %s, which is not a failure of its mathematics:", attack_cls.__name__,
                   type(err).__name__, exc_info=err)
-        raise AttackError(f"attack {attack_cls.__name__} raised {type(err).__name__}: {_first_line(err)}; this is "
+        raise AttackError(f"attack {attack_cls.__name__} raised {type(err).__name__}: {first_line(err)}; this is "
                           f"not a result, so no target row was written (the traceback is above): fix the attack "
                           f"or its options") from None
     seconds = (time.perf_counter() - start) / len(chunk)  # the chunk's wall time, shared by its targets
@@ -250,12 +250,8 @@ def _check_weights(path: Path) -> None:
         torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # whatever torch makes of a missing, torn or foreign file
         raise FileError(f"--lpips-weights {path} is not a readable weights file ({type(err).__name__}: "
-                        f"{_first_line(err)}); give torchvision's AlexNet ImageNet weights (alexnet-owt-7be5be79.pth)"
+                        f"{first_line(err)}); give torchvision's AlexNet ImageNet weights (alexnet-owt-7be5be79.pth)"
                         ) from None
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [""])[0][:200]
 
 
 def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None, seed: int = 0,

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmark.data import Samples, cache_dir, load_samples, load_source
-from benchmark.errors import DataUnavailableError, FileError, at_least
+from benchmark.errors import DataUnavailableError, FileError, at_least, first_line
 from benchmark.files import read_json
 from benchmark.result import write_atomic
 from benchmark.runner import check_accelerator
@@ -142,5 +142,5 @@ def load_trained_state(spec: TaskSpec, epochs: int) -> dict[str, Tensor]:
     try:
         return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
     except Exception as err:  # the recorded hash matches: a file written by another version, whatever torch says
-        raise FileError(f"{path}: unreadable trained weights ({type(err).__name__}: {str(err).splitlines()[0][:100]}); "
+        raise FileError(f"{path}: unreadable trained weights ({type(err).__name__}: {first_line(err, 100)}); "
                         f"{again}") from None

@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
+
+from benchmark import runner
 
 from benchmark.defenses import ClientRound
 from benchmark.spec import FLSpec, TaskSpec, parse_task
@@ -45,3 +48,17 @@ def make_client(model: nn.Module | None = None, inputs: torch.Tensor | None = No
 def update_of(client: ClientRound) -> dict[str, torch.Tensor]:
     """The undefended FedSGD update of the round."""
     return fedsgd_update(client.model, client.params, client.buffers, client.inputs, client.targets, client.fl)
+
+
+def fail_targets(monkeypatch: pytest.MonkeyPatch, *numbers: int,
+                 error: BaseException = FloatingPointError("the objective became NaN")) -> None:
+    """Make every fit of a seed-0 run that holds one of these targets raise ``error`` (by default a
+    failure of the attack's mathematics)."""
+    real = runner.fit
+
+    def fit(attack_cls, observations, config, seeds, *args, **kwargs):
+        if any(runner.problem_seed(0, n, 0) in seeds for n in numbers):
+            raise error
+        return real(attack_cls, observations, config, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "fit", fit)

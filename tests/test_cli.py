@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark import runner
 from benchmark.cli import main
+
+from support import fail_targets
 
 
 def _one_line_error(capsys, argv) -> str:
@@ -29,17 +30,6 @@ def _refused(capsys, argv) -> str:
 
 TINY = "include: cifar10-lenetzhu-b1\nname: tiny\ndata: {image_size: 16}\n"
 
-
-def _fail_targets(monkeypatch: pytest.MonkeyPatch, *numbers: int) -> None:
-    """Make the attack's mathematics fail (FloatingPointError) on these targets of a seed-0 run."""
-    real = runner.fit
-
-    def fit(attack_cls, observations, config, seeds, *args, **kwargs):
-        if any(runner.problem_seed(0, n, 0) in seeds for n in numbers):
-            raise FloatingPointError("the objective became NaN")
-        return real(attack_cls, observations, config, seeds, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "fit", fit)
 
 
 def test_unknown_names_get_did_you_mean(capsys):
@@ -222,7 +212,7 @@ def test_failed_targets_are_listed_with_their_reason_and_retried_on_request(caps
     argv = ["run", "--task", str(spec), "--attack", "dlg", "--targets", "3", "--max-steps", "1", "--problems", "1",
             "--out", str(tmp_path / "out"), "--logger", "none", "--no-progress"]
     with monkeypatch.context() as patch:
-        _fail_targets(patch, 1)
+        fail_targets(patch, 1)
         assert main(argv) == 0
     out = capsys.readouterr().out
     assert "tiny / dlg: target(s) 1 failed: FloatingPointError: the objective became NaN" in out and "--retry-failed" in out
@@ -242,7 +232,7 @@ def test_bench_reports_a_cell_whose_metrics_are_null(capsys, tmp_path: Path, mon
     monkeypatch.setenv("LEAKBENCH_TASKS", str(tasks))
     from benchmark.spec import TASKS
     monkeypatch.setattr(TASKS, "_discovered", False)
-    _fail_targets(monkeypatch, 0)
+    fail_targets(monkeypatch, 0)
     assert main(["bench", "--suite", "one", "--out", str(tmp_path / "bench")]) == 0  # pytest fails on a logging error
     assert "psnr - dB, label accuracy -, " in caplog.text and "1 of 1 targets failed" in caplog.text
     assert "tiny / dlg: target(s) 0 failed" in capsys.readouterr().out

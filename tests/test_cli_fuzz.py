@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +28,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import benchmark
-from benchmark import perf, runner, spec
+from benchmark import perf, spec
 from benchmark.cli import COUNT, build_parser, main
 from benchmark.leaderboard import build, submit
 from benchmark.training import checkpoint_path, train_victim
+
+from support import fail_targets
 
 BUDGETS = [pytest.param(1, id="ci"), pytest.param(10, marks=pytest.mark.slow, id="long")]
 
@@ -128,15 +131,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(perf, "process_scaling", lambda setting: {"one_process_s": 1.0})
 
     guarded = tmp_path / "guarded"
-    real_fit = runner.fit
-
-    def fail_target_1(attack_cls, observations, config, seeds, *args, **kwargs):
-        if runner.problem_seed(0, 1, 0) in seeds:
-            raise FloatingPointError("the objective became NaN")
-        return real_fit(attack_cls, observations, config, seeds, *args, **kwargs)
-
     with monkeypatch.context() as patch:
-        patch.setattr(runner, "fit", fail_target_1)
+        fail_targets(patch, 1)
         benchmark.run("fz", "dlg", targets=3, out=guarded, logger=None, problems=1)
     board = tmp_path / "board"
     (entry,) = submit("dlg", "fzs", root=board, runs=work / "runs", logger=None)
@@ -354,7 +350,7 @@ def test_the_harness_fails_on_a_crash_a_two_line_error_and_a_lost_row(world: Wor
         raise ValueError("a bug")
 
     def two_lines(args):
-        print("leakbench: error: one\nleakbench: error: two", file=__import__("sys").stderr)
+        print("leakbench: error: one\nleakbench: error: two", file=sys.stderr)
         return 2
 
     def lose_a_row(args):

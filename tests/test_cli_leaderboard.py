@@ -9,7 +9,8 @@ import pytest
 from benchmark.cli import main
 from benchmark.leaderboard import load_entry
 
-from test_cli import _fail_targets, _one_line_error as _error
+from support import fail_targets
+from test_cli import _one_line_error as _error
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards"
 
@@ -77,14 +78,14 @@ def test_submit_errors_are_one_line(mini: Path, capsys):
 def test_submit_refuses_failed_targets_unless_told_to_publish_them(mini: Path, capsys, monkeypatch: pytest.MonkeyPatch):
     argv = ["submit", "--attack", "dlg", "--suite", "mini", "--logger", "none"]
     with monkeypatch.context() as patch:
-        _fail_targets(patch, 1)
+        fail_targets(patch, 1)
         err = _error(capsys, argv)
     assert err == ("leakbench: error: targets failed in tiny-cifar (1 of 2 targets), tiny-mnist (1 of 2 targets), so "
                    "no entry was written: recompute them with --retry-failed, or pass --allow-failed to publish them "
                    "counted as failed")
     assert not Path("leaderboards").exists()
     with monkeypatch.context() as patch:
-        _fail_targets(patch, 1)
+        fail_targets(patch, 1)
         assert main(argv + ["--allow-failed"]) == 0  # the failures are read back from the run folders
     assert load_entry(Path("leaderboards/mini/tiny-cifar/dlg.json")).summary.failed == 1
     assert main(argv + ["--retry-failed"]) == 0

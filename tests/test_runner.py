@@ -11,7 +11,7 @@ from benchmark.defenses import DEFENSES
 from benchmark.errors import (AttackError, AttackFailure, FileError, LeakBenchError, NotApplicableError, SettingError,
                               SpecError)
 
-from support import make_spec
+from support import fail_targets, make_spec
 
 
 def test_run_writes_results_picture_and_logs(tmp_path: Path):
@@ -176,7 +176,7 @@ def test_idlg_leaks_less_as_the_defence_strengthens(defense, strengths):
     ("images_every", 0, "images_every must be a whole number >= 1, got 0"),
     ("seed", -1, "seed must be a whole number >= 0, got -1"),
     ("accelerator", "bogus", "--accelerator bogus with --devices 1 cannot run here"),
-    ("attack_options", {"max_steps": "10"}, "attack option 'max_steps' must be a int like its default 300, got '10'"),
+    ("attack_options", {"max_steps": "10"}, "attack option 'max_steps' takes a value like its default 300 (int), got '10'"),
     ("lpips_weights", "not-weights.pth", "--lpips-weights not-weights.pth is not a readable weights file"),
 ])
 def test_a_bad_setting_raises_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argument, value, message):
@@ -187,21 +187,10 @@ def test_a_bad_setting_raises_before_any_work(tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "run").exists()
 
 
-def _raise_on_target_1(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
-    real = runner.fit
-
-    def fit(attack_cls, observations, config, seeds, *args, **kwargs):
-        if runner.problem_seed(0, 1, 0) in seeds:
-            raise error
-        return real(attack_cls, observations, config, seeds, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "fit", fit)
-
-
 @pytest.mark.parametrize("error", [AttackFailure("the solver did not converge"), FloatingPointError("loss is NaN"),
                                    torch.linalg.LinAlgError("the system is singular")])
 def test_an_attacks_mathematics_failing_is_a_failed_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error):
-    _raise_on_target_1(monkeypatch, error)
+    fail_targets(monkeypatch, 1, error=error)
     result = benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
     assert [t.failed for t in result.targets] == [None, f"{type(error).__name__}: {error}"]
     assert result.summary["failed"] == 1 and result.summary["failures"] == {f"{type(error).__name__}: {error}": [1]}
@@ -214,7 +203,7 @@ def test_an_attacks_mathematics_failing_is_a_failed_target(tmp_path: Path, monke
 ])
 def test_any_other_error_stops_the_run_and_writes_no_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog,
                                                           error, raised, message):
-    _raise_on_target_1(monkeypatch, error)
+    fail_targets(monkeypatch, 1, error=error)
     with pytest.raises(raised, match=message):
         benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
     rows = [json.loads(line) for line in (tmp_path / "targets.jsonl").read_text().splitlines()]
@@ -225,7 +214,7 @@ def test_any_other_error_stops_the_run_and_writes_no_row(tmp_path: Path, monkeyp
 
 def test_retry_failed_recomputes_only_the_failed_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with monkeypatch.context() as patch:
-        _raise_on_target_1(patch, FloatingPointError("loss is NaN"))
+        fail_targets(patch, 1)
         benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None, problems=1)
     before = (tmp_path / "targets.jsonl").read_bytes().splitlines(keepends=True)
     assert benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None).summary["failed"] == 1

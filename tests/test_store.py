@@ -15,7 +15,7 @@ import benchmark
 from benchmark.cli import main
 from benchmark.errors import LeakBenchError
 
-from support import make_spec
+from support import fail_targets, make_spec
 
 TINY = "include: cifar10-lenetzhu-b1\nname: tiny\ndata: {image_size: 16}\n"
 
@@ -97,20 +97,11 @@ def test_unwritable_output_folder_is_one_line(capsys, tmp_path: Path):
 
 
 def test_a_failing_target_is_marked_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog):
-    from benchmark import runner
-
-    real = runner.fit
-
-    def diverge_on_target_1(attack_cls, observations, config, seeds, *args, **kwargs):
-        if runner.problem_seed(0, 1, 0) in seeds:
-            raise FloatingPointError("loss became NaN")
-        return real(attack_cls, observations, config, seeds, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "fit", diverge_on_target_1)
+    fail_targets(monkeypatch, 1, error=FloatingPointError("loss became NaN"))
     result = benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None)
     assert [t.failed for t in result.targets] == [None, "FloatingPointError: loss became NaN", None]
     (warning,) = [r for r in caplog.records if "failed" in r.getMessage()]
-    assert "target 1 failed" in warning.getMessage() and "diverge_on_target_1" in caplog.text  # where it raised
+    assert "target 1 failed" in warning.getMessage() and "raise error" in caplog.text  # where it raised
     summary = json.loads((tmp_path / "results.json").read_text())["summary"]
     assert summary["failed"] == 1 and summary["targets"] == 3
     finished = [t for t in result.targets if t.failed is None]

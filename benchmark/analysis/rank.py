@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from benchmark.attacks.components.equations import FLOAT, LayerSystem
 from benchmark.attacks.components.layers import Layer, linear_chain
-from benchmark.errors import SettingError, at_least
+from benchmark.errors import SettingError, at_least, first_line
 from benchmark.models import MODELS
 from benchmark.victim import task_loss
 
@@ -115,7 +115,7 @@ def analyze_model(name: str, input_shape: tuple[int, int, int], num_classes: int
             model(torch.zeros(1, *input_shape))
     except (RuntimeError, ValueError) as err:  # torch's shape errors
         raise SettingError(f"model '{name}' cannot take inputs of shape {','.join(map(str, input_shape))} "
-                           f"({str(err).splitlines()[0][:120]}); give another --input-shape") from None
+                           f"({first_line(err, 120)}); give another --input-shape") from None
     return analyze(model, input_shape, seed=seed)
 
 
