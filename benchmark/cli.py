@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import yaml
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 
 from benchmark.attacks import ATTACKS
 from benchmark.defenses import DEFENSES, build_defense
-from benchmark.errors import LeakBenchError, NotApplicableError
+from benchmark.errors import LeakBenchError, NotApplicableError, integer_problem
+from benchmark.registry import did_you_mean
 from benchmark.result import write_atomic
 from benchmark.loggers import LOGGERS
 from benchmark.metrics.reid import ENCODERS
@@ -30,17 +32,18 @@ COLUMNS = ("task", "attack", "targets", "failed", "psnr", "ssim", "mse", "lpips"
 REID_ROWS = (("reconstructions", ""), ("originals (ceiling)", "_ceiling"), ("noise images (chance)", "_chance"))
 
 
+def format_value(value: Any) -> str:
+    """A value as a table shows it: floats with 4 significant digits, a missing one as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    """Plain-text table; floats get 4 significant digits, missing values '-'."""
-
-    def cell(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value)
-
-    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    """Plain-text table of :func:`format_value` cells."""
+    cells = [[format_value(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
@@ -52,7 +55,8 @@ def _summary_row(result) -> dict[str, Any]:
 
 
 def _print_evaluation(summaries: list[dict[str, Any]]) -> None:
-    """Face re-identification beside its ceiling and chance, and each unavailable metric's reason, once."""
+    """Face re-identification beside its ceiling and chance, each unavailable metric's reason once,
+    and the targets that failed with their reasons."""
     for summary in summaries:
         if summary.get("reid_backend") is None:
             continue
@@ -66,6 +70,11 @@ def _print_evaluation(summaries: list[dict[str, Any]]) -> None:
     reasons = {name: reason for summary in summaries for name, reason in summary.get("unavailable", {}).items()}
     for name, reason in reasons.items():
         print(f"\n{name} unavailable: {reason}")
+    failures = [(summary, reason, targets) for summary in summaries for reason, targets in summary.get("failures", {}).items()]
+    for summary, reason, targets in failures:
+        print(f"\n{summary['task']} / {summary['attack']}: target(s) {', '.join(map(str, targets))} failed: {reason}")
+    if failures:
+        print("(failed targets are counted, never averaged in; --retry-failed recomputes them)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -74,7 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                  restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
                  accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh, problems=args.problems,
                  images_every=args.images_every, devices=args.devices, num_nodes=args.num_nodes,
-                 lpips_weights=args.lpips_weights, reid=args.reid, defense=args.defense)
+                 lpips_weights=args.lpips_weights, reid=args.reid, defense=args.defense,
+                 retry_failed=args.retry_failed)
     if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
         print(format_table([_summary_row(result)], COLUMNS))
         _print_evaluation([_summary_row(result)])
@@ -86,7 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "attacks":
-        rows = [{"attack": name, "description": (cls.__doc__ or "").strip().splitlines()[0]} for name, cls in ATTACKS]
+        rows = [{"attack": name, "description": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
+                for name, cls in ATTACKS]
         print(format_table(rows, ("attack", "description")))
     else:
         rows = []
@@ -142,13 +153,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             result = run(task, attack, targets=suite.targets, max_steps_cap=suite.max_steps, out=out / task / attack,
                          accelerator=args.accelerator, problems=args.problems, devices=args.devices,
-                         num_nodes=args.num_nodes, lpips_weights=args.lpips_weights, reid=args.reid)
+                         num_nodes=args.num_nodes, lpips_weights=args.lpips_weights, reid=args.reid,
+                         retry_failed=args.retry_failed)
         except NotApplicableError as err:
             log.info("  skipped: %s", err)
             continue
         rows.append(_summary_row(result))
-        log.info("  psnr %.2f dB, label accuracy %.2f, %.1f s", result.summary["psnr"],
-                 result.summary["label_accuracy"], result.summary["seconds"])
+        log.info("  psnr %s dB, label accuracy %s, %s s, %d of %d targets failed",
+                 *(format_value(result.summary[key]) for key in ("psnr", "label_accuracy", "seconds")),
+                 result.summary["failed"], result.summary["targets"])
     if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
         write_atomic(out / "bench.json", json.dumps({"suite": args.suite, "rows": rows}, indent=2))
         print(format_table(rows, COLUMNS))
@@ -163,7 +176,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     root = Path(args.root)
     paths = submit(args.attack, args.suite, tasks=args.tasks, targets=args.targets, root=root, runs=Path(args.out),
                    logger=None if args.logger == "none" else args.logger, accelerator=args.accelerator,
-                   fresh=args.fresh, allow_dirty=args.allow_dirty)
+                   fresh=args.fresh, allow_dirty=args.allow_dirty, retry_failed=args.retry_failed,
+                   allow_failed=args.allow_failed)
     entries = [load_entry(path) for path in paths]
     if not entries:
         print(f"no entries: {args.attack} applies to no task of suite {args.suite}")
@@ -249,14 +263,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_victim_train(args: argparse.Namespace) -> int:
-    from benchmark.training import train_victim
+    from benchmark.training import separate_test_split, train_victim
 
     spec = load_task(args.task)
     trained = train_victim(spec, args.epochs, accelerator=args.accelerator, progress=not args.no_progress)
-    accuracy = "not measured (no test split here)" if trained.test_accuracy is None else f"{trained.test_accuracy:.4f}"
+    test = (f"{trained.test_accuracy:.4f}" if trained.test_accuracy is not None else
+            "not measured (" + ("no test split here)" if separate_test_split(spec) else
+                                "an image folder holds no separate test split)"))
     print(f"trained {spec.victim.model} of task '{spec.name}' for {trained.epochs} epoch(s) on {trained.train_images} "
-          f"images; test accuracy {accuracy}\nweights: {trained.path}\nsha256: {trained.sha256}\n"
-          f"a spec uses them with  victim: {{state: trained@{trained.epochs}}}")
+          f"images; training accuracy {trained.train_accuracy:.4f}, test accuracy {test}\nweights: {trained.path}\n"
+          f"sha256: {trained.sha256}\na spec uses them with  victim: {{state: trained@{trained.epochs}}}")
     return 0
 
 
@@ -385,10 +401,25 @@ def _integers(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,4,8, got {text!r}") from None
 
 
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``, refused as :func:`benchmark.run` refuses it."""
+
+    def parse(text: str) -> int:
+        value = _parse_value(text)
+        if (problem := integer_problem(value, minimum)) is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return parse
+
+
+COUNT, SEED = _whole(1), _whole(0)
+
+
 def _add_scale_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--devices", type=int, default=1,
+    parser.add_argument("--devices", type=COUNT, default=1,
                         help="processes (one per device) that share the targets; needs --out on a shared disk (default 1)")
-    parser.add_argument("--num-nodes", type=int, default=1, help="machines, launched by torchrun or SLURM (default 1)")
+    parser.add_argument("--num-nodes", type=COUNT, default=1, help="machines, launched by torchrun or SLURM (default 1)")
 
 
 def _existing_file(text: str) -> Path:
@@ -406,34 +437,47 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_study_arguments(parser: argparse.ArgumentParser, out: str, seed: bool = True) -> None:
-    parser.add_argument("--targets", type=int, help="targets per cell (default: each task's)")
-    parser.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
+    parser.add_argument("--targets", type=COUNT, help="targets per cell (default: each task's)")
+    parser.add_argument("--max-steps", type=COUNT, help="optimisation steps (default: the task's budget or the paper's)")
     if seed:
-        parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
+        parser.add_argument("--seed", type=SEED, default=0, help="attack seed (default 0)")
     parser.add_argument("--out", help=f"output folder (default {out})")
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, ``leakbench: error: ...`` with a pointer to ``--help``, exit 2;
+    an unknown choice gets "did you mean"."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        if choice := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
+            message += did_you_mean(choice[1], [c.strip(" '") for c in choice[2].split(",")])
+        self.exit(2, f"leakbench: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leakbench", description="Benchmark gradient inversion attacks.")
+    parser = _Parser(prog="leakbench", description="Benchmark gradient inversion attacks.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("run", help="attack the targets of one task and evaluate")
     p.add_argument("--task", required=True, help="task name (leakbench ls tasks) or YAML path")
     p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
-    p.add_argument("--targets", type=int, help="number of targets (default: the task's)")
-    p.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
-    p.add_argument("--max-steps", type=int, help="optimisation steps (default: the task's budget or the paper's)")
-    p.add_argument("--restarts", type=int, help="attempts per target, best loss kept (default: the task's)")
+    p.add_argument("--targets", type=COUNT, help="number of targets (default: the task's)")
+    p.add_argument("--seed", type=SEED, default=0, help="attack seed (default 0)")
+    p.add_argument("--max-steps", type=COUNT, help="optimisation steps (default: the task's budget or the paper's)")
+    p.add_argument("--restarts", type=COUNT, help="attempts per target, best loss kept (default: the task's)")
     p.add_argument("--out", help="output folder (default runs/TASK/ATTACK)")
     p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--fresh", action="store_true", help="discard what --out holds instead of resuming it")
-    p.add_argument("--problems", type=int, default=32,
+    p.add_argument("--retry-failed", action="store_true",
+                   help="recompute the targets --out holds as failed, keeping the finished ones")
+    p.add_argument("--problems", type=COUNT, default=32,
                    help="problems (targets x restarts) solved together in one batched fit (default 32)")
-    p.add_argument("--images-every", type=int, help="log the current reconstructions every N steps (tensorboard, wandb)")
+    p.add_argument("--images-every", type=COUNT, help="log the current reconstructions every N steps (tensorboard, wandb)")
     p.add_argument("--defense", type=_defense, metavar="NAME[:KEY=VALUE,...]",
                    help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
                         f"{', '.join(DEFENSES.names())})")
@@ -463,20 +507,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("perf", help="measure the batched engine and the Lightning loop's overhead")
     p.add_argument("--task", default="cifar10-lenetzhu-b1")
     p.add_argument("--attack", default="inverting_gradients")
-    p.add_argument("--steps", type=int, default=50, help="optimisation steps per fit (default 50)")
-    p.add_argument("--repeats", type=int, default=3, help="alternated timings of the Lightning and plain loops, medians reported (default 3)")
-    p.add_argument("--processes", type=int, default=1,
+    p.add_argument("--steps", type=COUNT, default=50, help="optimisation steps per fit (default 50)")
+    p.add_argument("--repeats", type=COUNT, default=3, help="alternated timings of the Lightning and plain loops, medians reported (default 3)")
+    p.add_argument("--processes", type=COUNT, default=1,
                    help="also time 20 targets with this many processes against one (default 1: not measured)")
-    p.add_argument("--process-steps", type=int, default=2000, help="steps of that timed run (default 2000)")
+    p.add_argument("--process-steps", type=COUNT, default=2000, help="steps of that timed run (default 2000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_perf)
 
     p = commands.add_parser("bench", help="run every attack on every task of a suite it applies to")
     p.add_argument("--suite", default="quick", help="suite name from tasks/suites.yaml (default quick)")
     p.add_argument("--attacks", help="comma-separated attack names: only these of the suite's (default: all the suite runs)")
-    p.add_argument("--problems", type=int, default=32, help="problems solved together in one batched fit")
+    p.add_argument("--problems", type=COUNT, default=32, help="problems solved together in one batched fit")
     p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the cells' run folders")
     _add_scale_arguments(p)
     _add_evaluation_arguments(p)
     p.set_defaults(func=cmd_bench)
@@ -485,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
     p.add_argument("--suite", required=True, help="suite name from tasks/suites.yaml")
     p.add_argument("--tasks", nargs="+", help="only these tasks of the suite (default: all)")
-    p.add_argument("--targets", type=int, help="only the first N targets, for a quick check: the entry is partial, not ranked")
+    p.add_argument("--targets", type=COUNT, help="only the first N targets, for a quick check: the entry is partial, not ranked")
     p.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
     p.add_argument("--out", default="runs", help="run folders go under OUT/submit-SUITE/TASK/ATTACK (default runs)")
     p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
@@ -493,11 +538,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="recompute the targets instead of resuming the run folders")
     p.add_argument("--allow-dirty", action="store_true",
                    help="submit from a checkout with uncommitted changes: a local trial (git_dirty), which check refuses")
+    p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the run folders")
+    p.add_argument("--allow-failed", action="store_true",
+                   help="publish entries with failed targets (counted as failed); refused by default")
     p.set_defaults(func=cmd_submit)
 
     p = commands.add_parser("verify", help="re-run leaderboard entries; exit 1 when a metric moved beyond tolerance")
     p.add_argument("paths", nargs="+", metavar="PATH", help="entry files (leaderboards/SUITE/TASK/ATTACK.json)")
-    p.add_argument("--targets", type=int, help="re-run only the first N targets (a quick check)")
+    p.add_argument("--targets", type=COUNT, help="re-run only the first N targets (a quick check)")
     p.add_argument("--out", default="runs", help="re-runs go under OUT/verify-SUITE/TASK/ATTACK (default runs)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--record", action="store_true", help="mark entries verified after a full re-run within tolerance")
@@ -537,11 +585,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the defence, with any parameters held fixed (e.g. dpsgd:max_grad_norm=0.5)")
     a.add_argument("--strengths", required=True, type=_floats,
                    help="comma-separated values of the defence's strength parameter, e.g. 0,1e-3,1e-2")
-    a.add_argument("--utility-steps", type=int, default=UtilitySetting.steps,
+    a.add_argument("--utility-steps", type=COUNT, default=UtilitySetting.steps,
                    help=f"defended SGD steps of the utility training run (default {UtilitySetting.steps})")
-    a.add_argument("--utility-train-images", type=int, default=UtilitySetting.train_images,
+    a.add_argument("--utility-train-images", type=COUNT, default=UtilitySetting.train_images,
                    help=f"training images it samples from (default {UtilitySetting.train_images})")
-    a.add_argument("--utility-test-images", type=int, default=UtilitySetting.test_images,
+    a.add_argument("--utility-test-images", type=COUNT, default=UtilitySetting.test_images,
                    help=f"test images of its accuracy (default {UtilitySetting.test_images})")
     _add_study_arguments(a, "runs/study-defense-TASK-ATTACK-DEFENSE")
     a.set_defaults(func=cmd_study_defense)
@@ -557,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True)
     a = actions.add_parser("train", help="train a task's victim on its training split and store it in the cache")
     a.add_argument("--task", required=True, help="task name (leakbench ls tasks) or YAML path")
-    a.add_argument("--epochs", type=int, default=1, help="passes over the training split (default 1)")
+    a.add_argument("--epochs", type=COUNT, default=1, help="passes over the training split (default 1)")
     a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     a.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     a.set_defaults(func=cmd_victim_train)
@@ -565,8 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("analyze", help="rank analysis: which layers of a model leak their input to R-GAP")
     p.add_argument("--model", required=True, help="a registered model (e.g. cnn6, cnn6d, fcn3, lenet_zhu)")
     p.add_argument("--input-shape", default="3,32,32", help="C,H,W of one input (default 3,32,32)")
-    p.add_argument("--num-classes", type=int, default=10, help="K; 2 gives a one-logit head (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the model init and the random input (default 0)")
+    p.add_argument("--num-classes", type=_whole(2), default=10, help="K >= 2; 2 gives a one-logit head (default 10)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the model init and the random input (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_analyze)
     return parser

@@ -25,7 +25,8 @@ from pytorch_lightning.callbacks import Timer
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.data import Samples, load_samples, load_source
-from benchmark.runner import FitOptions, attack_config, fit, problem_seed, run
+from benchmark.errors import SettingError, at_least
+from benchmark.runner import FitOptions, attack_config, check_applies, fit, problem_seed, run
 from benchmark.spec import load_task
 from benchmark.victim import Observation, Victim
 
@@ -40,6 +41,16 @@ class PerfSetting:
     processes: int = 1  # above 1: also time a run of 20 targets with this many processes against one
     process_steps: int = 2000  # the steps of that run
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "repeats", "processes", "process_steps"):
+            at_least(name, getattr(self, name), 1)
+        for size in self.sizes:
+            at_least("sizes", size, 1)
+        if not issubclass(ATTACKS.get(self.attack), OptimizationAttack):
+            optimising = [name for name, cls in ATTACKS if issubclass(cls, OptimizationAttack)]
+            raise SettingError(f"attack '{self.attack}' is solved in closed form, with no optimisation loop to time; "
+                               f"perf measures one of {', '.join(optimising)}")
+
 
 def _observations(setting: PerfSetting, count: int) -> list[Observation]:
     spec = load_task(setting.task)
@@ -52,6 +63,7 @@ def _observations(setting: PerfSetting, count: int) -> list[Observation]:
         t = k % targets
         private = Samples(samples.images[t * batch:(t + 1) * batch], samples.labels[t * batch:(t + 1) * batch], "")
         observations.append(Victim(spec, t, private, source.num_classes).observe())
+    check_applies(setting.attack, spec, observations[0])
     return observations
 
 

@@ -11,31 +11,18 @@ are kept as they are.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
 
 from benchmark.data import load_samples, load_source
 from benchmark.errors import LeakBenchError
+from benchmark.files import read_json
 from benchmark.metrics import EvaluationSettings, Evaluator
 from benchmark.result import Result
 from benchmark.runner import collect
 from benchmark.spec import DefenseSpec, TaskSpec, load_task, spec_hash
 from benchmark.store import RUN_FILE, RunStore
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LeakBenchError(f"{path} is missing: rescore reads finished run folders (run the attack to the end "
-                             f"first)") from None
-    except (OSError, ValueError) as err:
-        raise LeakBenchError(f"{path} is unreadable ({err}); re-run the attack with --fresh") from None
-    if not isinstance(value, dict):
-        raise LeakBenchError(f"{path} is not a JSON object; re-run the attack with --fresh")
-    return value
 
 
 def run_spec(definition: dict, task: str | Path | None = None) -> TaskSpec:
@@ -60,7 +47,9 @@ def rescore(folder: str | Path, *, task: str | Path | None = None, lpips_weights
         reid: the face encoder (default: the one the run recorded).
     """
     folder = Path(folder)
-    definition, recorded = _read_json(folder / RUN_FILE), _read_json(folder / "results.json")
+    fix = "rescore reads finished run folders: run the attack to the end (or again with --fresh) first"
+    definition = read_json(folder / RUN_FILE, "run record", fix)
+    recorded = read_json(folder / "results.json", "results file", fix)
     spec = run_spec(definition, task)
     store = RunStore(folder, definition)
     finished = store.finished()

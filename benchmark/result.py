@@ -9,13 +9,14 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from benchmark.errors import FileError
 from benchmark.metrics.matching import match
 
 SUMMARY_METRICS = ("psnr", "ssim", "mse", "label_accuracy", "lpips")
@@ -43,13 +44,34 @@ class TargetResult:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TargetResult:
-        """Inverse of :meth:`row`; raises TypeError/KeyError on a row that is not one."""
+        """Inverse of :meth:`row`; raises TypeError on a row that is not one (a missing field, a wrong type)."""
         if not isinstance(row, dict):
             raise TypeError(f"a target row is a JSON object, got {type(row).__name__}")
-        result = cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
-        if not isinstance(result.target, int) or not isinstance(result.metrics, dict):
-            raise TypeError("a target row needs an integer 'target' and a 'metrics' object")
-        return result
+        for name, valid in _ROW_FIELDS.items():
+            if name in row and not valid(row[name]):
+                raise TypeError(f"field '{name}' of a target row has the wrong type or range: {repr(row[name])[:60]}")
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    """A JSON number or null (a row writes a non-finite number as null)."""
+    return value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _wholes(value: Any) -> bool:
+    return isinstance(value, list) and all(map(_whole, value))
+
+
+_ROW_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "target": lambda v: _whole(v) and v >= 0, "indices": _wholes, "labels": _wholes, "recovered_labels": _wholes,
+    "metrics": lambda v: isinstance(v, dict) and all(isinstance(m, list) and all(map(_number, m)) for m in v.values()),
+    "loss": _number, "tries": lambda v: _whole(v) and v >= 0, "seconds": lambda v: _number(v) and v is not None and v >= 0,
+    "details": lambda v: isinstance(v, dict), "failed": lambda v: v is None or isinstance(v, str),
+}
 
 
 @dataclass
@@ -68,8 +90,9 @@ class Result:
     @property
     def summary(self) -> dict[str, Any]:
         """Mean of each metric over the images of targets that did not fail (null, with the reason, for
-        one measured on only some of them); failures counted apart; the evaluation's facts (null and
-        the reason for an unavailable metric); total attack seconds (restarts included)."""
+        one measured on only some of them); failures counted apart, and where there are some, which
+        targets failed for each reason (``failures``); the evaluation's facts (null and the reason
+        for an unavailable metric); total attack seconds (restarts included)."""
         done = [t for t in self.targets if t.failed is None]
         names = {name for t in done for name in t.metrics}
         summary: dict[str, Any] = {**self.evaluation}
@@ -84,6 +107,9 @@ class Result:
                     f"between sessions of a resumed run); re-run with --fresh to measure every target")}
         for name in SUMMARY_METRICS:
             summary.setdefault(name, None)
+        if failed := [t for t in self.targets if t.failed is not None]:
+            summary["failures"] = {reason: [t.target for t in failed if t.failed == reason]
+                                   for reason in dict.fromkeys(t.failed for t in failed)}
         seconds = sum(t.seconds for t in self.targets)
         summary.update(targets=len(self.targets), failed=len(self.targets) - len(done), seconds=seconds,
                        seconds_per_target=seconds / len(self.targets) if self.targets else None)
@@ -125,18 +151,22 @@ def _umask() -> int:
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a part
-    (temporary file in the same folder, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        try:
-            os.chmod(handle.name, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
-            handle.write(data.encode() if isinstance(data, str) else data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)
+    (temporary file in the same folder, fsync, rename); a folder that cannot hold it is a one-line
+    :class:`~benchmark.errors.FileError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+            try:
+                os.chmod(handle.name, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
+                handle.write(data.encode() if isinstance(data, str) else data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                os.unlink(handle.name)
+                raise
+        os.replace(handle.name, path)
+    except OSError as err:
+        raise FileError(f"cannot write {path}: {err.strerror or err}; choose a folder that can hold it") from None
     return path
 
 

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric import Fabric
 from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
@@ -32,9 +33,11 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
-from benchmark.errors import LeakBenchError, NotApplicableError, SpecError
+from benchmark.errors import (ATTACK_FAILURES, AttackError, FileError, LeakBenchError, NotApplicableError,
+                              SettingError, SpecError, at_least, first_line)
 from benchmark.loggers import log_config, log_result, make_logger
-from benchmark.metrics import EvaluationSettings, Evaluator, definitions
+from benchmark.metrics import EvaluationSettings, Evaluator, MetricUnavailableError, definitions
+from benchmark.metrics.perceptual import check_backbone_file
 from benchmark.metrics.reid import resolve_backend
 from benchmark.registry import did_you_mean
 from benchmark.result import Result, TargetResult, in_matched_order, save_comparison
@@ -46,12 +49,52 @@ log = logging.getLogger(__name__)
 
 
 def attack_config(attack_cls: type[Attack], overrides: dict[str, Any]) -> Any:
-    """The attack's config dataclass with paper defaults, updated by ``overrides``."""
-    fields = [f.name for f in dataclasses.fields(attack_cls.Config)]
-    for key in overrides:
+    """The attack's config dataclass with paper defaults, updated by ``overrides`` (each of its default's
+    kind: a number for a number, a list for a tuple; ``max_steps`` at least 1)."""
+    fields = {f.name: f.default for f in dataclasses.fields(attack_cls.Config)}
+    for key, value in overrides.items():
         if key not in fields:
-            raise LeakBenchError(f"attack option '{key}' does not exist{did_you_mean(key, fields)}; options: {', '.join(fields)}")
-    return attack_cls.Config(**overrides)
+            raise LeakBenchError(f"attack option '{key}' does not exist{did_you_mean(key, list(fields))}; "
+                                 f"options: {', '.join(fields)}")
+        if not _same_kind(value, fields[key]):
+            raise SettingError(f"attack option '{key}' takes a value like its default {fields[key]!r} "
+                               f"({type(fields[key]).__name__}), got {value!r}")
+    config = attack_cls.Config(**overrides)
+    at_least("max_steps", config.max_steps, 1)
+    return config
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` can stand where the config's ``default`` stands (None: any value)."""
+    if default is None or default is dataclasses.MISSING:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, int) if isinstance(default, int) else isinstance(value, (int, float))
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def check_applies(attack: str, spec: TaskSpec, observation: Observation) -> None:
+    """A :class:`NotApplicableError` where ``attack`` cannot run on an observation of task ``spec``."""
+    if (reason := ATTACKS.get(attack).unsupported(observation)) is not None:
+        raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
+
+
+def check_accelerator(accelerator: str, devices: int = 1, num_nodes: int = 1) -> None:
+    """Lightning's own check that ``accelerator`` and ``devices`` exist here, as a one-line error before any work."""
+    try:
+        Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes)
+    except (MisconfigurationException, RuntimeError, ValueError, TypeError, ImportError) as err:
+        reason = " ".join(str(err).split())[:200].rstrip(".!")
+        raise SettingError(f"--accelerator {accelerator} with --devices {devices} cannot run here ({reason}); use "
+                           f"--accelerator cpu, or gpu (or auto) with at most as many --devices as this machine "
+                           f"has") from None
+    if num_nodes > 1 and not _launched_externally():
+        raise SettingError(f"--num-nodes {num_nodes} needs a launcher that starts the command on every node "
+                           f"(torchrun or SLURM's srun, see docs/scaling.md); on one machine leave it at 1")
 
 
 def _cpu_name() -> str:
@@ -118,16 +161,19 @@ def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: A
 
 
 def _readable_checkpoint(path: Path) -> bool:
-    """Whether ``path`` holds a complete checkpoint; a torn one (killed while written) is removed."""
+    """Whether ``path`` holds a complete Lightning checkpoint; a torn or foreign one (killed while
+    written, damaged) is removed."""
     if not path.is_file():
         return False
     try:
-        torch.load(path, map_location="cpu", weights_only=False)
-        return True
+        content = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(content, dict) and {"state_dict", "loops", "global_step"} <= content.keys():
+            return True
     except Exception:  # any unreadable file means the same: start the fit afresh
-        log.warning("checkpoint %s is unreadable; the fit starts afresh", path)
-        path.unlink()
-        return False
+        pass
+    log.warning("checkpoint %s is unreadable; the fit starts afresh", path)
+    path.unlink()
+    return False
 
 
 @dataclass
@@ -156,7 +202,7 @@ def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], 
             [problem_seed(seed, t.number, r) for t in chunk for r in range(tries)], options, step_offset)
     except LeakBenchError:
         raise
-    except Exception as err:  # a diverged or failed attack is a result of the benchmark, not a crash
+    except ATTACK_FAILURES as err:  # the attack's mathematics failed: a result of the benchmark, not a crash
         if len(chunk) > 1:
             results, steps, alone = [], 0, dataclasses.replace(options, checkpoint=None)
             for target in chunk:
@@ -166,6 +212,15 @@ def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], 
                 steps += used
             return results, steps
         reconstructions, steps, error = [], 0, err
+    except torch.cuda.OutOfMemoryError:
+        raise SettingError(f"{len(chunk) * tries} problems in one fit do not fit in the memory of the "
+                           f"{options.accelerator} device; lower --problems") from None
+    except Exception as err:  # anything else is a bug or a setting: it stops the run and writes no row
+        log.error("attack %s raised %s, which is not a failure of its mathematics:", attack_cls.__name__,
+                  type(err).__name__, exc_info=err)
+        raise AttackError(f"attack {attack_cls.__name__} raised {type(err).__name__}: {first_line(err)}; this is "
+                          f"not a result, so no target row was written (the traceback is above): fix the attack "
+                          f"or its options") from None
     seconds = (time.perf_counter() - start) / len(chunk)  # the chunk's wall time, shared by its targets
     results = []
     for index, target in enumerate(chunk):
@@ -190,13 +245,22 @@ def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], 
     return results, steps
 
 
+def _check_weights(path: Path) -> None:
+    """A weights file the user gives is torchvision's AlexNet file, or a one-line error before any work
+    (where LPIPS would otherwise be unavailable for the whole run)."""
+    try:
+        check_backbone_file(path)
+    except MetricUnavailableError as err:
+        raise FileError(f"--lpips-weights: {first_line(err).removeprefix('LPIPS: ')}") from None
+
+
 def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None, seed: int = 0,
         max_steps: int | None = None, restarts: int | None = None, out: str | Path | None = None,
         logger: str | None = "csv", accelerator: str = "cpu", progress: bool = False,
         attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
         max_steps_cap: int | None = None, images_every: int | None = None, devices: int = 1,
         num_nodes: int = 1, lpips_weights: str | Path | None = None, reid: str = "auto",
-        defense: DefenseSpec | None = None) -> Result:
+        defense: DefenseSpec | None = None, retry_failed: bool = False) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -229,7 +293,25 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             or ``auto`` (facenet where its weights are present, else dlib).
         defense: the client's defence, replacing the spec's ``defense`` (an ad-hoc run: the spec's
             hash, recorded in the run, changes with it).
+        retry_failed: recompute the targets ``out`` holds as failed (and the pending ones); the
+            finished ones are kept.
+
+    Every count is checked first (at least 1; ``seed`` at least 0; None, not 0, means the default),
+    then the accelerator, all before any work: a bad setting raises a one-line
+    :class:`~benchmark.errors.SettingError` and writes nothing.
     """
+    for name, value in {"targets": targets, "max_steps": max_steps, "restarts": restarts, "problems": problems,
+                        "max_steps_cap": max_steps_cap, "images_every": images_every, "devices": devices,
+                        "num_nodes": num_nodes}.items():
+        if value is not None:
+            at_least(name, value, 1)
+    at_least("seed", seed, 0)
+    if fresh and retry_failed:
+        raise SettingError("--fresh discards every row of the run folder and --retry-failed keeps the finished "
+                           "ones: give one of them")
+    check_accelerator(accelerator, devices, num_nodes)
+    if lpips_weights is not None:
+        _check_weights(Path(lpips_weights))
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     if defense is not None:
         build_defense(defense)  # a bad name or parameter fails before any work
@@ -237,17 +319,18 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     attack = ATTACKS.canonical(attack)
     attack_cls = ATTACKS.get(attack)
     overrides = {**spec.budget.options.get(attack, {}), **(attack_options or {})}
-    if max_steps or spec.budget.max_steps:
-        overrides["max_steps"] = max_steps or spec.budget.max_steps
+    if (steps := max_steps if max_steps is not None else spec.budget.max_steps) is not None:
+        overrides["max_steps"] = steps
     config = attack_config(attack_cls, overrides)
     if max_steps_cap is not None and config.max_steps > max_steps_cap:
         config = dataclasses.replace(config, max_steps=max_steps_cap)
-    plan = _RunPlan(spec=spec, attack=attack, config=config, count=targets or spec.targets.count,
-                    tries=restarts or spec.budget.restarts, seed=seed, out=Path(out) if out is not None else None,
-                    logger=logger, accelerator=accelerator, progress=progress, fresh=fresh, problems=problems,
-                    images_every=images_every,
+    plan = _RunPlan(spec=spec, attack=attack, config=config,
+                    count=targets if targets is not None else spec.targets.count,
+                    tries=restarts if restarts is not None else spec.budget.restarts, seed=seed,
+                    out=Path(out) if out is not None else None, logger=logger, accelerator=accelerator,
+                    progress=progress, fresh=fresh, problems=problems, images_every=images_every,
                     evaluation=EvaluationSettings(lpips_weights=Path(lpips_weights) if lpips_weights else None,
-                                                  reid_backend=reid))
+                                                  reid_backend=reid), retry_failed=retry_failed)
     if (devices * num_nodes == 1 and not _launched_externally()) or _nothing_pending(plan):
         return _attack_and_evaluate(plan)
     if plan.out is None:
@@ -288,11 +371,13 @@ def data_available(spec: TaskSpec) -> bool:
 
 
 def _nothing_pending(plan: _RunPlan) -> bool:
-    """Whether the run folder already holds every target (a finished cell: no process to start)."""
+    """Whether the run folder already holds every target, none of them failed where failed ones are
+    retried (a finished cell: no process to start)."""
     if plan.out is None or plan.fresh or not (plan.out / "run.json").exists():
         return False
     finished = RunStore(plan.out, plan.definition).finished()
-    return all(target in finished for target in range(plan.count))
+    return all(target in finished and not (plan.retry_failed and finished[target][0].failed is not None)
+               for target in range(plan.count))
 
 
 def _launched_externally() -> bool:
@@ -320,6 +405,7 @@ class _RunPlan:
     problems: int
     images_every: int | None
     evaluation: EvaluationSettings
+    retry_failed: bool = False
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -343,11 +429,11 @@ class _AttackShare:
 
     def __call__(self, fabric: Fabric) -> Result:
         plan = self.plan
-        if fabric.global_rank == 0:
-            RunStore(plan.out, plan.definition, fresh=plan.fresh)  # checks (or clears) the folder once
+        if fabric.global_rank == 0:  # checks (or clears, or drops its failed rows from) the folder once
+            RunStore(plan.out, plan.definition, fresh=plan.fresh, retry_failed=plan.retry_failed)
         fabric.barrier()
         device = [fabric.local_rank] if fabric.device.type != "cpu" else 1
-        return _attack_and_evaluate(dataclasses.replace(plan, fresh=False), rank=fabric.global_rank,
+        return _attack_and_evaluate(dataclasses.replace(plan, fresh=False, retry_failed=False), rank=fabric.global_rank,
                                     world=fabric.world_size, barrier=fabric.barrier, device=device)
 
 
@@ -357,11 +443,13 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
     spec, attack, count, tries = plan.spec, plan.attack, plan.count, plan.tries
     attack_cls = ATTACKS.get(attack)
     definition, out_dir = plan.definition, plan.out
-    store = RunStore(out_dir, definition, fresh=plan.fresh, rank=rank if world > 1 else None) if out_dir else None
-    finished = store.finished() if store is not None else {}
+    store = RunStore(out_dir, definition, fresh=plan.fresh, retry_failed=plan.retry_failed,
+                     rank=rank if world > 1 else None) if out_dir else None
     source = load_source(spec.data, spec.targets)
     batch = spec.fl.batch_size
     samples = load_samples(source, [i for t in range(count) for i in spec.target_indices(t)])
+    shape = (batch, *samples.images.shape[1:])  # of every target's reconstruction
+    finished = store.finished(shape) if store is not None else {}
     evaluator = Evaluator.for_task(spec.metrics, dataclasses.replace(plan.evaluation, source=source))
     writer = rank == 0
     run_logger = make_logger(plan.logger, out_dir, f"{spec.name}/{attack}") if plan.logger and out_dir and writer else None
@@ -385,8 +473,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
             part = slice(number * batch, (number + 1) * batch)
             private = Samples(samples.images[part], samples.labels[part], samples.origin)
             observation = Victim(spec, number, private, source.num_classes).observe()
-            if (reason := attack_cls.unsupported(observation)) is not None:
-                raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
+            check_applies(attack, spec, observation)
             chunk.append(_Target(number, source.dataset_indices(spec.target_indices(number)), private, observation))
         checkpoint = store.checkpoint(chunk[0].number, chunk[-1].number) if store is not None else None
         done, used = attack_targets(attack_cls, plan.config, chunk, seed=plan.seed, tries=tries,
@@ -402,7 +489,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
                      f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}")
     if barrier is not None:  # every process's targets are stored: read them all back
         barrier()
-        finished = store.finished()
+        finished = store.finished(shape)
     shown = collect(result, [finished[target] for target in range(count)], evaluator, samples.images, batch,
                     out_dir if writer else None)
     log_result(run_logger, result, samples.images, shown)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor
 
 from benchmark.errors import LeakBenchError, SpecError
+from benchmark.files import read_json, read_yaml
 from benchmark.registry import Registry, did_you_mean
 
 
@@ -204,20 +204,6 @@ def _discover_tasks() -> None:
 TASKS: Registry[Path] = Registry("task", discover=_discover_tasks)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}; fix the syntax") from None
-    except OSError as err:
-        raise SpecError(f"cannot read task spec {path}: {err.strerror}") from None
-    if not isinstance(content, dict):
-        raise SpecError(f"{path}: a task spec must be a YAML mapping of keys, got {type(content).__name__}")
-    return content
-
-
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
@@ -241,7 +227,7 @@ def _resolve_path(name_or_path: str | Path, relative_to: Path | None = None) -> 
 def _read_with_includes(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in chain:
         raise SpecError(f"{path}: include cycle through {' -> '.join(str(p) for p in chain)}")
-    content = _read_yaml(path)
+    content = read_yaml(path, "task spec", "fix the file or give another task", SpecError)
     include = content.pop("include", None)
     if include is None:
         return content
@@ -262,13 +248,14 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _describe(error: dict[str, Any], model: type[BaseModel] | None = None) -> str:
+def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    """One validation error of ``model`` as a line naming the key."""
     loc = tuple(error["loc"])
     where = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "value_error":
         return error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model or TaskSpec, loc[:-1])
+        allowed = _allowed_keys(model, loc[:-1])
         return f"unknown key '{where}'{did_you_mean(str(loc[-1]), allowed)}; allowed here: {', '.join(allowed)}"
     if error["type"] == "missing":
         return f"missing required key '{where}'"
@@ -280,7 +267,7 @@ def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
     try:
         spec = TaskSpec.model_validate(content)
     except ValidationError as err:
-        raise SpecError(f"{source}: {_describe(err.errors()[0])}") from None
+        raise SpecError(f"{source}: {_describe(err.errors()[0], TaskSpec)}") from None
     from benchmark.data import DATASETS
     from benchmark.metrics import METRICS
     from benchmark.models import MODELS
@@ -339,7 +326,7 @@ def recorded_versions() -> dict[str, dict[str, str]]:
     """The shipped specs' hashes by name and version (``tasks/versions.json``): a spec whose content
     changes must change its version, so a (name, version) always names one protocol."""
     path = task_dirs()[-1] / VERSIONS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path, "the record of spec versions", "restore tasks/versions.json from git") if path.is_file() else {}
 
 
 def record_version(spec: TaskSpec) -> Path:
@@ -360,7 +347,7 @@ def _suites() -> dict[str, Any]:
     suites: dict[str, Any] = {}
     for folder in reversed(task_dirs()):
         if (folder / "suites.yaml").is_file():
-            suites.update(_read_yaml(folder / "suites.yaml"))
+            suites.update(read_yaml(folder / "suites.yaml", "suite file", "fix its syntax", SpecError))
     return suites
 
 

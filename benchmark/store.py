@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from benchmark.errors import LeakBenchError
+from benchmark.files import read_json
 from benchmark.result import TargetResult, write_atomic
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,13 @@ class RunStore:
         folder: the run folder (created if absent).
         definition: JSON-ready mapping of everything that determines the results.
         fresh: discard what the folder holds instead of resuming it.
+        retry_failed: drop the rows of failed targets (the others stay byte for byte), so that they
+            are recomputed.
         rank: in a multi-process run, this process's rank: it appends to its own rows file.
     """
 
-    def __init__(self, folder: Path, definition: dict[str, Any], *, fresh: bool = False, rank: int | None = None) -> None:
+    def __init__(self, folder: Path, definition: dict[str, Any], *, fresh: bool = False, retry_failed: bool = False,
+                 rank: int | None = None) -> None:
         self.folder = folder
         self.rows_file = folder / (ROWS_FILE if rank is None else f"targets-rank{rank}.jsonl")
         self._check_writable()
@@ -64,6 +68,8 @@ class RunStore:
         else:
             write_atomic(run_file, json.dumps(definition, indent=2, sort_keys=True))
         (folder / TENSORS_DIR).mkdir(exist_ok=True)
+        if retry_failed:
+            self._drop_failed()
 
     def checkpoint(self, first: int, last: int) -> Path:
         """Where the fit of targets ``first``..``last`` keeps its checkpoint until their rows are stored."""
@@ -78,10 +84,7 @@ class RunStore:
             raise LeakBenchError(f"cannot write to the output folder {self.folder}: {err.strerror}; choose another --out") from None
 
     def _check_same_run(self, run_file: Path, definition: dict[str, Any]) -> None:
-        try:
-            recorded = json.loads(run_file.read_text())
-        except (OSError, ValueError) as err:
-            raise LeakBenchError(f"{run_file} is unreadable ({err}); delete the folder or pass --fresh to start over") from None
+        recorded = read_json(run_file, "run record", "delete the folder or pass --fresh to start over")
         definition = json.loads(json.dumps(definition))  # as recorded: tuples become lists
         if recorded != definition:
             keys = sorted(k for k in definition.keys() | recorded.keys() if recorded.get(k) != definition.get(k))
@@ -93,34 +96,45 @@ class RunStore:
     def _tensor_path(self, target: int) -> Path:
         return self.folder / TENSORS_DIR / f"target-{target:04d}.pt"
 
-    def finished(self) -> dict[int, tuple[TargetResult, Tensor | None]]:
-        """Rows of finished targets with their reconstructions, from every process's file; unreadable
-        or torn lines are dropped (and removed from this store's own file, so its appends start on a
-        clean line; other processes' files are only read)."""
+    def _rows_files(self) -> list[Path]:
+        return sorted(path for path in {self.folder / ROWS_FILE, *self.folder.glob(SHARD_ROWS)} if path.exists())
+
+    def _drop_failed(self) -> None:
+        for path in self._rows_files():
+            lines = path.read_bytes().splitlines(keepends=True)
+            kept = [line for line in lines if not _is_failed(line)]
+            if len(kept) < len(lines):
+                log.info("%s: %d failed target(s) will be recomputed (--retry-failed)", path, len(lines) - len(kept))
+                write_atomic(path, b"".join(kept))
+
+    def finished(self, shape: tuple[int, ...] | None = None) -> dict[int, tuple[TargetResult, Tensor | None]]:
+        """Rows of finished targets with their reconstructions (float tensors of ``shape``, if given),
+        from every process's file. Unreadable or torn lines, and lines whose reconstruction is missing
+        or damaged, are dropped: removed from this store's own file (the other lines stay byte for
+        byte, and appends start on a clean line), so their targets are recomputed; other processes'
+        files are only read."""
         rows: dict[int, tuple[TargetResult, Tensor | None]] = {}
-        for path in sorted({self.folder / ROWS_FILE, *self.folder.glob(SHARD_ROWS)}):
-            if path.exists():
-                rows.update((target, row) for target, row in self._read(path).items() if target not in rows)
+        for path in self._rows_files():
+            rows.update((target, row) for target, row in self._read(path, shape).items() if target not in rows)
         return rows
 
-    def _read(self, path: Path) -> dict[int, tuple[TargetResult, Tensor | None]]:
+    def _read(self, path: Path, shape: tuple[int, ...] | None) -> dict[int, tuple[TargetResult, Tensor | None]]:
         rows: dict[int, tuple[TargetResult, Tensor | None]] = {}
         lines = path.read_bytes().split(b"\n")
-        dropped = 0
+        kept = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 row = TargetResult.from_row(json.loads(line))
-                images = None if row.failed else torch.load(self._tensor_path(row.target), weights_only=True)
-            except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:
-                dropped += 1
+                images = None if row.failed is not None else self._images(row.target, shape)
+            except (ValueError, TypeError, KeyError, RecursionError) as err:
                 log.warning("%s line %d is incomplete or corrupt (%s); its target will be recomputed", path, number, err)
                 continue
             rows.setdefault(row.target, (row, images))
-        if path == self.rows_file and (dropped or lines[-1] != b""):
-            kept = "".join(json.dumps(row.row()) + "\n" for row, _ in rows.values())
-            write_atomic(path, kept)  # rewrite without the dropped lines, so appends start on a clean line
+            kept.append(line)
+        if path == self.rows_file and (len(kept) < sum(bool(line.strip()) for line in lines) or lines[-1] != b""):
+            write_atomic(path, b"".join(line + b"\n" for line in kept))  # appends start on a clean line
         return rows
 
     def rewrite(self, rows: list[TargetResult]) -> None:
@@ -129,6 +143,18 @@ class RunStore:
         write_atomic(self.folder / ROWS_FILE, "".join(json.dumps(row.row(), allow_nan=False) + "\n" for row in rows))
         for shard in self.folder.glob(SHARD_ROWS):
             shard.unlink()
+
+    def _images(self, target: int, shape: tuple[int, ...] | None) -> Tensor:
+        """The reconstruction of a finished target; ValueError where it is missing, unreadable or not of ``shape``."""
+        path = self._tensor_path(target)
+        try:
+            images = torch.load(path, weights_only=True)
+        except Exception as err:  # a missing, torn or damaged file, whatever torch makes of it: recomputed
+            raise ValueError(f"its reconstruction {path.name} is unreadable: {type(err).__name__}") from None
+        if not isinstance(images, Tensor) or not images.is_floating_point() or \
+                shape is not None and tuple(images.shape) != tuple(shape):
+            raise ValueError(f"its reconstruction {path.name} is not a float tensor of shape {shape}")
+        return images
 
     def append(self, finished: list[tuple[TargetResult, Tensor | None]]) -> None:
         """Make targets durable: their tensor files, then their lines in one fsynced write (so the
@@ -142,3 +168,12 @@ class RunStore:
             handle.write("".join(json.dumps(row.row(), allow_nan=False) + "\n" for row, _ in finished))
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _is_failed(line: bytes) -> bool:
+    """Whether a rows-file line is a failed target's row (a corrupt line is not: reading drops it)."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(row, dict) and row.get("failed") is not None

@@ -2,8 +2,8 @@
 
 A spec names one with ``victim.state: trained@E``. The checkpoint lives in the cache under a name
 fixed by what determines the weights (the data's preprocessing, the architecture, its init and seed,
-the epochs), beside a record of its sha256, checked on every load, and of the test accuracy it
-reached. Training uses fixed settings (SGD, lr 0.01, momentum 0.9, batches of 64 shuffled from the
+the epochs), beside a record of its sha256, checked on every load, and of the accuracy it reached
+on its training images and, where the dataset has a separate test split here, on that. Training uses fixed settings (SGD, lr 0.01, momentum 0.9, batches of 64 shuffled from the
 victim's seed), so ``trained@E`` names one model.
 """
 
@@ -21,8 +21,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmark.data import Samples, cache_dir, load_samples, load_source
-from benchmark.errors import DataUnavailableError, SpecError
+from benchmark.errors import DataUnavailableError, FileError, at_least, first_line
+from benchmark.files import read_json
 from benchmark.result import write_atomic
+from benchmark.runner import check_accelerator
 from benchmark.spec import TaskSpec
 from benchmark.victim import build_model, model_inputs, task_loss
 
@@ -46,8 +48,15 @@ class TrainedVictim:
     path: Path
     sha256: str
     epochs: int
-    test_accuracy: float | None  # None where the test split is not here
+    test_accuracy: float | None  # None where no separate test split is here (see separate_test_split)
     train_images: int
+    train_accuracy: float  # on the training images themselves
+
+
+def separate_test_split(spec: TaskSpec) -> bool:
+    """Whether the task's dataset has a test split apart from its training split (an image folder is
+    one set of images whatever the split)."""
+    return spec.data.path is None
 
 
 class Classification(pl.LightningModule):
@@ -86,7 +95,10 @@ def accuracy(model: nn.Module, samples: Samples) -> float:
 
 
 def held_out_accuracy(spec: TaskSpec, model: nn.Module) -> float | None:
-    """``model``'s accuracy on the whole test split of the task's dataset; None where that split is not here."""
+    """``model``'s accuracy on the whole test split of the task's dataset; None where the dataset has
+    no separate test split or that split is not here."""
+    if not separate_test_split(spec):
+        return None
     try:
         return accuracy(model.cpu(), load_split(spec, "test")[0])
     except DataUnavailableError:
@@ -98,8 +110,8 @@ def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress
 
     Raises :class:`DataUnavailableError` where the training split is not here (saying how to get it).
     """
-    if epochs < 1:
-        raise SpecError(f"epochs must be at least 1, got {epochs}")
+    at_least("epochs", epochs, 1)
+    check_accelerator(accelerator)
     train, num_classes = load_split(spec, "train")
     model = build_model(spec, tuple(train.images.shape[1:]), num_classes, spec.victim.seed).train()
     loader = DataLoader(TensorDataset(train.images, train.labels), batch_size=BATCH_SIZE, shuffle=True,
@@ -111,11 +123,12 @@ def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     record = TrainedVictim(checkpoint_path(spec, epochs), hashlib.sha256(buffer.getvalue()).hexdigest(), epochs,
-                           test_accuracy, len(train.labels))
+                           test_accuracy, len(train.labels), accuracy(model.cpu(), train))
     write_atomic(record.path, buffer.getvalue())
     write_atomic(record.path.with_suffix(".json"), json.dumps(
         {"sha256": record.sha256, "epochs": epochs, "test_accuracy": test_accuracy,
-         "train_images": record.train_images, "trained_for": spec.name}, indent=1))
+         "train_accuracy": record.train_accuracy, "train_images": record.train_images, "trained_for": spec.name},
+        indent=1))
     return record
 
 
@@ -139,9 +152,13 @@ def load_trained_state(spec: TaskSpec, epochs: int) -> dict[str, Tensor]:
             f"task '{spec.name}' needs its victim trained for {epochs} epochs, which is not in {path.parent}: run "
             f"`leakbench victim train --task {spec.name} --epochs {epochs}` (it needs the {spec.data.dataset} "
             f"training split)")
+    again = f"train it again with `leakbench victim train --task {spec.name} --epochs {epochs}`"
     content = path.read_bytes()
-    if hashlib.sha256(content).hexdigest() != json.loads(path.with_suffix(".json").read_text())["sha256"]:
+    if hashlib.sha256(content).hexdigest() != read_json(path.with_suffix(".json"), "trained victim record", again).get("sha256"):
         raise DataUnavailableError(f"{path}: its sha256 differs from the one recorded when it was trained (a changed "
-                                   f"or torn file); train it again with `leakbench victim train --task {spec.name} "
-                                   f"--epochs {epochs}`")
-    return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+                                   f"or torn file); {again}")
+    try:
+        return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+    except Exception as err:  # the recorded hash matches: a file written by another version, whatever torch says
+        raise FileError(f"{path}: unreadable trained weights ({type(err).__name__}: {first_line(err, 100)}); "
+                        f"{again}") from None

@@ -18,7 +18,7 @@ import torch
 
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.defenses import ClientRound, build_defense, client_generator
-from benchmark.errors import DataUnavailableError
+from benchmark.errors import DataUnavailableError, at_least, finite
 from benchmark.spec import DataSpec, TaskSpec
 from benchmark.training import accuracy
 from benchmark.victim import build_model, fedsgd_update, model_inputs
@@ -36,6 +36,12 @@ class UtilitySetting:
     train_images: int = 5000
     test_images: int = 1000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "train_images", "test_images"):
+            at_least(name, getattr(self, name), 1)
+        at_least("seed", self.seed, 0)
+        finite("lr", self.lr, low=0)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from benchmark.data import Samples
 from benchmark.defenses import ClientRound, build_defense, client_generator
-from benchmark.errors import SpecError
+from benchmark.errors import FileError, SpecError, first_line
 from benchmark.models import MODELS
 from benchmark.registry import Registry
 from benchmark.spec import FLSpec, Normalization, TaskSpec
@@ -185,7 +185,12 @@ def global_model(spec: TaskSpec, input_shape: tuple[int, int, int], num_classes:
     if spec.victim.trained_epochs is not None:
         from benchmark.training import load_trained_state
 
-        model.load_state_dict(load_trained_state(spec, spec.victim.trained_epochs))
+        try:
+            model.load_state_dict(load_trained_state(spec, spec.victim.trained_epochs))
+        except RuntimeError as err:  # stored by another version of the architecture
+            raise FileError(f"the trained weights of task '{spec.name}' do not fit its model "
+                            f"({first_line(err, 100)}); train them again with `leakbench victim train "
+                            f"--task {spec.name} --epochs {spec.victim.trained_epochs}`") from None
     return model
 
 
@@ -224,7 +229,7 @@ class Victim:
         except RuntimeError as err:  # torch's shape errors: the task's inputs do not fit its model
             raise SpecError(
                 f"task '{self.spec.name}': model '{self.spec.victim.model}' cannot take inputs of shape "
-                f"{self.input_shape} ({str(err).splitlines()[0]}); change data.image_size/channels or victim.model"
+                f"{self.input_shape} ({first_line(err)}); change data.image_size/channels or victim.model"
             ) from None
         if self.spec.defense is not None:
             before = {name: b.clone() for name, b in server_copy.named_buffers()}

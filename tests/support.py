@@ -7,8 +7,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
+
+from benchmark import runner
 
 from benchmark.defenses import ClientRound
 from benchmark.spec import FLSpec, TaskSpec, parse_task
@@ -54,3 +57,17 @@ def git(repo: Path, *args: str) -> str:
     command = ["git", "-C", str(repo), "-c", "user.name=LeakBench tests", "-c", "user.email=tests@leakbench.invalid",
                "-c", "commit.gpgsign=false", *args]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def fail_targets(monkeypatch: pytest.MonkeyPatch, *numbers: int,
+                 error: BaseException = FloatingPointError("the objective became NaN")) -> None:
+    """Make every fit of a seed-0 run that holds one of these targets raise ``error`` (by default a
+    failure of the attack's mathematics)."""
+    real = runner.fit
+
+    def fit(attack_cls, observations, config, seeds, *args, **kwargs):
+        if any(runner.problem_seed(0, n, 0) in seeds for n in numbers):
+            raise error
+        return real(attack_cls, observations, config, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "fit", fit)

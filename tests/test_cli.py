@@ -2,8 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmark.cli import main
+
+from support import fail_targets
 
 
 def _one_line_error(capsys, argv) -> str:
@@ -11,6 +14,22 @@ def _one_line_error(capsys, argv) -> str:
     err = capsys.readouterr().err.strip()
     assert err.startswith("leakbench: error: ") and "\n" not in err and "Traceback" not in err
     return err
+
+
+def _refused(capsys, argv) -> str:
+    """The one-line error of a command refused by the parser (SystemExit) or by the command (exit 2)."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("leakbench: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+TINY = "include: cifar10-lenetzhu-b1\nname: tiny\ndata: {image_size: 16}\n"
+
 
 
 def test_unknown_names_get_did_you_mean(capsys):
@@ -148,3 +167,103 @@ def test_study_defense_needs_a_strength_parameter(capsys, tmp_path: Path):
     err = _one_line_error(capsys, ["study", "defense", "--attack", "idlg", "--task", "cifar10-lenetzhu-b1",
                                    "--defense", "sign", "--strengths", "1", "--out", str(tmp_path)])
     assert "defense 'sign' has no strength parameter" in err
+
+
+@pytest.mark.parametrize("setting, message", [
+    (["--accelerator", "bogus"], "--accelerator bogus with --devices 1 cannot run here (You selected an invalid "
+                                 "accelerator name"),
+    (["--accelerator", "gpu", "--devices", "999"], "--accelerator gpu with --devices 999 cannot run here"),
+    (["--max-steps", "-1"], "argument --max-steps: must be a whole number >= 1, got -1"),
+    (["--max-steps", "0"], "argument --max-steps: must be a whole number >= 1, got 0"),  # 0 is not the default
+    (["--restarts", "-1"], "argument --restarts: must be a whole number >= 1, got -1"),
+    (["--targets", "-1"], "argument --targets: must be a whole number >= 1, got -1"),
+    (["--devices", "0"], "argument --devices: must be a whole number >= 1, got 0"),
+    (["--problems", "1.5"], "argument --problems: must be a whole number >= 1, got 1.5"),
+    (["--seed", "-1"], "argument --seed: must be a whole number >= 0, got -1"),
+    (["--num-nodes", "2"], "--num-nodes 2 needs a launcher that starts the command on every node"),
+    (["--fresh", "--retry-failed"], "give one of them"),
+])
+def test_a_setting_error_is_one_line_and_never_a_result(capsys, tmp_path: Path, setting, message):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    argv = ["run", "--task", str(spec), "--attack", "dlg", "--targets", "1", "--max-steps", "1",
+            "--out", str(tmp_path / "out"), "--logger", "none", "--no-progress"]
+    err = _refused(capsys, argv + setting)
+    assert message in err and err.endswith("--help`") == ("argument" in message)
+    assert not (tmp_path / "out" / "targets.jsonl").exists()  # no target row, failed or not
+    assert main(argv) == 0  # the same folder with a right setting computes the target
+    assert "already finished" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["summary"]["failed"] == 0
+
+
+def test_accelerator_gpu_runs_on_a_gpu_and_is_refused_in_one_line_without_one(capsys, tmp_path: Path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    argv = ["run", "--task", str(spec), "--attack", "dlg", "--targets", "1", "--max-steps", "1", "--out",
+            str(tmp_path / "out"), "--logger", "none", "--no-progress", "--accelerator", "gpu"]
+    if torch.cuda.is_available():
+        assert main(argv) == 0
+    else:
+        assert "--accelerator gpu with --devices 1 cannot run here" in _one_line_error(capsys, argv)
+        assert not (tmp_path / "out" / "targets.jsonl").exists()
+
+
+def test_parser_errors_are_one_line_with_did_you_mean(capsys):
+    assert _refused(capsys, ["run", "--task", "x"]) == ("leakbench: error: the following arguments are required: "
+                                                         "--attack; see `leakbench run --help`")
+    assert "invalid choice: 'rn'" in (err := _refused(capsys, ["rn"])) and "(did you mean 'run'?)" in err
+    assert "(did you mean 'tensorboard'?)" in _refused(capsys, ["run", "--task", "x", "--attack", "y", "--logger",
+                                                                "tensorbord"])
+
+
+def test_failed_targets_are_listed_with_their_reason_and_retried_on_request(capsys, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    argv = ["run", "--task", str(spec), "--attack", "dlg", "--targets", "3", "--max-steps", "1", "--problems", "1",
+            "--out", str(tmp_path / "out"), "--logger", "none", "--no-progress"]
+    with monkeypatch.context() as patch:
+        fail_targets(patch, 1)
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tiny / dlg: target(s) 1 failed: FloatingPointError: the objective became NaN" in out and "--retry-failed" in out
+    assert main(argv) == 0  # resuming keeps the failure
+    assert "target(s) 1 failed" in capsys.readouterr().out
+    assert main(argv + ["--retry-failed"]) == 0
+    assert "failed:" not in capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "results.json").read_text())["summary"]
+    assert summary["failed"] == 0 and "failures" not in summary
+
+
+def test_bench_reports_a_cell_whose_metrics_are_null(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "tiny.yaml").write_text(TINY)
+    (tasks / "suites.yaml").write_text("one: {targets: 1, max_steps: 1, attacks: [dlg], tasks: [tiny]}\n")
+    monkeypatch.setenv("LEAKBENCH_TASKS", str(tasks))
+    from benchmark.spec import TASKS
+    monkeypatch.setattr(TASKS, "_discovered", False)
+    fail_targets(monkeypatch, 0)
+    assert main(["bench", "--suite", "one", "--out", str(tmp_path / "bench")]) == 0  # pytest fails on a logging error
+    assert "psnr - dB, label accuracy -, " in caplog.text and "1 of 1 targets failed" in caplog.text
+    assert "tiny / dlg: target(s) 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["spec", "suite", "entry"])
+def test_a_file_that_is_not_utf8_is_a_one_line_error_in_every_command_that_reads_it(capsys, mini: Path, where):
+    board = mini / "leaderboards"
+    assert main(["submit", "--attack", "idlg", "--suite", "mini", "--tasks", "tiny-mnist", "--logger", "none"]) == 0
+    entry = board / "mini" / "tiny-mnist" / "idlg.json"
+    capsys.readouterr()
+    path = {"spec": mini.parent / "tasks" / "tiny-mnist.yaml", "suite": mini.parent / "tasks" / "suites.yaml",
+            "entry": entry}[where]
+    path.write_bytes(path.read_bytes() + "# café\n".encode("latin-1"))
+    commands = {"spec": [["spec", "tiny-mnist"], ["run", "--task", "tiny-mnist", "--attack", "dlg"],
+                         ["verify", str(entry), "--targets", "1"]],
+                "suite": [["bench", "--suite", "mini"], ["verify", str(entry), "--targets", "1"]],
+                "entry": [["verify", str(entry), "--targets", "1"], ["leaderboard", "build"]]}[where]
+    for argv in commands:
+        assert "is not UTF-8 text (byte 0xe9 at offset" in _one_line_error(capsys, argv)
+    assert main(["leaderboard", "check"]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("leakbench: check: ") and "is not UTF-8 text" in line

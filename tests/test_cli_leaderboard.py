@@ -9,7 +9,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.leaderboard import load_entry, provenance
 
-from support import git
+from support import fail_targets, git
 from test_cli import _one_line_error as _error
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards"
@@ -130,6 +130,24 @@ def test_submit_errors_are_one_line(mini: Path, capsys):
     assert "task 'tiny-mnst' is not in suite 'mini' (did you mean 'tiny-mnist'?)" in err
     assert "give at most 2" in _error(capsys, ["submit", "--attack", "dlg", "--suite", "mini", "--targets", "3"])
     assert "no leaderboard folder" in _error(capsys, ["leaderboard", "build", "--root", "missing"])
+    assert "no leaderboard folder missing" in _error(capsys, ["leaderboard", "check", "--root", "missing"])  # not "stale"
+
+
+def test_submit_refuses_failed_targets_unless_told_to_publish_them(mini: Path, capsys, monkeypatch: pytest.MonkeyPatch):
+    argv = ["submit", "--attack", "dlg", "--suite", "mini", "--logger", "none"]
+    with monkeypatch.context() as patch:
+        fail_targets(patch, 1)
+        err = _error(capsys, argv)
+    assert err == ("leakbench: error: targets failed in tiny-cifar (1 of 2 targets), tiny-mnist (1 of 2 targets), so "
+                   "no entry was written: recompute them with --retry-failed, or pass --allow-failed to publish them "
+                   "counted as failed")
+    assert not Path("leaderboards").exists()
+    with monkeypatch.context() as patch:
+        fail_targets(patch, 1)
+        assert main(argv + ["--allow-failed"]) == 0  # the failures are read back from the run folders
+    assert load_entry(Path("leaderboards/mini/tiny-cifar/dlg.json")).summary.failed == 1
+    assert main(argv + ["--retry-failed"]) == 0
+    assert load_entry(Path("leaderboards/mini/tiny-cifar/dlg.json")).summary.failed == 0
 
 
 def test_pull_offline_is_one_line(mini: Path, capsys, monkeypatch: pytest.MonkeyPatch):

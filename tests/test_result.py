@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmark.errors import FileError
 from benchmark.result import Result, TargetResult, in_matched_order, save_comparison, write_atomic
 
 
@@ -102,3 +103,27 @@ def test_comparison_picture_columns_are_matched_pairs_with_the_recovered_label_u
     for column in range(4, 8):  # the failed target: its placeholder, and no label
         assert abs(block(1, column).mean() - 0.5) < 0.01 and cells[column].min() == 1.0
 
+@pytest.mark.parametrize("field, value", [("target", -1), ("target", "0"), ("indices", [0.5]), ("labels", "0"),
+                                          ("metrics", {"psnr": ["x"]}), ("metrics", []), ("loss", "low"),
+                                          ("seconds", -1), ("tries", True), ("failed", 3), ("details", [])])
+def test_a_row_of_wrong_types_is_refused(field, value):
+    row = _result([10.0]).targets[0].row()
+    assert TargetResult.from_row(row).row() == row
+    with pytest.raises(TypeError, match=f"field '{field}' of a target row has the wrong type or range"):
+        TargetResult.from_row({**row, field: value})
+
+
+def test_the_summary_says_which_targets_failed_for_which_reason():
+    result = _result([10.0, 20.0, 30.0, 40.0])
+    for number, reason in ((1, "FloatingPointError: NaN"), (3, "FloatingPointError: NaN"), (2, "AttackFailure: singular")):
+        result.targets[number].failed = reason
+    summary = result.summary
+    assert summary["failed"] == 3 and summary["psnr"] == 10.0
+    assert summary["failures"] == {"FloatingPointError: NaN": [1, 3], "AttackFailure: singular": [2]}
+    assert "failures" not in _result([10.0]).summary
+
+
+def test_an_unwritable_folder_is_one_line(tmp_path: Path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(FileError, match=r"^cannot write .*a-file/x.json: File exists; choose a folder that can hold it$"):
+        write_atomic(tmp_path / "a-file" / "x.json", "{}")

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -6,10 +7,12 @@ import torch
 from PIL import Image
 
 import benchmark
+from benchmark import runner
 from benchmark.defenses import DEFENSES
-from benchmark.errors import LeakBenchError, NotApplicableError
+from benchmark.errors import (AttackError, AttackFailure, FileError, LeakBenchError, NotApplicableError, SettingError,
+                              SpecError)
 
-from support import make_spec
+from support import fail_targets, make_spec
 
 
 def test_run_writes_results_picture_and_logs(tmp_path: Path):
@@ -167,3 +170,91 @@ def test_idlg_leaks_less_as_the_defence_strengthens(defense, strengths):
                           ).summary["psnr"] for value in strengths]
     assert psnr[0] > 20, psnr  # undefended, the image is recovered (iDLG reaches ~40 dB at its 300 steps)
     assert psnr[0] > psnr[1] > psnr[2], psnr
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("max_steps", 0, "max_steps must be a whole number >= 1, got 0"),
+    ("max_steps", -1, "max_steps must be a whole number >= 1, got -1"),
+    ("targets", -1, "targets must be a whole number >= 1, got -1"),
+    ("restarts", 0, "restarts must be a whole number >= 1, got 0"),
+    ("problems", 2.5, "problems must be a whole number >= 1, got 2.5"),
+    ("devices", 0, "devices must be a whole number >= 1, got 0"),
+    ("images_every", 0, "images_every must be a whole number >= 1, got 0"),
+    ("seed", -1, "seed must be a whole number >= 0, got -1"),
+    ("accelerator", "bogus", "--accelerator bogus with --devices 1 cannot run here"),
+    ("attack_options", {"max_steps": "10"}, "attack option 'max_steps' takes a value like its default 300 (int), got '10'"),
+    ("lpips_weights", "not-weights.pth", "--lpips-weights: not-weights.pth is not torchvision's AlexNet weights (sha256"),
+    ("lpips_weights", "absent.pth", "--lpips-weights: cannot read backbone weights absent.pth (No such file or directory)"),
+])
+def test_a_bad_setting_raises_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argument, value, message):
+    monkeypatch.chdir(tmp_path)
+    Path("not-weights.pth").write_bytes(b"")
+    with pytest.raises(LeakBenchError, match="^" + re.escape(message)):
+        benchmark.run(make_spec(), "dlg", out=tmp_path / "run", logger=None, **{argument: value})
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("error", [AttackFailure("the solver did not converge"), FloatingPointError("loss is NaN"),
+                                   torch.linalg.LinAlgError("the system is singular")])
+def test_an_attacks_mathematics_failing_is_a_failed_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error):
+    fail_targets(monkeypatch, 1, error=error)
+    result = benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
+    assert [t.failed for t in result.targets] == [None, f"{type(error).__name__}: {error}"]
+    assert result.summary["failed"] == 1 and result.summary["failures"] == {f"{type(error).__name__}: {error}": [1]}
+
+
+@pytest.mark.parametrize("error, raised, message", [
+    (ValueError("a bug in the attack"), AttackError, "attack DLG raised ValueError: a bug in the attack; this is not a result"),
+    (RuntimeError("CUDA error: device-side assert"), AttackError, "raised RuntimeError: CUDA error"),
+    (torch.cuda.OutOfMemoryError("CUDA out of memory"), SettingError, "1 problems in one fit do not fit in the memory"),
+])
+def test_any_other_error_stops_the_run_and_writes_no_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog,
+                                                          error, raised, message):
+    fail_targets(monkeypatch, 1, error=error)
+    with pytest.raises(raised, match=message):
+        benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
+    rows = [json.loads(line) for line in (tmp_path / "targets.jsonl").read_text().splitlines()]
+    assert [(row["target"], row["failed"]) for row in rows] == [(0, None)]  # target 1 has no row, failed or not
+    if raised is AttackError:
+        assert "Traceback" in caplog.text and "raise error" in caplog.text  # where it raised, in the log
+
+
+def test_retry_failed_recomputes_only_the_failed_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    with monkeypatch.context() as patch:
+        fail_targets(patch, 1)
+        benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None, problems=1)
+    before = (tmp_path / "targets.jsonl").read_bytes().splitlines(keepends=True)
+    assert benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None).summary["failed"] == 1
+    monkeypatch.setattr(runner, "attack_targets", _only(runner.attack_targets, [1]))
+    result = benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None, retry_failed=True)
+    assert result.summary["failed"] == 0 and "failures" not in result.summary
+    after = (tmp_path / "targets.jsonl").read_bytes().splitlines(keepends=True)
+    assert after[:2] == [before[0], before[2]] and json.loads(after[2])["target"] == 1  # the others byte for byte
+
+
+def _only(attack_targets, numbers):
+    """``attack_targets`` that fails the test when asked for targets other than ``numbers``."""
+    def checked(attack_cls, config, chunk, **kwargs):
+        assert [t.number for t in chunk] == numbers, "recomputed a finished target"
+        return attack_targets(attack_cls, config, chunk, **kwargs)
+
+    return checked
+
+
+def test_dpsgd_on_a_victim_with_train_mode_batchnorm_is_refused_with_the_reason(tmp_path: Path):
+    spec = make_spec(victim={"model": "convnet", "mode": "train", "init": "default"},
+                     defense={"name": "dpsgd", "params": {"noise_multiplier": 1.0}})
+    with pytest.raises(SpecError, match="a per-example gradient does not exist under BatchNorm in train mode.*"
+                                        "set victim.mode: eval"):
+        benchmark.run(spec, "dlg", targets=1, max_steps=1, out=tmp_path, logger=None)
+    assert not (tmp_path / "targets.jsonl").exists()
+
+
+def test_a_corrupt_image_in_an_image_folder_is_named(tmp_path: Path):
+    for person in ("ada", "bob"):
+        (tmp_path / person).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / person / "0.png")
+    (tmp_path / "bob" / "0.png").write_bytes((tmp_path / "ada" / "0.png").read_bytes()[:30])
+    spec = make_spec(data={"dataset": "folder", "path": str(tmp_path), "image_size": 16})
+    with pytest.raises(FileError, match=r"bob/0.png is not a readable image \(.*\); replace or remove it"):
+        benchmark.run(spec, "dlg", targets=2, max_steps=1, logger=None)

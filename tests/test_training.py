@@ -7,7 +7,7 @@ from PIL import Image
 
 from benchmark.cli import main
 from benchmark.data import Samples
-from benchmark.errors import DataUnavailableError
+from benchmark.errors import DataUnavailableError, FileError
 from benchmark.spec import load_task
 from benchmark.training import checkpoint_path, train_victim, trained_victim
 from benchmark.victim import Victim
@@ -36,7 +36,8 @@ def _spec(folder: Path, **victim):
 def test_a_trained_victim_is_stored_with_its_hash_and_loaded_by_trained_at_e(two_colours):
     trained = train_victim(_spec(two_colours), epochs=3)
     assert trained.path == checkpoint_path(_spec(two_colours), 3) and trained.path.is_file()
-    assert trained.train_images == 32 and trained.test_accuracy > 0.9  # the folder is its own test split here
+    assert trained.train_images == 32 and trained.train_accuracy > 0.9
+    assert trained.test_accuracy is None  # an image folder has no test split apart from its training images
     state = torch.load(trained.path, weights_only=True)
     private = Samples(torch.rand(1, 3, 8, 8), torch.tensor([1]), "t")
     model = Victim(_spec(two_colours, state="trained@3"), 5, private, 2).model
@@ -54,6 +55,14 @@ def test_a_missing_or_changed_trained_victim_says_how_to_train_it(two_colours):
     trained.path.write_bytes(trained.path.read_bytes()[:-5] + b"xxxxx")
     with pytest.raises(DataUnavailableError, match="sha256 differs"):
         Victim(_spec(two_colours, state="trained@1"), 0, private, 2)
+
+
+def test_a_damaged_record_of_a_trained_victim_is_one_line(two_colours):
+    trained = train_victim(_spec(two_colours), epochs=1)
+    trained.path.with_suffix(".json").write_text('{"sha256": ')
+    with pytest.raises(FileError, match=r"trained victim record .* is not valid JSON \(.*\); train it again with "
+                                        r"`leakbench victim train --task tiny --epochs 1`"):
+        Victim(_spec(two_colours, state="trained@1"), 0, Samples(torch.rand(1, 3, 8, 8), torch.tensor([1]), "t"), 2)
 
 
 def test_victim_state_is_validated():
@@ -77,3 +86,12 @@ def test_the_digits_victim_trains_offline_and_a_stored_one_is_reused(monkeypatch
     trained.path.write_bytes(trained.path.read_bytes()[:-5] + b"xxxxx")
     trained_victim(spec, 1)
     assert len(trainings) == 1  # a changed file is trained again, not reused
+
+def test_victim_train_on_an_image_folder_names_its_accuracy_a_training_accuracy(two_colours, tmp_path, capsys):
+    spec = tmp_path / "folder.yaml"
+    spec.write_text(f"name: folder\nversion: 1\ndata: {{dataset: folder, path: {two_colours}, image_size: 8}}\n"
+                    "victim: {model: mlp}\n")
+    assert main(["victim", "train", "--task", str(spec), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "; training accuracy 0." in out or "; training accuracy 1." in out
+    assert "test accuracy not measured (an image folder holds no separate test split)" in out

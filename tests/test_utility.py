@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.errors import DataUnavailableError
+from benchmark.errors import DataUnavailableError, SettingError
 from benchmark.spec import DataSpec, DefenseSpec, load_task
 from benchmark.utility import UtilitySetting, measure_utility
 
@@ -73,3 +73,11 @@ def test_utility_on_the_offline_digits_uses_each_small_split_whole():
 def test_one_folder_for_both_splits_is_refused(splits):
     with pytest.raises(DataUnavailableError, match="one image folder"):
         measure_utility(_spec(splits), SETTING)
+
+
+@pytest.mark.parametrize("field, value, message", [("steps", 0, "steps must be a whole number >= 1, got 0"),
+                                                   ("test_images", -1, "test_images must be a whole number >= 1"),
+                                                   ("lr", float("nan"), r"lr must be a finite number in \[0, inf\]")])
+def test_a_training_run_out_of_range_is_refused(field, value, message):
+    with pytest.raises(SettingError, match=message):
+        UtilitySetting(**{field: value})

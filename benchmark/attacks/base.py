@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from benchmark.attacks.components.engine import ProblemBatch
+from benchmark.errors import AttackFailure
 from benchmark.loggers import log_images
 from benchmark.victim import Observation
 
@@ -193,7 +194,7 @@ class OptimizationAttack(Attack):
 
     def reconstructions(self) -> list[Reconstruction]:
         if not self._best:
-            raise RuntimeError("no finite objective was reached: the attack diverged or has not run")
+            raise AttackFailure("no finite objective was reached: the attack diverged")
         images, labels = self._best["images"].cpu(), self._best["labels"].cpu()
         return [Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]))
                 for k in range(len(self.observations))]

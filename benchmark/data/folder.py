@@ -10,7 +10,7 @@ import torchvision
 from torch import Tensor
 
 from benchmark.data import DATASETS, ImageSource
-from benchmark.errors import DataUnavailableError, SpecError
+from benchmark.errors import DataUnavailableError, FileError, SpecError
 
 
 @DATASETS.register("folder")
@@ -29,6 +29,13 @@ class ImageFolderSource(ImageSource):
         except (FileNotFoundError, OSError) as err:
             raise DataUnavailableError(f"image folder {self.spec.path}: {err}; give data.path an ImageFolder tree") from None
 
+    def _item(self, folder: torchvision.datasets.ImageFolder, index: int):
+        try:
+            return folder[index]
+        except Exception as err:  # PIL's decoders raise many kinds (OSError, SyntaxError, zlib.error, ...)
+            raise FileError(f"image folder {self.spec.path}: {folder.samples[index][0]} is not a readable image "
+                            f"({type(err).__name__}: {' '.join(str(err).split())[:100]}); replace or remove it") from None
+
     @property
     def num_classes(self) -> int:  # type: ignore[override]
         return len(self._folder.classes)
@@ -46,7 +53,7 @@ class ImageFolderSource(ImageSource):
                 f"image folder {self.spec.path} holds {len(folder)} images; index {max(indices)} does not exist: "
                 f"lower targets.start/count or add images"
             )
-        pairs = [folder[i] for i in indices]
+        pairs = [self._item(folder, i) for i in indices]
         images = [torchvision.transforms.functional.pil_to_tensor(image) for image, _ in pairs]
         shapes = {tuple(image.shape[-2:]) for image in images}
         if len(shapes) > 1:  # resize each to the spec's size before stacking

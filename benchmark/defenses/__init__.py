@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -97,6 +98,8 @@ def build_defense(spec: DefenseSpec) -> Defense:
             raise SpecError(f"defense '{spec.name}': parameter '{key}' must be a number ({kind}), got {value!r}") from None
         if kind == "int" and values[key] != value:
             raise SpecError(f"defense '{spec.name}': parameter '{key}' must be an integer, got {value!r}")
+        if kind == "float" and not math.isfinite(values[key]):
+            raise SpecError(f"defense '{spec.name}': parameter '{key}' must be a finite number, got {value!r}")
     return cls(**values)
 
 

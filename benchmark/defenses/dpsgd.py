@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 from torch.func import vmap
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from benchmark.defenses import DEFENSES, ClientRound, Defense, Update
 from benchmark.defenses.clipping import clip_factor
@@ -57,6 +58,9 @@ class DPSGD(Defense):
     def apply(self, update: Update, client: ClientRound) -> Update:
         self._require(client.fl.protocol == "fedsgd", "DP-SGD clips the per-example gradients of a FedSGD round; "
                                                       "set fl.protocol: fedsgd")
+        self._require(not any(isinstance(m, _BatchNorm) and m.training for m in client.model.modules()),
+                      "a per-example gradient does not exist under BatchNorm in train mode, which mixes the examples "
+                      "of a batch (opacus refuses it too); set victim.mode: eval or choose a model without BatchNorm")
         grads = per_example_gradients(client)
         norms = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads.values()))  # (N,)
         factors = clip_factor(norms, self.max_grad_norm)
@@ -74,7 +78,8 @@ class DPSGD(Defense):
         ``sample_rate``), from opacus's RDP accountant; ε = inf without noise."""
         from opacus.accountants import RDPAccountant
 
-        steps, sample_rate = steps or self.rounds, sample_rate or self.sample_rate
+        steps = self.rounds if steps is None else steps
+        sample_rate = self.sample_rate if sample_rate is None else sample_rate
         if self.noise_multiplier == 0:
             return {"epsilon": math.inf, "delta": self.delta}
         accountant = RDPAccountant()

@@ -130,15 +130,21 @@ def render(root: Path) -> dict[str, str]:
             for name in OUTPUTS}
 
 
-def build(root: Path) -> list[Path]:
-    """Render the boards under ``root`` and write them (atomically)."""
+def _require_root(root: Path) -> None:
     if not root.is_dir():
         raise LeakBenchError(f"no leaderboard folder {root}; give --root or run leakbench submit first")
+
+
+def build(root: Path) -> list[Path]:
+    """Render the boards under ``root`` and write them (atomically)."""
+    _require_root(root)
     return [write_atomic(root / name, text) for name, text in render(root).items()]
 
 
 def check(root: Path) -> list[str]:
-    """Problems with the boards under ``root``, one line each (empty: all is well)."""
+    """Problems with the boards under ``root``, one line each (empty: all is well); a missing ``root``
+    is an error, not a stale board."""
+    _require_root(root)
     problems = []
     for path in entry_files(root):
         try:
@@ -155,6 +161,6 @@ def check(root: Path) -> list[str]:
     if problems:
         return problems
     for name, text in render(root).items():
-        if not (root / name).is_file() or (root / name).read_text() != text:
+        if not (root / name).is_file() or (root / name).read_bytes() != text.encode():
             problems.append(f"{root / name} is stale; run `leakbench leaderboard build --root {root}`")
     return problems

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchmark.errors import LeakBenchError
+from benchmark.files import read_text
 from benchmark.result import Result, TargetResult, write_atomic
 
 ENTRY_GLOB = "*/*/*.json"  # <suite>/<task>/<attack>.json under a leaderboard root
@@ -142,7 +143,7 @@ def summarize(rows: list[TargetRow]) -> Summary:
     result = Result(task="", task_version=1, spec_hash="", attack="", config={}, data_origin="", environment={},
                     targets=[TargetResult(**row.model_dump()) for row in rows])
     summary = result.summary
-    counts = ("targets", "failed", "seconds", "seconds_per_target")
+    counts = ("targets", "failed", "failures", "seconds", "seconds_per_target")
     return Summary(metrics={k: v for k, v in summary.items() if k not in counts}, failed=summary["failed"],
                    seconds=summary["seconds"])
 
@@ -175,11 +176,7 @@ def parse_entry(text: str, source: str) -> Entry:
 
 def load_entry(path: Path) -> Entry:
     """Read and validate one entry file; it must sit at ``<suite>/<task>/<attack>.json``."""
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise EntryError(f"cannot read entry {path}: {err.strerror}") from None
-    entry = parse_entry(text, str(path))
+    entry = parse_entry(read_text(path, "entry", "restore it from git or re-submit", EntryError), str(path))
     expected = (entry.suite, entry.task, f"{entry.attack}.json")
     if path.parts[-3:] != expected:
         raise EntryError(f"{path}: its suite/task/attack fields say {'/'.join(expected)}; move the file or re-submit")

@@ -58,14 +58,17 @@ def _git_record(root: Path, runs: Path, allow_dirty: bool) -> dict[str, Any]:
 
 def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targets: int | None = None,
            root: Path = Path("leaderboards"), runs: Path = Path("runs"), logger: str | None = "csv",
-           accelerator: str = "cpu", fresh: bool = False, allow_dirty: bool = False) -> list[Path]:
+           accelerator: str = "cpu", fresh: bool = False, allow_dirty: bool = False, retry_failed: bool = False,
+           allow_failed: bool = False) -> list[Path]:
     """Run ``attack`` under each protocol of ``suite`` and write one entry per task it applies to.
 
     The leakbench checkout must have no uncommitted changes (``root`` and ``runs`` aside), so that
     the commit an entry records holds its code; ``allow_dirty`` writes entries marked ``git_dirty``
     instead, for local trials. Each task runs in ``runs/submit-SUITE/TASK/ATTACK``, so an interrupted
-    submission resumes. ``targets`` (fewer than the protocol's) makes partial entries: shown, never
-    ranked. Returns the entry paths written.
+    submission resumes (``retry_failed``: recomputing its failed targets). ``targets`` (fewer than the
+    protocol's) makes partial entries: shown, never ranked. A run with failed targets writes no entry,
+    none of the suite's does, unless ``allow_failed`` (its entry then counts them as failed). Returns
+    the entry paths written.
     """
     ATTACKS.get(attack)  # an unknown name fails before any work
     protocols = [protocol for protocol in suite_protocols(suite, tasks) if protocol.runs(attack)]
@@ -73,21 +76,26 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
         raise LeakBenchError(f"suite '{suite}' does not run {attack} on {'these tasks' if tasks else 'any task'}; "
                              f"see its attacks in tasks/suites.yaml, or give another --suite or --tasks")
     for protocol in protocols:
-        if (targets or 0) > protocol.targets:
+        if targets is not None and targets > protocol.targets:
             raise LeakBenchError(f"--targets {targets} exceeds the {protocol.targets} targets of {protocol.spec.name} "
                                  f"in suite '{suite}'; give at most {protocol.targets}")
     git = _git_record(root, runs, allow_dirty)
-    written = []
+    measured = []
     for protocol in protocols:
-        count = targets or protocol.targets
         out = runs / f"submit-{suite}" / protocol.spec.name / attack
         try:
-            run(protocol.spec, attack, targets=count, seed=PROTOCOL_SEED, max_steps=protocol.max_steps,
-                out=out, logger=logger, accelerator=accelerator, fresh=fresh)
+            run(protocol.spec, attack, targets=targets if targets is not None else protocol.targets, seed=PROTOCOL_SEED,
+                max_steps=protocol.max_steps, out=out, logger=logger, accelerator=accelerator, fresh=fresh,
+                retry_failed=retry_failed)
         except NotApplicableError as err:
             log.info("skipped %s: %s", protocol.spec.name, err)
             continue
-        result = json.loads((out / "results.json").read_text())
-        entry = entry_from_result(result, protocol, source="leakbench submit", git=git, picture=True)
-        written.append(write_entry(root, entry, (out / "reconstructions.png").read_bytes()))
-    return written
+        measured.append((protocol, out, json.loads((out / "results.json").read_text())))
+    failing = [f"{result['task']} ({result['summary']['failed']} of {result['summary']['targets']} targets)"
+               for _, _, result in measured if result["summary"]["failed"]]
+    if failing and not allow_failed:
+        raise LeakBenchError(f"targets failed in {', '.join(failing)}, so no entry was written: recompute them with "
+                             f"--retry-failed, or pass --allow-failed to publish them counted as failed")
+    return [write_entry(root, entry_from_result(result, protocol, source="leakbench submit", git=git,
+                                                picture=True), (out / "reconstructions.png").read_bytes())
+            for protocol, out, result in measured]

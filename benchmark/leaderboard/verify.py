@@ -87,7 +87,7 @@ def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"),
     if not same_task(entry, spec):
         raise LeakBenchError(f"{path}: task '{entry.task}' has changed since this entry was measured "
                              f"(spec hash {entry.spec_hash[:12]} → {spec_hash(spec)[:12]}); re-submit it")
-    count = targets or entry.targets
+    count = targets if targets is not None else entry.targets
     if count > entry.targets:
         raise LeakBenchError(f"{path} has {entry.targets} targets; give --targets of at most {entry.targets}")
     state = git_state(ignore=(path.parents[2], runs))

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from benchmark.data import downloads_allowed
+from benchmark.errors import first_line
 from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
                                Tolerance, describe)
 
@@ -48,9 +49,9 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _from_file(path: Path) -> lpips.LPIPS:
-    """The package's model with its backbone read from ``path`` (torchvision's AlexNet state dict),
-    refused unless its sha256 has torchvision's published prefix."""
+def check_backbone_file(path: Path) -> None:
+    """Refuse ``path`` (MetricUnavailableError, saying why) unless it is readable and its sha256 has
+    torchvision's published prefix for the AlexNet ImageNet weights."""
     try:
         digest = sha256(path)
     except OSError as err:
@@ -60,6 +61,11 @@ def _from_file(path: Path) -> lpips.LPIPS:
         raise MetricUnavailableError(
             f"LPIPS: {path} is not torchvision's AlexNet weights (sha256 {digest[:16]}…, the published file's starts "
             f"with {BACKBONE_SHA256_PREFIX}); give the file {BACKBONE_FILE} with --lpips-weights")
+
+
+def _from_file(path: Path) -> lpips.LPIPS:
+    """The package's model with its backbone read from ``path`` (torchvision's AlexNet state dict)."""
+    check_backbone_file(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's deprecation of lpips's ``pretrained=``
         model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
@@ -70,7 +76,7 @@ def _from_file(path: Path) -> lpips.LPIPS:
                                    for slice_name, part in model.net.named_children() for key in part.state_dict()})
     except Exception as err:  # unpickling and key errors alike: not the file LPIPS needs
         raise MetricUnavailableError(
-            f"LPIPS: cannot read backbone weights {path} ({type(err).__name__}: {str(err).splitlines()[0][:80]}); "
+            f"LPIPS: cannot read backbone weights {path} ({type(err).__name__}: {first_line(err, 80)}); "
             f"give torchvision's AlexNet file {BACKBONE_FILE} with --lpips-weights") from None
     return model.eval()
 

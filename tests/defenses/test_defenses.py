@@ -28,6 +28,12 @@ def test_a_bad_defence_is_one_clear_error(spec, message):
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "-inf"])
+def test_a_parameter_that_is_not_a_finite_number_is_refused(value):
+    with pytest.raises(SpecError, match="defense 'gaussian': parameter 'sigma' must be a finite number, got"):
+        build_defense(DefenseSpec(name="gaussian", params={"sigma": value}))
+
+
 def test_strings_from_yaml_become_numbers():
     assert build_defense(DefenseSpec(name="gaussian", params={"sigma": "1e-3"})).sigma == 1e-3
 

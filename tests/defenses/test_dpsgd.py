@@ -77,3 +77,13 @@ def test_fedavg_is_refused_with_the_fix():
     client = make_client(fl=FLSpec(protocol="fedavg"))
     with pytest.raises(SpecError, match="fl.protocol: fedsgd"):
         DPSGD().apply(update_of(make_client()), client)
+
+
+def test_batchnorm_in_train_mode_is_refused_with_the_reason():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
+    client = make_client(model=model)
+    with pytest.raises(SpecError, match="defense 'dpsgd': a per-example gradient does not exist under BatchNorm in "
+                                        "train mode"):
+        DPSGD().apply(update_of(client), client)
+    client = make_client(model=model.eval())
+    assert DPSGD().apply(update_of(client), client).keys() == update_of(client).keys()  # eval mode: per example

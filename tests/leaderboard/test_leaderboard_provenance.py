@@ -99,7 +99,7 @@ def test_the_code_comparison_names_what_differs_from_the_entrys_commit(clean_che
         f"among them benchmark/attacks/dlg.py (the attack's module): benchmark/attacks/dlg.py, benchmark/new.py")
     unknown = _with_git(entry, git_commit="f" * 40)
     assert compare_code(unknown, git_state()).describe().endswith(
-        f"the entry's commit ffffffffffff is not in this repository: cannot tell whether it differs from the code the entry ran")
+        "the entry's commit ffffffffffff is not in this repository: cannot tell whether it differs from the code the entry ran")
 
 
 def test_without_a_checkout_the_code_comparison_says_it_cannot_tell(commit: str, tmp_path: Path,

@@ -1,0 +1,57 @@
+"""Reading the files a user gives or a run left: every problem is one line naming the file and the fix.
+
+Bad bytes, a wrong encoding, malformed YAML or JSON and a wrong top-level type are told apart; the
+caller names what the file is (``what``), what to do about it (``fix``) and the error class it
+raises (a spec's is :class:`~benchmark.errors.SpecError`, an entry's its own).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.errors import FileError, LeakBenchError
+
+
+def read_text(path: Path, what: str, fix: str, error: type[LeakBenchError] = FileError) -> str:
+    """The UTF-8 text of ``path``."""
+    try:
+        data = Path(path).read_bytes()
+    except (OSError, ValueError) as err:  # ValueError: a name holding a NUL byte
+        raise error(f"cannot read {what} {path}: {getattr(err, 'strerror', None) or err}; {fix}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
+                    f"{fix}") from None
+
+
+def read_yaml(path: Path, what: str, fix: str, error: type[LeakBenchError] = FileError) -> dict[str, Any]:
+    """The YAML mapping in ``path``."""
+    try:
+        content = yaml.safe_load(read_text(path, what, fix, error))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise error(f"{path}: malformed YAML{where}: {problem}; {fix}") from None
+    return _mapping(content, path, what, "a YAML", fix, error)
+
+
+def read_json(path: Path, what: str, fix: str, error: type[LeakBenchError] = FileError) -> dict[str, Any]:
+    """The JSON object in ``path``."""
+    try:
+        content = json.loads(read_text(path, what, fix, error))
+    except (ValueError, RecursionError) as err:
+        raise error(f"{what} {path} is not valid JSON ({' '.join(str(err).split())[:120]}); {fix}") from None
+    return _mapping(content, path, what, "a JSON", fix, error)
+
+
+def _mapping(content: Any, path: Path, what: str, kind: str, fix: str, error: type[LeakBenchError]) -> dict[str, Any]:
+    if not isinstance(content, dict) or not all(isinstance(key, str) for key in content):
+        got = type(content).__name__ if not isinstance(content, dict) else "a key that is not text"
+        raise error(f"{path}: {what} must be {kind} mapping of named keys, got {got}; {fix}")
+    return content
