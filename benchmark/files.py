@@ -43,8 +43,9 @@ def read_yaml(path: Path, what: str, fix: str, error: type[LeakBenchError] = Fil
 
 def read_json(path: Path, what: str, fix: str, error: type[LeakBenchError] = FileError) -> dict[str, Any]:
     """The JSON object in ``path``."""
+    text = read_text(path, what, fix, error)
     try:
-        content = json.loads(read_text(path, what, fix, error))
+        content = json.loads(text)
     except (ValueError, RecursionError) as err:
         raise error(f"{what} {path} is not valid JSON ({' '.join(str(err).split())[:120]}); {fix}") from None
     return _mapping(content, path, what, "a JSON", fix, error)

@@ -132,6 +132,10 @@ def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress
     return record
 
 
+def _train_again(spec: TaskSpec, epochs: int) -> str:
+    return f"train it again with `leakbench victim train --task {spec.name} --epochs {epochs}`"
+
+
 def trained_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress: bool = False) -> TrainedVictim:
     """``spec``'s victim trained for ``epochs`` epochs: the stored one where its weights check out against
     their sha256, else trained now (:func:`train_victim`)."""
@@ -140,8 +144,11 @@ def trained_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progre
     except DataUnavailableError:
         return train_victim(spec, epochs, accelerator, progress)
     path = checkpoint_path(spec, epochs)
-    record = json.loads(path.with_suffix(".json").read_text())
-    return TrainedVictim(path, record["sha256"], epochs, record["test_accuracy"], record["train_images"])
+    record = read_json(path.with_suffix(".json"), "trained victim record", _train_again(spec, epochs))
+    if not all(key in record for key in ("test_accuracy", "train_images", "train_accuracy")):
+        return train_victim(spec, epochs, accelerator, progress)  # a record of an earlier version: its facts are not all there
+    return TrainedVictim(path, record["sha256"], epochs, record["test_accuracy"], record["train_images"],
+                         record["train_accuracy"])
 
 
 def load_trained_state(spec: TaskSpec, epochs: int) -> dict[str, Tensor]:
@@ -152,7 +159,7 @@ def load_trained_state(spec: TaskSpec, epochs: int) -> dict[str, Tensor]:
             f"task '{spec.name}' needs its victim trained for {epochs} epochs, which is not in {path.parent}: run "
             f"`leakbench victim train --task {spec.name} --epochs {epochs}` (it needs the {spec.data.dataset} "
             f"training split)")
-    again = f"train it again with `leakbench victim train --task {spec.name} --epochs {epochs}`"
+    again = _train_again(spec, epochs)
     content = path.read_bytes()
     if hashlib.sha256(content).hexdigest() != read_json(path.with_suffix(".json"), "trained victim record", again).get("sha256"):
         raise DataUnavailableError(f"{path}: its sha256 differs from the one recorded when it was trained (a changed "

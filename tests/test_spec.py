@@ -195,7 +195,7 @@ def test_an_unknown_suite_key_is_answered_with_the_suite_keys(tmp_path: Path, mo
     with pytest.raises(SpecError) as info:
         load_suite("mine")
     assert str(info.value) == ("suites.yaml: suite 'mine': unknown key 'target' (did you mean 'targets'?); allowed "
-                               "here: description, attacks, targets, max_steps, tasks")
+                               "here: description, attacks, task_attacks, targets, max_steps, tasks")
 
 
 def test_a_spec_that_is_not_utf8_names_the_byte(tmp_path: Path):
