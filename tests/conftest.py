@@ -37,8 +37,8 @@ def mini(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     tasks.mkdir()
     for name, text in MINI_TASKS.items():
         (tasks / name).write_text(text)
+    TASKS.names()  # discover the shipped tasks before LEAKBENCH_TASKS names these, then add these on the next lookup
     monkeypatch.setenv("LEAKBENCH_TASKS", str(tasks))
-    TASKS.names()  # discover the shipped tasks, then add these on the next lookup
     monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))
     monkeypatch.setattr(TASKS, "_discovered", False)
     work = tmp_path / "work"

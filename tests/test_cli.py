@@ -250,7 +250,8 @@ def test_bench_reports_a_cell_whose_metrics_are_null(capsys, tmp_path: Path, mon
 
 
 @pytest.mark.parametrize("where", ["spec", "suite", "entry"])
-def test_a_file_that_is_not_utf8_is_a_one_line_error_in_every_command_that_reads_it(capsys, mini: Path, where):
+def test_a_file_that_is_not_utf8_is_a_one_line_error_in_every_command_that_reads_it(capsys, mini: Path, clean_checkout: Path,
+                                                                                   where):
     board = mini / "leaderboards"
     assert main(["submit", "--attack", "idlg", "--suite", "mini", "--tasks", "tiny-mnist", "--logger", "none"]) == 0
     entry = board / "mini" / "tiny-mnist" / "idlg.json"
