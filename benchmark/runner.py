@@ -7,10 +7,14 @@ evaluation against the private batch → Result.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import logging
 import math
 import os
 import platform
+import shutil
+import stat
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,7 +27,6 @@ import torch
 from lightning_fabric import Fabric
 from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import Tensor
@@ -40,7 +43,7 @@ from benchmark.metrics import EvaluationSettings, Evaluator, MetricUnavailableEr
 from benchmark.metrics.perceptual import check_backbone_file
 from benchmark.metrics.reid import resolve_backend
 from benchmark.registry import did_you_mean
-from benchmark.result import Result, TargetResult, in_matched_order, save_comparison
+from benchmark.result import Result, TargetResult, in_matched_order, save_comparison, write_atomic
 from benchmark.spec import DefenseSpec, TaskSpec, load_task, spec_hash
 from benchmark.store import RunStore
 from benchmark.victim import Observation, Victim
@@ -132,6 +135,28 @@ class FitOptions:
     checkpoint_every: int = 500
 
 
+class _Checkpoint(pl.Callback):
+    """Writes the fit's checkpoint every ``every`` steps, whole (written aside, then renamed), and the
+    sha256 of what it wrote beside it (``<name>.sha256``), which a resumed fit checks."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path, self.every, self.saved_at = path, every, None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        if step % self.every or step == self.saved_at:
+            return
+        self.saved_at = step
+        aside = self.path.with_name(f".{self.path.name}.partial")
+        trainer.save_checkpoint(aside)
+        write_atomic(_hash_file(self.path), hashlib.sha256(aside.read_bytes()).hexdigest())
+        os.replace(aside, self.path)
+
+
+def _hash_file(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".sha256")
+
+
 def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int],
         options: FitOptions = FitOptions(), step_offset: int = 0) -> tuple[list[Reconstruction], int]:
     """Solve K problems (observation k from seed k) in one Lightning fit: (reconstructions, steps)."""
@@ -141,38 +166,45 @@ def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: A
     attack.log_step_offset, attack.images_every = step_offset, options.images_every
     callbacks, resume = list(options.callbacks), None
     if options.checkpoint is not None:
-        callbacks.append(ModelCheckpoint(dirpath=options.checkpoint.parent, filename=options.checkpoint.stem,
-                                         every_n_train_steps=options.checkpoint_every, enable_version_counter=False))
+        options.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        callbacks.append(_Checkpoint(options.checkpoint, options.checkpoint_every))
         resume = options.checkpoint if _readable_checkpoint(options.checkpoint) else None
     trainer = pl.Trainer(
         max_steps=config.max_steps, max_epochs=1, accelerator=options.accelerator, devices=options.devices,
-        logger=options.logger or False, enable_checkpointing=options.checkpoint is not None,
+        logger=options.logger or False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=options.progress, callbacks=callbacks,
         log_every_n_steps=10, num_sanity_val_steps=0,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=PossibleUserWarning)
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own use of a torch API
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # our checkpoint folder
         warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")  # it holds step N's state
         warnings.filterwarnings("ignore", message=".*configure_optimizers.* returned .None.*")  # closed form
-        trainer.fit(attack, ckpt_path=resume)
+        trainer.fit(attack, ckpt_path=resume, weights_only=True)
     return attack.reconstructions(), trainer.global_step
 
 
 def _readable_checkpoint(path: Path) -> bool:
-    """Whether ``path`` holds a complete Lightning checkpoint; a torn or foreign one (killed while
-    written, damaged) is removed."""
+    """Whether ``path`` holds a complete checkpoint of this fit: the file whose sha256 the fit recorded
+    beside it, a Lightning checkpoint of tensors and plain values (read with ``weights_only=True``, so
+    a file that would run code when loaded is refused, not run). Any other file (torn by a kill,
+    foreign, changed) is removed, with its hash."""
     if not path.is_file():
         return False
+    recorded = _hash_file(path)
+    problem = "does not match the sha256 its fit recorded" if recorded.is_file() else "has no sha256 recorded beside it"
     try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
-        if isinstance(content, dict) and {"state_dict", "loops", "global_step"} <= content.keys():
-            return True
-    except Exception:  # any unreadable file means the same: start the fit afresh
-        pass
-    log.warning("checkpoint %s is unreadable; the fit starts afresh", path)
+        content = path.read_bytes() if stat.S_ISREG(path.lstat().st_mode) else b""
+        if recorded.is_file() and recorded.read_text() == hashlib.sha256(content).hexdigest():
+            problem = "is not a Lightning checkpoint of tensors and plain values"
+            checkpoint = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+            if isinstance(checkpoint, dict) and {"state_dict", "loops", "global_step"} <= checkpoint.keys():
+                return True
+    except Exception as err:  # any unreadable file means the same: start the fit afresh
+        problem += f" ({type(err).__name__}: {first_line(err, 100)})"
+    log.warning("checkpoint %s %s; it is removed and the fit starts afresh", path, problem)
     path.unlink()
+    recorded.unlink(missing_ok=True)
     return False
 
 
@@ -482,7 +514,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
         if store is not None:
             store.append(done)
         if checkpoint is not None:  # the chunk's results are stored: its checkpoint is spent
-            checkpoint.unlink(missing_ok=True)
+            shutil.rmtree(checkpoint.parent, ignore_errors=True)
         for row, images in done:
             finished[row.target] = (row, images)
             log.info("target %d/%d: %s", row.target + 1, count, row.failed or
