@@ -36,8 +36,9 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
-from benchmark.errors import (ATTACK_FAILURES, AttackError, FileError, LeakBenchError, NotApplicableError,
-                              SettingError, SpecError, at_least, first_line)
+from benchmark.errors import (ATTACK_FAILURES, FileError, LeakBenchError, NotApplicableError, SettingError, SpecError,
+                              at_least, attack_error, first_line)
+from benchmark.isolation import Isolation
 from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator, MetricUnavailableError, definitions
 from benchmark.metrics.perceptual import check_backbone_file
@@ -122,8 +123,9 @@ def problem_seed(seed: int, target: int, restart: int) -> int:
 @dataclass(frozen=True)
 class FitOptions:
     """How fits run: Lightning accelerator, logger, progress bar, (for loggers that show images) the
-    current reconstructions logged every ``images_every`` steps, extra callbacks, and a checkpoint
-    file written every ``checkpoint_every`` steps, from which an interrupted fit resumes."""
+    current reconstructions logged every ``images_every`` steps, extra callbacks, a checkpoint file
+    written every ``checkpoint_every`` steps, from which an interrupted fit resumes, and the sandbox
+    the fit runs in (``isolation``; then the logger and callbacks stay here and see none of its steps)."""
 
     accelerator: str = "cpu"
     logger: Logger | None = None
@@ -133,6 +135,7 @@ class FitOptions:
     callbacks: tuple[pl.Callback, ...] = ()
     checkpoint: Path | None = None
     checkpoint_every: int = 500
+    isolation: Isolation | None = None
 
 
 class _Checkpoint(pl.Callback):
@@ -160,6 +163,8 @@ def _hash_file(checkpoint: Path) -> Path:
 def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int],
         options: FitOptions = FitOptions(), step_offset: int = 0) -> tuple[list[Reconstruction], int]:
     """Solve K problems (observation k from seed k) in one Lightning fit: (reconstructions, steps)."""
+    if options.isolation is not None:
+        return options.isolation.fit(attack_cls, observations, config, seeds, options, step_offset)
     pl.seed_everything(seeds[0] % 2**32, verbose=False)  # for attacks that also draw from the global RNG
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # not "GPU available" for every fit
     attack = attack_cls(observations, config, seeds)
@@ -250,9 +255,7 @@ def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], 
     except Exception as err:  # anything else is a bug or a setting: it stops the run and writes no row
         log.error("attack %s raised %s, which is not a failure of its mathematics:", attack_cls.__name__,
                   type(err).__name__, exc_info=err)
-        raise AttackError(f"attack {attack_cls.__name__} raised {type(err).__name__}: {first_line(err)}; this is "
-                          f"not a result, so no target row was written (the traceback is above): fix the attack "
-                          f"or its options") from None
+        raise attack_error(attack_cls.__name__, type(err).__name__, first_line(err)) from None
     seconds = (time.perf_counter() - start) / len(chunk)  # the chunk's wall time, shared by its targets
     results = []
     for index, target in enumerate(chunk):
@@ -292,7 +295,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
         max_steps_cap: int | None = None, images_every: int | None = None, devices: int = 1,
         num_nodes: int = 1, lpips_weights: str | Path | None = None, reid: str = "auto",
-        defense: DefenseSpec | None = None, retry_failed: bool = False) -> Result:
+        defense: DefenseSpec | None = None, retry_failed: bool = False, isolation: Isolation | None = None) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -327,9 +330,12 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             hash, recorded in the run, changes with it).
         retry_failed: recompute the targets ``out`` holds as failed (and the pending ones); the
             finished ones are kept.
+        isolation: run the attack's fits in a sandbox with these limits (:mod:`benchmark.isolation`,
+            docs/trust.md): it sees its observations and nothing of the private batch, the network or
+            this machine's files but the Python installation, leakbench and its own package.
 
     Every count is checked first (at least 1; ``seed`` at least 0; None, not 0, means the default),
-    then the accelerator, all before any work: a bad setting raises a one-line
+    then the accelerator and the sandbox, all before any work: a bad setting raises a one-line
     :class:`~benchmark.errors.SettingError` and writes nothing.
     """
     for name, value in {"targets": targets, "max_steps": max_steps, "restarts": restarts, "problems": problems,
@@ -342,6 +348,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         raise SettingError("--fresh discards every row of the run folder and --retry-failed keeps the finished "
                            "ones: give one of them")
     check_accelerator(accelerator, devices, num_nodes)
+    if isolation is not None:
+        isolation.check(accelerator)
     if lpips_weights is not None:
         _check_weights(Path(lpips_weights))
     spec = task if isinstance(task, TaskSpec) else load_task(task)
@@ -362,7 +370,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
                     out=Path(out) if out is not None else None, logger=logger, accelerator=accelerator,
                     progress=progress, fresh=fresh, problems=problems, images_every=images_every,
                     evaluation=EvaluationSettings(lpips_weights=Path(lpips_weights) if lpips_weights else None,
-                                                  reid_backend=reid), retry_failed=retry_failed)
+                                                  reid_backend=reid), retry_failed=retry_failed,
+                    isolation=isolation)
     if (devices * num_nodes == 1 and not _launched_externally()) or _nothing_pending(plan):
         return _attack_and_evaluate(plan)
     if plan.out is None:
@@ -438,6 +447,7 @@ class _RunPlan:
     images_every: int | None
     evaluation: EvaluationSettings
     retry_failed: bool = False
+    isolation: Isolation | None = None
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -493,7 +503,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
                     data_origin=samples.origin, environment=_environment(plan.accelerator, world))
     log_config(run_logger, {**definition, "targets": count, "environment": result.environment})
     options = FitOptions(accelerator=plan.accelerator, devices=device, logger=run_logger, progress=plan.progress and writer,
-                         images_every=plan.images_every)
+                         images_every=plan.images_every, isolation=plan.isolation)
     if writer and (resumed := sum(target in finished for target in range(count))):
         log.info("resuming %s: %d of %d targets already finished", out_dir, resumed, count)
     pending = [target for target in range(count) if target not in finished][rank::world]

@@ -213,6 +213,7 @@ def _values(world: World) -> dict[str, tuple[list[str], list[str]]]:
         "devices": (["1"], ["0", "-1", "x"]),  # 2 spawns processes (tests/test_runner.py)
         "num_nodes": (["1"], ["2", "0", "x"]),
         "seed": (["0", "1"], ["-1", "x"]),
+        "memory_limit": (["2", "16"], ["1", "nan", "x"]),  # --time-limit 1 or 2: an isolated fit stopped at once
     }
 
 
