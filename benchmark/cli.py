@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 
 from benchmark.attacks import ATTACKS
 from benchmark.defenses import DEFENSES, build_defense
-from benchmark.errors import LeakBenchError, NotApplicableError, integer_problem
+from benchmark.errors import LeakBenchError, NotApplicableError, SettingError, integer_problem
+from benchmark.sandbox import MEMORY_LIMIT, TIME_LIMIT
 from benchmark.registry import did_you_mean
 from benchmark.result import write_atomic
 from benchmark.loggers import LOGGERS
@@ -177,7 +179,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     paths = submit(args.attack, args.suite, tasks=args.tasks, targets=args.targets, root=root, runs=Path(args.out),
                    logger=None if args.logger == "none" else args.logger, accelerator=args.accelerator,
                    fresh=args.fresh, allow_dirty=args.allow_dirty, retry_failed=args.retry_failed,
-                   allow_failed=args.allow_failed)
+                   allow_failed=args.allow_failed, isolation=_isolation(args))
     entries = [load_entry(path) for path in paths]
     if not entries:
         print(f"no entries: {args.attack} applies to no task of suite {args.suite}")
@@ -194,10 +196,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from benchmark.leaderboard import build, format_verdict, verify
 
-    failed = 0
+    failed, isolation = 0, _isolation(args)
     for path in map(Path, args.paths):
         verdict = verify(path, targets=args.targets, runs=Path(args.out), accelerator=args.accelerator,
-                         record=args.record)
+                         record=args.record, isolation=isolation)
         print(format_verdict(verdict))
         failed += bool(verdict.differences)
         if args.record and verdict.complete and not verdict.differences:
@@ -422,6 +424,40 @@ def _add_scale_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-nodes", type=COUNT, default=1, help="machines, launched by torchrun or SLURM (default 1)")
 
 
+def _gib(text: str) -> float:
+    """An argparse type: a memory size in GiB, at least 2 (what torch needs to start)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 2:
+        raise argparse.ArgumentTypeError(f"must be a number of GiB >= 2, got {text!r}")
+    return value
+
+
+def _add_isolation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--isolated", action="store_true",
+                        help="run the attack in a sandbox: no network, no files but the Python installation, "
+                             "leakbench and its own package, only its fit folder writable (docs/trust.md)")
+    parser.add_argument("--time-limit", type=COUNT, metavar="SECONDS",
+                        help=f"with --isolated: wall-clock limit of each fit (default {TIME_LIMIT})")
+    parser.add_argument("--memory-limit", type=_gib, metavar="GIB",
+                        help=f"with --isolated: memory limit of each fit (default {MEMORY_LIMIT:g})")
+
+
+def _isolation(args: argparse.Namespace):
+    """The sandbox ``--isolated`` asks for, with its limits (a :class:`benchmark.isolation.Isolation`), or None."""
+    from benchmark.isolation import Isolation
+
+    limits = {name: value for name in ("time_limit", "memory_limit") if (value := getattr(args, name)) is not None}
+    if not args.isolated:
+        if limits:
+            raise SettingError("--time-limit and --memory-limit limit an isolated attack: add --isolated, or leave "
+                               "them out")
+        return None
+    return Isolation(**limits)
+
+
 def _existing_file(text: str) -> Path:
     if not Path(text).is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
@@ -541,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the run folders")
     p.add_argument("--allow-failed", action="store_true",
                    help="publish entries with failed targets (counted as failed); refused by default")
+    _add_isolation_arguments(p)
     p.set_defaults(func=cmd_submit)
 
     p = commands.add_parser("verify", help="re-run leaderboard entries; exit 1 when a metric moved beyond tolerance")
@@ -549,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="re-runs go under OUT/verify-SUITE/TASK/ATTACK (default runs)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--record", action="store_true", help="mark entries verified after a full re-run within tolerance")
+    _add_isolation_arguments(p)
     p.set_defaults(func=cmd_verify)
 
     p = commands.add_parser("leaderboard", help="render, check or pull the leaderboards")

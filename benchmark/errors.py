@@ -47,6 +47,13 @@ class AttackError(LeakBenchError):
     """An attack raised something other than a failure of its mathematics: a bug, not a result."""
 
 
+def attack_error(attack: str, kind: str, message: str, context: str = "") -> AttackError:
+    """The error of attack ``attack`` that raised ``kind`` (an exception's type name) with ``message``:
+    ``context`` says where it ran, when that explains it."""
+    return AttackError(f"attack {attack} raised {kind}: {message}{context}; this is not a result, so no target row "
+                       f"was written (the traceback is above): fix the attack or its options")
+
+
 class AttackFailure(ArithmeticError):
     """An attack's own declared failure on a problem (it diverged, its system is singular, its
     solver did not converge): the target is recorded as failed with this reason."""
@@ -56,9 +63,9 @@ ATTACK_FAILURES: tuple[type[BaseException], ...] = (AttackFailure, FloatingPoint
 """What a fit may raise for its target to be recorded as failed; anything else stops the run."""
 
 
-def first_line(err: BaseException, limit: int = 200) -> str:
-    """The first line of ``err``'s message, at most ``limit`` characters ('' for none): what a one-line
-    error quotes of another."""
+def first_line(err: BaseException | str, limit: int = 200) -> str:
+    """The first line of ``err``'s message (or of a message), at most ``limit`` characters ('' for
+    none): what a one-line error quotes of another."""
     return (str(err).strip().splitlines() or [""])[0][:limit]
 
 

@@ -83,6 +83,14 @@ class Registry(Generic[T]):
             )
         return canonical
 
+    def name_of(self, obj: T) -> str:
+        """The name ``obj`` is registered under (the object itself, not an instance of it)."""
+        self._ensure_discovered()
+        for name, entry in self._entries.items():
+            if entry is obj:
+                return name
+        raise UnknownNameError(f"{obj!r} is no registered {self.kind}; register it first")
+
     def names(self) -> list[str]:
         """Canonical names, sorted."""
         self._ensure_discovered()

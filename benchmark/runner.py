@@ -7,10 +7,14 @@ evaluation against the private batch → Result.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import logging
 import math
 import os
 import platform
+import shutil
+import stat
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,7 +27,6 @@ import torch
 from lightning_fabric import Fabric
 from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import Tensor
@@ -33,14 +36,15 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
-from benchmark.errors import (ATTACK_FAILURES, AttackError, FileError, LeakBenchError, NotApplicableError,
-                              SettingError, SpecError, at_least, first_line)
+from benchmark.errors import (ATTACK_FAILURES, FileError, LeakBenchError, NotApplicableError, SettingError, SpecError,
+                              at_least, attack_error, first_line)
+from benchmark.isolation import Isolation
 from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator, MetricUnavailableError, definitions
 from benchmark.metrics.perceptual import check_backbone_file
 from benchmark.metrics.reid import resolve_backend
 from benchmark.registry import did_you_mean
-from benchmark.result import Result, TargetResult, in_matched_order, save_comparison
+from benchmark.result import Result, TargetResult, in_matched_order, save_comparison, write_atomic
 from benchmark.spec import DefenseSpec, TaskSpec, load_task, spec_hash
 from benchmark.store import RunStore
 from benchmark.victim import Observation, Victim
@@ -119,8 +123,9 @@ def problem_seed(seed: int, target: int, restart: int) -> int:
 @dataclass(frozen=True)
 class FitOptions:
     """How fits run: Lightning accelerator, logger, progress bar, (for loggers that show images) the
-    current reconstructions logged every ``images_every`` steps, extra callbacks, and a checkpoint
-    file written every ``checkpoint_every`` steps, from which an interrupted fit resumes."""
+    current reconstructions logged every ``images_every`` steps, extra callbacks, a checkpoint file
+    written every ``checkpoint_every`` steps, from which an interrupted fit resumes, and the sandbox
+    the fit runs in (``isolation``; then the logger and callbacks stay here and see none of its steps)."""
 
     accelerator: str = "cpu"
     logger: Logger | None = None
@@ -130,49 +135,81 @@ class FitOptions:
     callbacks: tuple[pl.Callback, ...] = ()
     checkpoint: Path | None = None
     checkpoint_every: int = 500
+    isolation: Isolation | None = None
+
+
+class _Checkpoint(pl.Callback):
+    """Writes the fit's checkpoint every ``every`` steps, whole (written aside, then renamed), and the
+    sha256 of what it wrote beside it (``<name>.sha256``), which a resumed fit checks."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path, self.every, self.saved_at = path, every, None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        if step % self.every or step == self.saved_at:
+            return
+        self.saved_at = step
+        aside = self.path.with_name(f".{self.path.name}.partial")
+        trainer.save_checkpoint(aside)
+        write_atomic(_hash_file(self.path), hashlib.sha256(aside.read_bytes()).hexdigest())
+        os.replace(aside, self.path)
+
+
+def _hash_file(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".sha256")
 
 
 def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int],
         options: FitOptions = FitOptions(), step_offset: int = 0) -> tuple[list[Reconstruction], int]:
     """Solve K problems (observation k from seed k) in one Lightning fit: (reconstructions, steps)."""
+    if options.isolation is not None:
+        return options.isolation.fit(attack_cls, observations, config, seeds, options, step_offset)
     pl.seed_everything(seeds[0] % 2**32, verbose=False)  # for attacks that also draw from the global RNG
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # not "GPU available" for every fit
     attack = attack_cls(observations, config, seeds)
     attack.log_step_offset, attack.images_every = step_offset, options.images_every
     callbacks, resume = list(options.callbacks), None
     if options.checkpoint is not None:
-        callbacks.append(ModelCheckpoint(dirpath=options.checkpoint.parent, filename=options.checkpoint.stem,
-                                         every_n_train_steps=options.checkpoint_every, enable_version_counter=False))
+        options.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        callbacks.append(_Checkpoint(options.checkpoint, options.checkpoint_every))
         resume = options.checkpoint if _readable_checkpoint(options.checkpoint) else None
     trainer = pl.Trainer(
         max_steps=config.max_steps, max_epochs=1, accelerator=options.accelerator, devices=options.devices,
-        logger=options.logger or False, enable_checkpointing=options.checkpoint is not None,
+        logger=options.logger or False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=options.progress, callbacks=callbacks,
         log_every_n_steps=10, num_sanity_val_steps=0,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=PossibleUserWarning)
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own use of a torch API
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # our checkpoint folder
         warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")  # it holds step N's state
         warnings.filterwarnings("ignore", message=".*configure_optimizers.* returned .None.*")  # closed form
-        trainer.fit(attack, ckpt_path=resume)
+        trainer.fit(attack, ckpt_path=resume, weights_only=True)
     return attack.reconstructions(), trainer.global_step
 
 
 def _readable_checkpoint(path: Path) -> bool:
-    """Whether ``path`` holds a complete Lightning checkpoint; a torn or foreign one (killed while
-    written, damaged) is removed."""
+    """Whether ``path`` holds a complete checkpoint of this fit: the file whose sha256 the fit recorded
+    beside it, a Lightning checkpoint of tensors and plain values (read with ``weights_only=True``, so
+    a file that would run code when loaded is refused, not run). Any other file (torn by a kill,
+    foreign, changed) is removed, with its hash."""
     if not path.is_file():
         return False
+    recorded = _hash_file(path)
+    problem = "does not match the sha256 its fit recorded" if recorded.is_file() else "has no sha256 recorded beside it"
     try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
-        if isinstance(content, dict) and {"state_dict", "loops", "global_step"} <= content.keys():
-            return True
-    except Exception:  # any unreadable file means the same: start the fit afresh
-        pass
-    log.warning("checkpoint %s is unreadable; the fit starts afresh", path)
+        content = path.read_bytes() if stat.S_ISREG(path.lstat().st_mode) else b""
+        if recorded.is_file() and recorded.read_text() == hashlib.sha256(content).hexdigest():
+            problem = "is not a Lightning checkpoint of tensors and plain values"
+            checkpoint = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+            if isinstance(checkpoint, dict) and {"state_dict", "loops", "global_step"} <= checkpoint.keys():
+                return True
+    except Exception as err:  # any unreadable file means the same: start the fit afresh
+        problem += f" ({type(err).__name__}: {first_line(err, 100)})"
+    log.warning("checkpoint %s %s; it is removed and the fit starts afresh", path, problem)
     path.unlink()
+    recorded.unlink(missing_ok=True)
     return False
 
 
@@ -218,9 +255,7 @@ def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], 
     except Exception as err:  # anything else is a bug or a setting: it stops the run and writes no row
         log.error("attack %s raised %s, which is not a failure of its mathematics:", attack_cls.__name__,
                   type(err).__name__, exc_info=err)
-        raise AttackError(f"attack {attack_cls.__name__} raised {type(err).__name__}: {first_line(err)}; this is "
-                          f"not a result, so no target row was written (the traceback is above): fix the attack "
-                          f"or its options") from None
+        raise attack_error(attack_cls.__name__, type(err).__name__, first_line(err)) from None
     seconds = (time.perf_counter() - start) / len(chunk)  # the chunk's wall time, shared by its targets
     results = []
     for index, target in enumerate(chunk):
@@ -260,7 +295,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
         max_steps_cap: int | None = None, images_every: int | None = None, devices: int = 1,
         num_nodes: int = 1, lpips_weights: str | Path | None = None, reid: str = "auto",
-        defense: DefenseSpec | None = None, retry_failed: bool = False) -> Result:
+        defense: DefenseSpec | None = None, retry_failed: bool = False, isolation: Isolation | None = None) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -295,9 +330,12 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             hash, recorded in the run, changes with it).
         retry_failed: recompute the targets ``out`` holds as failed (and the pending ones); the
             finished ones are kept.
+        isolation: run the attack's fits in a sandbox with these limits (:mod:`benchmark.isolation`,
+            docs/trust.md): it sees its observations and nothing of the private batch, the network or
+            this machine's files but the Python installation, leakbench and its own package.
 
     Every count is checked first (at least 1; ``seed`` at least 0; None, not 0, means the default),
-    then the accelerator, all before any work: a bad setting raises a one-line
+    then the accelerator and the sandbox, all before any work: a bad setting raises a one-line
     :class:`~benchmark.errors.SettingError` and writes nothing.
     """
     for name, value in {"targets": targets, "max_steps": max_steps, "restarts": restarts, "problems": problems,
@@ -310,6 +348,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         raise SettingError("--fresh discards every row of the run folder and --retry-failed keeps the finished "
                            "ones: give one of them")
     check_accelerator(accelerator, devices, num_nodes)
+    if isolation is not None:
+        isolation.check(accelerator)
     if lpips_weights is not None:
         _check_weights(Path(lpips_weights))
     spec = task if isinstance(task, TaskSpec) else load_task(task)
@@ -330,7 +370,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
                     out=Path(out) if out is not None else None, logger=logger, accelerator=accelerator,
                     progress=progress, fresh=fresh, problems=problems, images_every=images_every,
                     evaluation=EvaluationSettings(lpips_weights=Path(lpips_weights) if lpips_weights else None,
-                                                  reid_backend=reid), retry_failed=retry_failed)
+                                                  reid_backend=reid), retry_failed=retry_failed,
+                    isolation=isolation)
     if (devices * num_nodes == 1 and not _launched_externally()) or _nothing_pending(plan):
         return _attack_and_evaluate(plan)
     if plan.out is None:
@@ -406,6 +447,7 @@ class _RunPlan:
     images_every: int | None
     evaluation: EvaluationSettings
     retry_failed: bool = False
+    isolation: Isolation | None = None
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -461,7 +503,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
                     data_origin=samples.origin, environment=_environment(plan.accelerator, world))
     log_config(run_logger, {**definition, "targets": count, "environment": result.environment})
     options = FitOptions(accelerator=plan.accelerator, devices=device, logger=run_logger, progress=plan.progress and writer,
-                         images_every=plan.images_every)
+                         images_every=plan.images_every, isolation=plan.isolation)
     if writer and (resumed := sum(target in finished for target in range(count))):
         log.info("resuming %s: %d of %d targets already finished", out_dir, resumed, count)
     pending = [target for target in range(count) if target not in finished][rank::world]
@@ -482,7 +524,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
         if store is not None:
             store.append(done)
         if checkpoint is not None:  # the chunk's results are stored: its checkpoint is spent
-            checkpoint.unlink(missing_ok=True)
+            shutil.rmtree(checkpoint.parent, ignore_errors=True)
         for row, images in done:
             finished[row.target] = (row, images)
             log.info("target %d/%d: %s", row.target + 1, count, row.failed or

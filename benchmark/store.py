@@ -6,6 +6,8 @@ Layout of a run folder::
     targets.jsonl         one line per finished target, appended and fsynced before the next starts
                           (targets-rankR.jsonl: process R's lines in a multi-process run)
     reconstructions/      target-NNNN.pt: the reconstruction behind each line (written first)
+    checkpoints/          targets-FFFF-LLLL/: what the fit of targets FFFF..LLLL writes while it runs
+                          (fit.ckpt every 500 steps with its fit.ckpt.sha256), removed once their lines are in
     results.json          the summary and all rows, rewritten atomically at the end of a run
     reconstructions.png   ground truth over reconstructions, each column a matched pair with its
                           recovered label (the .pt files keep the attack's own order)
@@ -72,8 +74,9 @@ class RunStore:
             self._drop_failed()
 
     def checkpoint(self, first: int, last: int) -> Path:
-        """Where the fit of targets ``first``..``last`` keeps its checkpoint until their rows are stored."""
-        return self.folder / CHECKPOINTS_DIR / f"targets-{first:04d}-{last:04d}.ckpt"
+        """Where the fit of targets ``first``..``last`` keeps its checkpoint until their rows are stored: in
+        a folder of its own, all that the fit writes (an isolated one, all that it can write)."""
+        return self.folder / CHECKPOINTS_DIR / f"targets-{first:04d}-{last:04d}" / "fit.ckpt"
 
     def _check_writable(self) -> None:
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -157,6 +157,32 @@ class Observation:
         """Model inputs (N, C, H, W) → images in [0, 1] (de-normalised, clamped)."""
         images = inputs if self.normalization is None else self.normalization.invert(inputs)
         return images.clamp(0, 1)
+
+    def to_record(self) -> dict[str, Any]:
+        """This observation as tensors and JSON-ready values, for ``torch.save`` and a reader that loads
+        with ``weights_only=True`` (no object that runs code crosses): the model as its registered
+        architecture, mode and state."""
+        return {"model": MODELS.name_of(type(self.model)), "training": self.model.training,
+                "state": self.model.state_dict(), "update": list(self.update), "fl": self.fl.model_dump(mode="json"),
+                "batch_size": self.batch_size, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+                "normalization": None if self.normalization is None else self.normalization.model_dump(mode="json"),
+                "labels": self.labels,
+                "bn_statistics": None if self.bn_statistics is None else [list(layer) for layer in self.bn_statistics]}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Observation:
+        """The observation :meth:`to_record` made."""
+        channels, size, _ = shape = tuple(record["input_shape"])
+        model = MODELS.get(record["model"])(channels, size, record["num_classes"])
+        model.load_state_dict(record["state"])
+        statistics = record["bn_statistics"]
+        return cls(model=model.train(record["training"]), update=tuple(record["update"]),
+                   fl=FLSpec.model_validate(record["fl"]), batch_size=record["batch_size"], input_shape=shape,
+                   num_classes=record["num_classes"],
+                   normalization=None if record["normalization"] is None else Normalization.model_validate(
+                       record["normalization"]),
+                   labels=record["labels"],
+                   bn_statistics=None if statistics is None else tuple(tuple(layer) for layer in statistics))
 
 
 def model_inputs(spec: TaskSpec, images: Tensor) -> Tensor:

@@ -214,6 +214,7 @@ def _values(world: World) -> dict[str, tuple[list[str], list[str]]]:
         "devices": (["1"], ["0", "-1", "x"]),  # 2 spawns processes (tests/test_runner.py)
         "num_nodes": (["1"], ["2", "0", "x"]),
         "seed": (["0", "1"], ["-1", "x"]),
+        "memory_limit": (["2", "16"], ["1", "nan", "x"]),  # --time-limit 1 or 2: an isolated fit stopped at once
     }
 
 
@@ -285,7 +286,7 @@ def _kinds(world: World) -> dict[str, tuple[Path, list[list[str]]]]:
         "run record": (world.guarded / "run.json", [world.resume()]),
         "rows file": (world.guarded / "targets.jsonl", [world.resume(), world.resume() + ["--retry-failed"]]),
         "reconstruction": (world.guarded / "reconstructions" / "target-0000.pt", [world.resume()]),
-        "fit checkpoint": (Path(new) / "checkpoints" / "targets-0000-0001.ckpt", [["run", "--task", "fz", *run_folder]]),
+        "fit checkpoint": (Path(new) / "checkpoints" / "targets-0000-0001" / "fit.ckpt", [["run", "--task", "fz", *run_folder]]),
         "image": (world.images / "a" / "0.png", [["run", "--task", "fzfolder", *run_folder]]),
         "trained weights": (trained, [["run", "--task", "fztrained", *run_folder]]),
         "trained record": (record, [["run", "--task", "fztrained", *run_folder]]),

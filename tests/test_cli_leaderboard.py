@@ -10,7 +10,7 @@ from benchmark.cli import main
 from benchmark.leaderboard import load_entry, provenance
 
 from support import fail_targets, git
-from test_cli import _one_line_error as _error
+from test_cli import _one_line_error as _error, _refused
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards"
 
@@ -131,6 +131,10 @@ def test_submit_errors_are_one_line(mini: Path, capsys):
     assert "give at most 2" in _error(capsys, ["submit", "--attack", "dlg", "--suite", "mini", "--targets", "3"])
     assert "no leaderboard folder" in _error(capsys, ["leaderboard", "build", "--root", "missing"])
     assert "no leaderboard folder missing" in _error(capsys, ["leaderboard", "check", "--root", "missing"])  # not "stale"
+    for command in (["submit", "--attack", "dlg", "--suite", "mini"], ["verify", "missing.json"]):
+        assert _error(capsys, [*command, "--time-limit", "60"]).endswith(
+            "--time-limit and --memory-limit limit an isolated attack: add --isolated, or leave them out")
+        assert "--memory-limit: must be a number of GiB >= 2, got '1'" in _refused(capsys, [*command, "--memory-limit", "1"])
 
 
 def test_submit_refuses_failed_targets_unless_told_to_publish_them(mini: Path, capsys, monkeypatch: pytest.MonkeyPatch):

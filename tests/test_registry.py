@@ -37,3 +37,12 @@ def test_alias_resolves_to_the_same_entry_and_discovery_runs_once():
     assert registry.get("cog") is registry.get("gear") is Base
     assert "cog" in registry and registry.names() == ["gear"]
     assert len(calls) == 1
+
+
+def test_an_entry_is_found_by_its_name_and_its_name_by_the_entry():
+    registry: Registry[type] = Registry("widget", base=Base)
+    gear = type("Gear", (Base,), {})
+    registry.add("gear", gear, aliases=("cog",))
+    assert registry.name_of(gear) == "gear" and registry.get(registry.name_of(gear)) is gear
+    with pytest.raises(UnknownNameError, match="is no registered widget"):
+        registry.name_of(Base)

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -89,7 +90,7 @@ class _Kill(benchmark.runner.pl.Callback):
 
 
 @pytest.mark.parametrize("attack", ["inverting_gradients", "dlg", "grnn"])  # Adam + schedule, L-BFGS, RMSprop
-def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_result(tmp_path: Path, attack: str):
+def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_result(tmp_path: Path, attack: str, caplog):
     from benchmark.attacks import ATTACKS
     from benchmark.runner import FitOptions, attack_config, fit
 
@@ -103,18 +104,53 @@ def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_result(tmp_p
     with pytest.raises(RuntimeError, match="killed"):
         fit(cls, [observation], config, [0], FitOptions(checkpoint=path, checkpoint_every=2, callbacks=(_Kill(5),)))
     assert path.is_file()
+    assert path.with_name("fit.ckpt.sha256").read_text() == hashlib.sha256(path.read_bytes()).hexdigest()
     (resumed,), steps = fit(cls, [observation], config, [0], FitOptions(checkpoint=path, checkpoint_every=2))
-    assert steps == 6
+    assert steps == 6 and "starts afresh" not in caplog.text  # resumed, not recomputed
     assert torch.allclose(resumed.images, whole.images, atol=1e-6) and resumed.loss == pytest.approx(whole.loss)
 
 
 def test_a_torn_checkpoint_is_dropped_and_the_fit_starts_afresh(tmp_path: Path):
-    path = tmp_path / "checkpoints" / "targets-0000-0000.ckpt"
-    path.parent.mkdir()
+    path = tmp_path / "checkpoints" / "targets-0000-0000" / "fit.ckpt"
+    path.parent.mkdir(parents=True)
     path.write_bytes(b"torn")
     benchmark.run(make_spec(), "idlg", targets=1, max_steps=2, logger=None, out=tmp_path)
-    assert not path.exists()  # replaced, then removed once the target's row was stored
+    assert not path.parent.exists()  # replaced, then removed once the target's row was stored
     assert len((tmp_path / "targets.jsonl").read_text().splitlines()) == 1
+
+
+class _Writes:
+    """Unpickling this writes a file: what a malicious checkpoint does when loaded with pickle."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return Path.write_text, (self.path, "written while loading a checkpoint")
+
+
+@pytest.mark.parametrize(("content", "recorded", "reason"), [
+    ("malicious", None, "has no sha256 recorded beside it"),
+    ("malicious", "its own", "is not a Lightning checkpoint of tensors and plain values (UnpicklingError: "),
+    ("plain", "another", "does not match the sha256 its fit recorded"),
+])
+def test_a_checkpoint_that_would_run_code_or_is_not_the_fits_own_is_refused(tmp_path: Path, caplog, content: str,
+                                                                           recorded: str | None, reason: str):
+    written = tmp_path / "written"
+    path = tmp_path / "run" / "checkpoints" / "targets-0000-0000" / "fit.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": _Writes(written) if content == "malicious" else {}, "loops": {}, "global_step": 1}, path)
+    if content == "malicious":  # it is: pickle would run it
+        torch.load(path, weights_only=False)
+        assert written.is_file()
+        written.unlink()
+    if recorded is not None:
+        digest = hashlib.sha256(path.read_bytes() + (b"" if recorded == "its own" else b"x")).hexdigest()
+        path.with_name("fit.ckpt.sha256").write_text(digest)
+    result = benchmark.run(make_spec(), "idlg", targets=1, max_steps=2, logger=None, out=tmp_path / "run")
+    assert not written.exists() and result.targets[0].failed is None
+    assert f"checkpoint {path} {reason}" in caplog.text and "it is removed and the fit starts afresh" in caplog.text
+    assert not path.parent.exists()  # the fit's folder is gone once the target's row is stored
 
 
 def test_two_processes_give_each_target_the_result_of_one_process(tmp_path: Path):

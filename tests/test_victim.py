@@ -147,6 +147,23 @@ def test_bn_statistics_follow_the_threat_model():
         torch.testing.assert_close(var_b, var_k, atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.parametrize("overrides", [{}, {"victim": {"model": "convnet", "init": "default", "mode": "train"},
+                                        "fl": {"batch_size": 3}, "threat": {"bn_statistics": "known", "labels": "known"},
+                                        "data": {"normalize": {"mean": [0.5] * 3, "std": [0.25] * 3}}}],
+                         ids=["plain", "every field"])
+def test_an_observation_crosses_as_tensors_and_plain_values(tmp_path, overrides):
+    observation = Victim(make_spec(**overrides), 0, _private(0, n=overrides.get("fl", {}).get("batch_size", 1)),
+                         10).observe()
+    torch.save(observation.to_record(), tmp_path / "observation.pt")
+    again = Observation.from_record(torch.load(tmp_path / "observation.pt", weights_only=True))
+    for field in dataclasses.fields(Observation):
+        if field.name != "model":
+            assert str(getattr(again, field.name)) == str(getattr(observation, field.name)), field.name
+    assert type(again.model) is type(observation.model) and again.model.training == observation.model.training
+    assert _tensors(again).keys() == _tensors(observation).keys()
+    assert all(torch.equal(a, b) for a, b in zip(_tensors(again).values(), _tensors(observation).values()))
+
+
 def test_bn_statistics_need_a_model_with_batchnorm():
     from benchmark.errors import SpecError
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,16 @@ from torchvision.transforms import functional as TF
 from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError
 from benchmark.registry import Registry
 from benchmark.spec import BinaryLabels, DataSpec, TargetsSpec
+
+
+def package_path(package: str, *parts: str) -> Path | None:
+    """The path ``parts`` inside the installed top-level ``package`` (without importing it), or None
+    where the package or the path is absent."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0], *parts)
+    return path if path.exists() else None
 
 
 def cache_dir() -> Path:
@@ -68,6 +79,12 @@ class ImageSource:
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         """Images (N, C, H, W), uint8 in 0..255 or float in [0, 1]; labels (N,); origin."""
         raise NotImplementedError
+
+    @classmethod
+    def package_files(cls) -> list[Path]:
+        """The files of installed packages that hold this dataset's images (an isolated attack's sandbox
+        covers them: docs/trust.md)."""
+        return []
 
     def __len__(self) -> int:
         """The number of images (positions) of the split; may need the whole dataset."""

@@ -9,12 +9,13 @@ exactly, in [0, 1].
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource
+from benchmark.data import DATASETS, ImageSource, package_path
 from benchmark.errors import DataUnavailableError
 
 TRAIN = 1437  # digits 0..1436 train, 1437..1796 test
@@ -24,6 +25,11 @@ MAX_VALUE = 16  # load_digits pixels are integers 0..16
 @DATASETS.register("digits")
 class Digits(ImageSource):
     num_classes, channels, image_size = 10, 1, 8
+
+    @classmethod
+    def package_files(cls) -> list[Path]:
+        data = package_path("sklearn", "datasets", "data", "digits.csv.gz")
+        return [data] if data is not None else []
 
     @cached_property
     def _split(self) -> tuple[np.ndarray, np.ndarray]:

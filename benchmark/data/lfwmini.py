@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource
+from benchmark.data import DATASETS, ImageSource, package_path
 from benchmark.errors import DataUnavailableError, SpecError
 
 FACES = 100  # lfw_subset() holds 100 faces, then 100 non-face patches
@@ -24,6 +25,11 @@ FACES = 100  # lfw_subset() holds 100 faces, then 100 non-face patches
 @DATASETS.register("lfwmini")
 class LFWMini(ImageSource):
     num_classes, channels, image_size = FACES, 1, 25
+
+    @classmethod
+    def package_files(cls) -> list[Path]:
+        faces = package_path("skimage", "data", "lfw_subset.npy")
+        return [faces] if faces is not None else []
 
     @cached_property
     def _faces(self) -> np.ndarray:

@@ -8,7 +8,6 @@ LFW, which torchvision no longer downloads). Anything else is an error that says
 
 from __future__ import annotations
 
-import importlib.util
 from importlib.metadata import version
 from pathlib import Path
 
@@ -18,18 +17,12 @@ import torchvision
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, cache_dir, downloads_allowed
+from benchmark.data import DATASETS, ImageSource, cache_dir, downloads_allowed, package_path
 from benchmark.errors import DataUnavailableError
 
 OFFLINE_COUNT = 20
 
 
-def _offline_folder() -> Path | None:
-    spec = importlib.util.find_spec("foolbox")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
-    return folder if folder.is_dir() else None
 
 
 class TorchvisionSource(ImageSource):
@@ -40,6 +33,11 @@ class TorchvisionSource(ImageSource):
     def _torchvision(self, download: bool):
         root = cache_dir() / "data"
         return self.dataset_class(root=str(root), train=self.spec.split == "train", download=download)
+
+    @classmethod
+    def package_files(cls) -> list[Path]:
+        folder = package_path("foolbox", "data") if cls.offline_prefix else None
+        return [folder] if folder is not None else []
 
     def _local(self):
         """torchvision's dataset from the local copy, or None."""
@@ -69,7 +67,7 @@ class TorchvisionSource(ImageSource):
         local = self._local()
         if local is not None:
             return self._from_torchvision(local, indices, "local copy")
-        folder = _offline_folder() if self.offline_prefix else None
+        folder = package_path("foolbox", "data") if self.offline_prefix else None
         if self.spec.split == "test" and max(indices) < OFFLINE_COUNT and folder is not None:
             return self._from_offline(folder, indices)
         return self._from_torchvision(self._download(f"images {min(indices)}..{max(indices)}"), indices, "downloaded")

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from benchmark.attacks import ATTACKS
 from benchmark.errors import LeakBenchError, NotApplicableError
+from benchmark.isolation import Isolation
 from benchmark.leaderboard.papers import paper_figures
 from benchmark.leaderboard.protocol import PROTOCOL_SEED, Protocol, suite_protocols
 from benchmark.leaderboard.provenance import attack_package, git_state
@@ -59,7 +60,7 @@ def _git_record(root: Path, runs: Path, allow_dirty: bool) -> dict[str, Any]:
 def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targets: int | None = None,
            root: Path = Path("leaderboards"), runs: Path = Path("runs"), logger: str | None = "csv",
            accelerator: str = "cpu", fresh: bool = False, allow_dirty: bool = False, retry_failed: bool = False,
-           allow_failed: bool = False) -> list[Path]:
+           allow_failed: bool = False, isolation: Isolation | None = None) -> list[Path]:
     """Run ``attack`` under each protocol of ``suite`` and write one entry per task it applies to.
 
     The leakbench checkout must have no uncommitted changes (``root`` and ``runs`` aside), so that
@@ -68,7 +69,8 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
     submission resumes (``retry_failed``: recomputing its failed targets). ``targets`` (fewer than the
     protocol's) makes partial entries: shown, never ranked. A run with failed targets writes no entry,
     none of the suite's does, unless ``allow_failed`` (its entry then counts them as failed). Returns
-    the entry paths written.
+    the entry paths written. With ``isolation``, the attack runs in a sandbox (for a submission made
+    on someone else's behalf: docs/trust.md).
     """
     ATTACKS.get(attack)  # an unknown name fails before any work
     protocols = [protocol for protocol in suite_protocols(suite, tasks) if protocol.runs(attack)]
@@ -86,7 +88,7 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
         try:
             run(protocol.spec, attack, targets=targets if targets is not None else protocol.targets, seed=PROTOCOL_SEED,
                 max_steps=protocol.max_steps, out=out, logger=logger, accelerator=accelerator, fresh=fresh,
-                retry_failed=retry_failed)
+                retry_failed=retry_failed, isolation=isolation)
         except NotApplicableError as err:
             log.info("skipped %s: %s", protocol.spec.name, err)
             continue

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmark.errors import LeakBenchError
+from benchmark.isolation import Isolation
 from benchmark.leaderboard.protocol import protocol_of, same_task
 from benchmark.leaderboard.schema import (Entry, TargetRow, Verification, load_entry, rows_of, summarize,
                                           write_entry)
@@ -76,11 +77,12 @@ def compare(entry: Entry, rows: list[TargetRow]) -> list[Difference]:
 
 
 def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"), accelerator: str = "cpu",
-           record: bool = False) -> Verdict:
+           record: bool = False, isolation: Isolation | None = None) -> Verdict:
     """Re-run the entry at ``path`` (its first ``targets`` targets, default all) and compare.
 
     With ``record``, a complete re-run within tolerance marks the entry verified, recording the
-    commit it was verified at and which files of the code differed from the entry's commit.
+    commit it was verified at and which files of the code differed from the entry's commit. With
+    ``isolation``, the attack runs in a sandbox (what that withholds: docs/trust.md).
     """
     entry = load_entry(path)
     spec = protocol_of(entry).spec
@@ -95,7 +97,7 @@ def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"),
     out = runs / f"verify-{entry.suite}" / entry.task / entry.attack
     result = run(spec, entry.attack, targets=count, seed=entry.seed, max_steps=entry.attack_config.get("max_steps"),
                  restarts=entry.restarts, attack_options=entry.attack_config, out=out, logger=None,
-                 accelerator=accelerator, fresh=True)
+                 accelerator=accelerator, fresh=True, isolation=isolation)
     rows = rows_of(result.to_dict(), count)
     verdict = Verdict(path, count, count == entry.targets, compare(entry, rows), code)
     if record and verdict.complete and not verdict.differences:

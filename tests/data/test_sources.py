@@ -8,8 +8,8 @@ import torch
 import torchvision
 from PIL import Image
 
-from benchmark.data import downloads_allowed, load_samples, load_source, local_only
-from benchmark.data.torchvision_sources import TorchvisionSource, _offline_folder
+from benchmark.data import downloads_allowed, load_samples, load_source, local_only, package_path
+from benchmark.data.torchvision_sources import TorchvisionSource
 from benchmark.errors import DataUnavailableError, SpecError
 from benchmark.spec import DataSpec
 
@@ -46,7 +46,7 @@ def test_origins_name_the_package_and_the_split_never_a_local_path(tmp_path: Pat
 
 def test_offline_pixels_are_the_png_pixels():
     samples = load_samples(load_source(DataSpec(dataset="cifar10")), [7])
-    (path,) = _offline_folder().glob("cifar10_07_*.png")
+    (path,) = package_path("foolbox", "data").glob("cifar10_07_*.png")
     expected = torch.from_numpy(np.array(Image.open(path))).permute(2, 0, 1).float() / 255
     assert torch.equal(samples.images[0], expected)
 

@@ -1,5 +1,8 @@
+import json
 from pathlib import Path
 
+from benchmark.isolation import Isolation
+from benchmark.leaderboard import load_entry, submit, verify
 from benchmark.leaderboard.provenance import CodeComparison
 from benchmark.leaderboard.schema import rows_of
 from benchmark.leaderboard.verify import Difference, Verdict, compare, format_verdict
@@ -44,3 +47,14 @@ def test_the_verdict_reads_as_a_table_under_the_code_it_ran():
     assert format_verdict(Verdict(Path("e.json"), 1, False, [], SAME)).splitlines() == [
         "e.json: first 1 target(s) re-run: every metric within tolerance",
         "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/"]
+
+
+def test_a_well_behaved_attack_verifies_isolated_exactly_as_unisolated(mini: Path, clean_checkout: Path):
+    (path,) = submit("idlg", "mini", tasks=["tiny-cifar"], logger=None, isolation=Isolation())  # on someone's behalf
+    plain = verify(path, runs=Path("plain"))
+    isolated = verify(path, runs=Path("isolated"), isolation=Isolation(), record=True)
+    assert plain.differences == isolated.differences == [] and isolated.complete and load_entry(path).verified
+    rows = [[{key: value for key, value in row.items() if key != "seconds"}
+             for row in json.loads((runs / "tiny-cifar" / "idlg" / "results.json").read_text())["targets"]]
+            for runs in (Path("runs/submit-mini"), Path("plain/verify-mini"), Path("isolated/verify-mini"))]
+    assert len(rows[0]) == 2 and rows[0] == rows[1] == rows[2]
