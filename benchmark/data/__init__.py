@@ -111,6 +111,7 @@ class ImageSource:
 
 def _discover() -> None:
     importlib.import_module("benchmark.data.torchvision_sources")
+    importlib.import_module("benchmark.data.lfw")
     importlib.import_module("benchmark.data.folder")
     importlib.import_module("benchmark.data.lfwmini")
     importlib.import_module("benchmark.data.digits")
