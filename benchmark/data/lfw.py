@@ -28,6 +28,7 @@ from benchmark.data import DATASETS, ImageSource, attempt_download, cache_dir
 from benchmark.errors import DataUnavailableError, FileError, SpecError, first_line
 
 PEOPLE, IMAGES = 5749, 13233  # LFW's published size; a folder holding other counts is refused
+SIZE = 250  # every funneled image is 250×250
 IMAGES_FOLDER = "lfw_funneled"
 LAYOUTS = {"lfw_home": "scikit-learn's data home", "lfw-py": "torchvision's LFWPeople layout"}
 
@@ -39,7 +40,7 @@ def data_home() -> Path:
 
 @DATASETS.register("lfw")
 class LFW(ImageSource):
-    num_classes, channels, image_size = PEOPLE, 3, 250
+    num_classes, channels, image_size = PEOPLE, 3, SIZE
 
     @cached_property
     def _copy(self) -> tuple[Path, str]:
@@ -90,7 +91,11 @@ class LFW(ImageSource):
         if max(indices) >= len(files):
             raise DataUnavailableError(f"lfw holds {len(files)} images; index {max(indices)} does not exist: lower "
                                        f"targets.start/count or the batch size")
-        images = torch.stack([self._read(files[i][1]) for i in indices])
+        first = self._read(files[indices[0]][1])
+        images = first.new_empty((len(indices), *first.shape))  # filled in place: a gallery holds thousands
+        images[0] = first
+        for n, i in enumerate(indices[1:], 1):
+            images[n] = self._read(files[i][1])
         _, layout = self._copy
         how = f"scikit-learn {version('scikit-learn')} fetch_lfw_people" if layout == LAYOUTS["lfw_home"] else layout
         return images, torch.tensor([files[i][0] for i in indices]), f"LFW funneled, {IMAGES} images of {PEOPLE} people ({how})"
@@ -98,10 +103,14 @@ class LFW(ImageSource):
     @staticmethod
     def _read(path: Path) -> Tensor:
         """One image, uint8 (3, H, W)."""
+        again = f"delete {path.parent.parent.parent} and run again to download LFW afresh"
         try:
             with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB"))
+                pixels = np.array(image.convert("RGB"))
         except Exception as err:  # PIL's decoders raise many kinds (OSError, SyntaxError, ...)
             raise FileError(f"lfw: {path} is not a readable image ({type(err).__name__}: {first_line(err, 100)}); "
-                            f"delete {path.parent.parent.parent} and run again to download LFW afresh") from None
-        return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+                            f"{again}") from None
+        if pixels.shape[:2] != (SIZE, SIZE):
+            raise FileError(f"lfw: {path} is {pixels.shape[1]}×{pixels.shape[0]}, not one of LFW's {SIZE}×{SIZE} "
+                            f"funneled images; {again}")
+        return torch.from_numpy(pixels).permute(2, 0, 1)

@@ -153,12 +153,16 @@ def test_a_copy_that_is_not_all_of_lfw_is_refused(data_home):
         per_identity()
 
 
-def test_lfw_has_one_split_and_an_unreadable_image_names_the_file(data_home, small_lfw):
+def test_lfw_has_one_split_and_an_unreadable_or_resized_image_names_the_file(data_home, small_lfw):
     folder = scikit_learn_home(data_home)
     with pytest.raises(SpecError, match="dataset 'lfw' has one split, 'test'"):
         load_source(DataSpec(dataset="lfw", split="train", image_size=32), TargetsSpec(select="per_identity"))
     (folder / "Ann_Lee" / "Ann_Lee_0001.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(FileError, match=r"Ann_Lee_0001.jpg is not a readable image \(UnidentifiedImageError"):
+        load_samples(per_identity(), [1])
+    Image.new("RGB", (125, 125)).save(folder / "Ann_Lee" / "Ann_Lee_0001.jpg")
+    with pytest.raises(FileError, match=r"Ann_Lee_0001.jpg is 125×125, not one of LFW's 250×250 funneled images; "
+                                        r"delete .*lfw_home and run again to download LFW afresh$"):
         load_samples(per_identity(), [1])
 
 
