@@ -9,8 +9,9 @@ offline copy: scikit-image's 100 faces carry no names (they are ``lfwmini``).
 
 The protocol reads the images by LFW's own names, not in scikit-learn's shuffled array order: people
 sorted by name as scikit-learn sorts them (``target_names``: the folder names with ``_`` read as a
-space; label *k* is its ``target`` *k*), each person's images in file order. LFW is an evaluation set and scikit-learn's
-download carries no development split lists, so there is one split, ``test``: all 13 233 images.
+space; label *k* is its ``target`` *k*), each person's images in file order. LFW is an evaluation
+set and scikit-learn's download carries no development split lists, so there is one split,
+``test``: all 13 233 images.
 """
 
 from __future__ import annotations
