@@ -265,10 +265,9 @@ class FaceReidentification:
 
 
 _REID = {"alignment": "facenet-pytorch MTCNN (whole image where no face is found)",
-         "encoders": {"facenet": f"InceptionResnetV1 (VGGFace2), {WEIGHTS['facenet'].file} sha256 {WEIGHTS['facenet'].sha256}",
-                      "dlib": f"dlib ResNet, {WEIGHTS['dlib'].file} sha256 {WEIGHTS['dlib'].sha256}"},
-         "encoder": "the run's reid_backend and reid_weights_sha256 say which (auto: facenet where its weights are "
-                    "present, else dlib)",
+         "encoders": f"facenet InceptionResnetV1 (VGGFace2), {WEIGHTS['facenet'].file} sha256 {WEIGHTS['facenet'].sha256}; "
+                     f"or dlib ResNet, {WEIGHTS['dlib'].file} sha256 {WEIGHTS['dlib'].sha256}; the run's reid_backend "
+                     f"and reid_weights_sha256 say which (auto: facenet where its weights are present, else dlib)",
          "distance": "Euclidean between embeddings; a person's: that of their nearest gallery image"}
 for _k in RANKS:
     describe(f"reid_top{_k}", MetricInfo(

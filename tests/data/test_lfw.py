@@ -180,4 +180,5 @@ def test_leakbench_run_reidentifies_lfw_faces_end_to_end(data_home, small_lfw, t
     assert 0 <= summary["reid_top1"] <= summary["reid_top5"] <= 1 and summary["lpips"] is None
     assert [row["labels"] for row in result["targets"]] == [[0], [2]]
     assert result["data_origin"].startswith("LFW funneled, 8 images of 4 people (scikit-learn")
-    assert WEIGHTS["dlib"].sha256 in result["metric_definitions"]["reid_top1"]["encoders"]["dlib"]
+    assert f"dlib_face_recognition_resnet_model_v1.dat sha256 {WEIGHTS['dlib'].sha256}" in \
+        result["metric_definitions"]["reid_top1"]["encoders"]
