@@ -9,17 +9,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 from torchvision.transforms import functional as TF
 
-from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError
+from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError, first_line
 from benchmark.registry import Registry
 from benchmark.spec import BinaryLabels, DataSpec, TargetsSpec
 
@@ -39,12 +40,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LEAKBENCH_CACHE", Path.home() / ".cache" / "leakbench"))
 
 
+T = TypeVar("T")
 _local_only: ContextVar[bool] = ContextVar("local_only", default=False)
 
 
 def downloads_allowed() -> bool:
     """False when $LEAKBENCH_OFFLINE is set to a true value or within :func:`local_only`: no network attempt then."""
     return not _local_only.get() and os.environ.get("LEAKBENCH_OFFLINE", "").lower() not in ("1", "true", "yes")
+
+
+def attempt_download(download: Callable[[], T]) -> tuple[T | None, str]:
+    """``download()`` where downloads are allowed: its result and ``""``; else None and why nothing came
+    (downloads disabled, or the download's error), for a message that says how to get the data."""
+    if not downloads_allowed():
+        return None, "downloads are disabled by LEAKBENCH_OFFLINE"
+    try:
+        return download(), ""
+    except Exception as err:  # network errors come in many types; all mean the same here
+        return None, f"the download failed ({type(err).__name__}: {first_line(err, 120)})"
 
 
 @contextmanager
@@ -115,6 +128,7 @@ class ImageSource:
 
 def _discover() -> None:
     importlib.import_module("benchmark.data.torchvision_sources")
+    importlib.import_module("benchmark.data.lfw")
     importlib.import_module("benchmark.data.folder")
     importlib.import_module("benchmark.data.lfwmini")
     importlib.import_module("benchmark.data.digits")

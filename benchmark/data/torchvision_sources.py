@@ -1,9 +1,9 @@
-"""MNIST, CIFAR-10, CIFAR-100 and LFW through torchvision, with the offline copy of the first test images.
+"""MNIST, CIFAR-10 and CIFAR-100 through torchvision, with the offline copy of the first test images.
 
 Order of sources: a local torchvision copy under the cache; the 20 first *test* images that the
 ``foolbox`` package ships as PNG files (pixel- and label-identical to the test sets, so a protocol
-on test indices 0..19 is the same protocol offline; not for LFW); a torchvision download (not for
-LFW, which torchvision no longer downloads). Anything else is an error that says how to get the data.
+on test indices 0..19 is the same protocol offline); a torchvision download. Anything else is an
+error that says how to get the data. (LFW, which torchvision no longer downloads: :mod:`benchmark.data.lfw`.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torchvision
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, cache_dir, downloads_allowed, package_path
+from benchmark.data import DATASETS, ImageSource, attempt_download, cache_dir, package_path
 from benchmark.errors import DataUnavailableError
 
 OFFLINE_COUNT = 20
@@ -27,8 +27,7 @@ OFFLINE_COUNT = 20
 
 class TorchvisionSource(ImageSource):
     dataset_class: type
-    offline_prefix: str | None  # the name of foolbox's offline copy; None: there is none
-    manual_download: str | None = None  # how to get a dataset that torchvision cannot download
+    offline_prefix: str  # the name of foolbox's offline copy
 
     def _torchvision(self, download: bool):
         root = cache_dir() / "data"
@@ -48,14 +47,9 @@ class TorchvisionSource(ImageSource):
 
     def _download(self, wanted: str):
         """torchvision's dataset, downloaded where allowed; else an error saying how to get ``wanted``."""
-        if self.manual_download is not None:
-            raise self._no_manual_copy()
-        reason = "downloads are disabled by LEAKBENCH_OFFLINE"
-        if downloads_allowed():
-            try:
-                return self._torchvision(download=True)
-            except Exception as err:  # network errors come in many types; all mean the same here
-                reason = f"the download failed ({type(err).__name__}: {str(err)[:120]})"
+        dataset, reason = attempt_download(lambda: self._torchvision(download=True))
+        if dataset is not None:
+            return dataset
         raise DataUnavailableError(
             f"{self.spec.dataset} {self.spec.split} {wanted} are not available: no copy in {cache_dir() / 'data'}, "
             f"the offline copy holds test images 0..{OFFLINE_COUNT - 1} only, and {reason}. Run once with internet "
@@ -75,10 +69,6 @@ class TorchvisionSource(ImageSource):
     def __len__(self) -> int:
         local = self._local()
         return len(local if local is not None else self._download("images (the whole split)"))
-
-    def _no_manual_copy(self) -> DataUnavailableError:
-        return DataUnavailableError(f"{self.spec.dataset} {self.spec.split} images are not available: no copy in "
-                                    f"{cache_dir() / 'data'}. {self.manual_download}")
 
     def _from_torchvision(self, dataset, indices: list[int], how: str) -> tuple[Tensor, Tensor, str]:
         if max(indices) >= len(dataset):
@@ -122,29 +112,3 @@ class CIFAR100(TorchvisionSource):
     dataset_class = torchvision.datasets.CIFAR100
     offline_prefix = "cifar100"
     num_classes, channels, image_size = 100, 3, 32
-
-
-@DATASETS.register("lfw")
-class LFW(TorchvisionSource):
-    """Labeled Faces in the Wild (torchvision ``LFWPeople``, funneled images, 250×250): the label is the
-    identity, one of the 5 749 people of ``lfw-names.txt``; ``split`` is the ``peopleDevTrain`` /
-    ``peopleDevTest`` list. torchvision no longer downloads LFW, so a missing copy is an error that
-    says where to put one; there is no offline copy (scikit-image's faces carry no identities)."""
-
-    dataset_class = torchvision.datasets.LFWPeople
-    offline_prefix = None
-    num_classes, channels, image_size = 5749, 3, 250
-
-    manual_download = (
-        "torchvision no longer downloads LFW: fetch the funneled images (lfw-funneled.tgz, or a mirror such as "
-        "kaggle.com/datasets/jessicali9530/lfw-dataset) with lfw-names.txt, peopleDevTrain.txt and peopleDevTest.txt "
-        "into the folder lfw-py there, as torchvision's LFWPeople expects (or point LEAKBENCH_CACHE at a copy)")
-
-    def _torchvision(self, download: bool):
-        return self.dataset_class(root=str(cache_dir() / "data"), split=self.spec.split, download=download)
-
-    def identities(self) -> list[int]:
-        local = self._local()
-        if local is None:
-            raise self._no_manual_copy()
-        return list(local.targets)

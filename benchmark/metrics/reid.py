@@ -9,13 +9,17 @@ ceiling: what the encoder achieves on the real faces) and for uniform-noise imag
 
 Encoders: ``facenet`` (InceptionResnetV1 trained on VGGFace2; Schroff et al., 2015, Cao et al.,
 2018), the default where its weights are present, and ``dlib`` (dlib's ResNet face encoder, 99.38 %
-on LFW verification; ``pip install leakbench[faces]``), which installs from the package index.
+on LFW verification; ``pip install leakbench[faces]``), which installs from the package index. Each
+encoder's weights file is used only when its sha256 is the published file's (:data:`WEIGHTS`); any
+other file is refused, and the metric reported unavailable with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import warnings
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -25,20 +29,58 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import downloads_allowed
+from benchmark.data import attempt_download
 from benchmark.errors import NotApplicableError
 from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
                                Tolerance, describe)
+from benchmark.metrics.perceptual import sha256
 from benchmark.registry import Registry
 
 RANKS = (1, 5)
 DETECTION_SIZE = 160  # MTCNN looks for faces of at least 20 px: small images are enlarged to this first
+CHUNK = 64  # images aligned and embedded at a time (a gallery of thousands of 250×250 faces)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """An encoder's published weights file: where it comes from and its sha256."""
+
+    file: str
+    source: str
+    sha256: str
+
+    def check(self, path: Path, encoder: str, fix: str) -> str:
+        """The sha256 of ``path`` when it is this file; else MetricUnavailableError saying why, and ``fix``."""
+        try:
+            digest = sha256(path)
+        except OSError as err:
+            raise MetricUnavailableError(f"{encoder}: cannot read its weights {path} ({err.strerror}); {fix}") from None
+        if digest != self.sha256:
+            raise MetricUnavailableError(f"{encoder}: {path} is not the published {self.file} (sha256 {digest[:16]}…, "
+                                         f"the published file's is {self.sha256[:16]}…); {fix}")
+        return digest
+
+
+WEIGHTS = {
+    # facenet-pytorch publishes no hash (its loader checks none); this sha256 (of 111 898 327 bytes) is the one
+    # independent projects that download this release asset pin.
+    "facenet": Weights("20180402-114759-vggface2.pt",
+                       "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
+                       "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b"),
+    # dlib-models' dlib_face_recognition_resnet_model_v1.dat (22 466 066 bytes, decompressed from its .bz2), which
+    # the face_recognition_models package ships.
+    "dlib": Weights("dlib_face_recognition_resnet_model_v1.dat",
+                    "https://github.com/davisking/dlib-models (packaged by face_recognition_models)",
+                    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
+}
 
 
 class FaceEncoder:
-    """Aligned RGB face crops, uint8 (N, S, S, 3) with S = ``input_size`` → embeddings (N, D)."""
+    """Aligned RGB face crops, uint8 (N, S, S, 3) with S = ``input_size`` → embeddings (N, D); ``sha256``
+    is that of the weights file it checked and loaded."""
 
     input_size: int
+    sha256: str
 
     def embed(self, faces: np.ndarray) -> Tensor:
         raise NotImplementedError
@@ -51,7 +93,13 @@ def facenet_weights() -> Path:
     """Where facenet-pytorch keeps the VGGFace2 weights once downloaded ($TORCH_HOME/checkpoints)."""
     from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
 
-    return Path(get_torch_home()) / "checkpoints" / "20180402-114759-vggface2.pt"
+    return Path(get_torch_home()) / "checkpoints" / WEIGHTS["facenet"].file
+
+
+def _download(weights: Weights, path: Path) -> None:
+    """``weights`` from its source to ``path``, which it reaches only with the published sha256 (torch.hub's check)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(weights.source, str(path), hash_prefix=weights.sha256, progress=False)
 
 
 @ENCODERS.register("facenet")
@@ -63,17 +111,16 @@ class FacenetEncoder(FaceEncoder):
     def __init__(self) -> None:
         from facenet_pytorch import InceptionResnetV1
 
-        path = facenet_weights()
-        if not path.is_file() and not downloads_allowed():
-            raise MetricUnavailableError(
-                f"facenet: the VGGFace2 weights are not at {path} and downloads are disabled by LEAKBENCH_OFFLINE; "
-                f"run once with internet access or copy {path.name} there, or use --reid dlib")
-        try:  # facenet-pytorch's own loading: the cached file, else its release download
-            self.model = InceptionResnetV1(pretrained="vggface2").eval()
-        except Exception as err:  # network errors come in many types; all mean the same here
-            raise MetricUnavailableError(
-                f"facenet: the VGGFace2 weights are not at {path} and the download failed ({type(err).__name__}); "
-                f"copy {path.name} there, or use --reid dlib") from None
+        path, weights = facenet_weights(), WEIGHTS["facenet"]
+        fix = (f"delete it and run once with internet access (facenet-pytorch's release file), copy the published "
+               f"{path.name} there, or use --reid dlib")
+        if not path.is_file():
+            _, reason = attempt_download(lambda: _download(weights, path))
+            if reason:
+                raise MetricUnavailableError(f"facenet: the VGGFace2 weights are not at {path} and {reason}; run once "
+                                             f"with internet access, copy {path.name} there, or use --reid dlib")
+        self.sha256 = weights.check(path, "facenet", fix)
+        self.model = InceptionResnetV1(pretrained="vggface2").eval()  # facenet-pytorch's loading of the checked file
 
     def embed(self, faces: np.ndarray) -> Tensor:
         inputs = (torch.from_numpy(faces).permute(0, 3, 1, 2).float() - 127.5) / 128.0  # facenet's standardisation
@@ -102,6 +149,8 @@ class DlibEncoder(FaceEncoder):
         if path is None or importlib.util.find_spec("dlib") is None:
             raise MetricUnavailableError("dlib: its face encoder is not installed: pip install 'leakbench[faces]' "
                                          "(dlib-bin and face-recognition-models)")
+        self.sha256 = WEIGHTS["dlib"].check(path, "dlib", "reinstall the package that ships it: pip install "
+                                                          "--force-reinstall face-recognition-models")
         import dlib
 
         self.model = dlib.face_recognition_model_v1(str(path))
@@ -123,7 +172,7 @@ def load_encoder(backend: str) -> tuple[str, FaceEncoder]:
     try:
         return name, ENCODERS.get(name)()
     except MetricUnavailableError as err:
-        if backend != "auto":
+        if backend != "auto" or name == "facenet":
             raise
         raise MetricUnavailableError(f"no face encoder: the facenet VGGFace2 weights are not at {facenet_weights()} "
                                      f"and {err}") from None
@@ -159,6 +208,9 @@ class Aligner:
         return np.ascontiguousarray(np.stack(crops)), torch.tensor(found, dtype=torch.float64)
 
 
+_GALLERIES: dict[tuple[str, str], Tensor] = {}  # (encoder weights' sha256, gallery pixels' sha256) → embeddings
+
+
 @METRICS.register("reid")
 class FaceReidentification:
     """Per image: ``reid_top1``, ``reid_top5`` (1 where the person is among the k nearest people of the
@@ -175,17 +227,22 @@ class FaceReidentification:
             raise MetricUnavailableError(str(err)) from None
         self.backend, self.encoder = load_encoder(settings.reid_backend)
         self.align = Aligner(self.encoder.input_size)
-        self.facts = {"reid_backend": self.backend, "reid_gallery": f"{len(self.gallery_people)} images of "
-                                                                    f"{len(self.gallery_people.unique())} people"}
+        self.facts = {"reid_backend": self.backend, "reid_weights_sha256": self.encoder.sha256,
+                      "reid_gallery": f"{len(self.gallery_people)} images of {len(self.gallery_people.unique())} people"}
 
     @cached_property
     def gallery(self) -> Tensor:
-        """Embeddings of the gallery (M, D), computed once per run."""
-        return self._embed(self.gallery_images.float() / 255)[0]
+        """Embeddings of the gallery (M, D), computed once per process for one gallery and encoder: the
+        tasks of a bench that share a gallery (LFW's holds 7 484 faces) embed it once."""
+        key = (self.encoder.sha256, hashlib.sha256(self.gallery_images.contiguous().numpy()).hexdigest())
+        if key not in _GALLERIES:
+            _GALLERIES[key] = self._embed(self.gallery_images)[0]
+        return _GALLERIES[key]
 
     def _embed(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        crops, found = self.align(images)
-        return self.encoder.embed(crops), found
+        """Images (N, C, H, W), uint8 or in [0, 1] → embeddings (N, D), and 1.0 where a face was found (N,)."""
+        parts = [self.align(chunk.float() / 255 if chunk.dtype == torch.uint8 else chunk) for chunk in images.split(CHUNK)]
+        return (torch.cat([self.encoder.embed(crops) for crops, _ in parts]), torch.cat([found for _, found in parts]))
 
     def _hits(self, embeddings: Tensor, people: Tensor) -> dict[int, Tensor]:
         distances = torch.cdist(embeddings, self.gallery)  # (N, M)
@@ -208,12 +265,14 @@ class FaceReidentification:
 
 
 _REID = {"alignment": "facenet-pytorch MTCNN (whole image where no face is found)",
-         "encoders": "facenet InceptionResnetV1 (VGGFace2) or dlib ResNet; the run's reid_backend says which",
+         "encoders": f"facenet InceptionResnetV1 (VGGFace2), {WEIGHTS['facenet'].file} sha256 {WEIGHTS['facenet'].sha256}; "
+                     f"or dlib ResNet, {WEIGHTS['dlib'].file} sha256 {WEIGHTS['dlib'].sha256}; the run's reid_backend "
+                     f"and reid_weights_sha256 say which (auto: facenet where its weights are present, else dlib)",
          "distance": "Euclidean between embeddings; a person's: that of their nearest gallery image"}
 for _k in RANKS:
     describe(f"reid_top{_k}", MetricInfo(
         title=f"re-id top-{_k}", higher_is_better=True, percent=True, tolerance=Tolerance(rel=0.0, abs=0.0),
-        packages=("facenet-pytorch",),
+        packages=("facenet-pytorch", "dlib-bin", "face-recognition-models"),
         definition={"formula": f"1 where the true person is among the {_k} nearest people of the gallery", **_REID}))
     for _suffix, _what in (("_ceiling", "the original private image"), ("_chance", "a uniform-noise image")):
         describe(f"reid_top{_k}{_suffix}", MetricInfo(

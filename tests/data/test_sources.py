@@ -103,13 +103,6 @@ def test_folder_needs_a_path_and_a_size(tmp_path: Path):
         load_samples(load_source(DataSpec(dataset="folder", path=str(tmp_path / "none"), image_size=8)), [0])
 
 
-def test_missing_lfw_says_where_to_put_it_and_substitutes_nothing():
-    source = load_source(DataSpec(dataset="lfw", image_size=32))
-    assert source.num_classes == 5749 and source.input_shape() == (3, 32, 32)
-    with pytest.raises(DataUnavailableError, match=r"lfw test images are not available.*lfw-py.*LFWPeople"):
-        load_samples(source, [0])
-
-
 def test_lfwmini_serves_the_hundred_scikit_image_faces():
     from skimage.data import lfw_subset
 
