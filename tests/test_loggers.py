@@ -57,6 +57,7 @@ def no_wandb_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_wandb_without_a_login_writes_an_offline_run_for_wandb_sync(tmp_path: Path, no_wandb_login):
     result = benchmark.run(make_spec(), "dlg", targets=2, max_steps=10, out=tmp_path / "run", logger="wandb")
+    wandb.finish()  # the run is still live: wandb writes its file in a service process, complete once finished
     [run] = (tmp_path / "run" / "wandb").glob("offline-run-*")
     [run_file] = run.glob("run-*.wandb")
     records = wandb_records(run_file)
