@@ -98,6 +98,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "attacks":
         rows = [{"attack": name, "description": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
                 for name, cls in ATTACKS]
+        rows += [{"attack": name, "description": f"BROKEN: {why}"} for name, why in ATTACKS.broken().items()]
+        rows.sort(key=lambda row: row["attack"])
         print(format_table(rows, ("attack", "description")))
     else:
         rows = []

@@ -22,6 +22,10 @@ class UnknownNameError(LeakBenchError, LookupError):
     """A name that no registry holds."""
 
 
+class PluginError(LeakBenchError):
+    """An installed plugin whose entry point fails to load (a typo in it, an import error in its package)."""
+
+
 class SpecError(LeakBenchError, ValueError):
     """A task spec that is malformed or violates its schema."""
 
