@@ -31,6 +31,7 @@ from torch import Tensor
 import benchmark
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
+from benchmark.code import attack_code
 from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
 from benchmark.errors import (ATTACK_FAILURES, AttackError, FileError, LeakBenchError, NotApplicableError,
@@ -413,7 +414,8 @@ class _RunPlan:
         # the face encoder scores every target: a resumed run must not change it
         reid = {"reid_backend": resolve_backend(self.evaluation.reid_backend)} if "reid" in self.spec.metrics else {}
         return {"task": self.spec.name, "task_version": self.spec.version, "spec_hash": spec_hash(self.spec),
-                "attack": self.attack, "attack_config": dataclasses.asdict(self.config), "seed": self.seed,
+                "attack": self.attack, "attack_config": dataclasses.asdict(self.config),
+                "attack_code": attack_code(ATTACKS.get(self.attack)), "seed": self.seed,
                 "restarts": self.tries, **defense, **reid}
 
 
@@ -456,8 +458,8 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
 
     defense = {} if spec.defense is None else {"defense": defense_record(spec.defense)}
     result = Result(task=spec.name, task_version=spec.version, spec_hash=definition["spec_hash"], attack=attack,
-                    config={"attack": definition["attack_config"], "seed": plan.seed, "targets": count, "restarts": tries,
-                            **defense},
+                    config={"attack": definition["attack_config"], "attack_code": definition["attack_code"],
+                            "seed": plan.seed, "targets": count, "restarts": tries, **defense},
                     data_origin=samples.origin, environment=_environment(plan.accelerator, world))
     log_config(run_logger, {**definition, "targets": count, "environment": result.environment})
     options = FitOptions(accelerator=plan.accelerator, devices=device, logger=run_logger, progress=plan.progress and writer,

@@ -1,11 +1,13 @@
 """The leaderboard commands end to end: submit, check, verify, build, pull."""
 
+import importlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from benchmark.attacks import ATTACKS
 from benchmark.cli import main
 from benchmark.leaderboard import load_entry, provenance
 
@@ -72,6 +74,20 @@ def test_submit_then_check_then_verify(mini: Path, clean_checkout: Path, capsys)
     out = capsys.readouterr().out
     assert "2 value(s) moved beyond tolerance" in out
     assert [line.split()[:3] for line in out.splitlines()[-2:]] == [["target", "1", "psnr"], ["summary", "psnr", f"{content['summary']['metrics']['psnr']:.5g}"]]
+
+
+def test_submit_refuses_to_resume_a_run_whose_attack_code_changed(mini: Path, clean_checkout: Path, own_package: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch, capsys):
+    ATTACKS.names()
+    monkeypatch.setattr(ATTACKS, "_entries", {**ATTACKS._entries, "mine": importlib.import_module("mine_attack").Mine})
+    argv = ["submit", "--attack", "mine", "--suite", "mini", "--tasks", "tiny-mnist", "--logger", "none"]
+    assert main(argv + ["--targets", "1"]) == 0
+    (own_package / "inner.py").write_text("def project(attack):\n    return None\n")  # its code changed, not its config
+    err = _error(capsys, argv)
+    assert err == ("leakbench: error: runs/submit-mini/tiny-mnist/mine holds a run with a different attack_code "
+                   "(mine_attack.inner); resume it with the same settings and code, use another --out folder, or pass "
+                   "--fresh to discard it")
+    assert main(argv + ["--fresh"]) == 0
 
 
 def test_submit_refuses_uncommitted_code_unless_allowed_and_check_refuses_that_trial(mini: Path, clean_checkout: Path,

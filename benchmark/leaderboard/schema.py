@@ -93,6 +93,8 @@ class Entry(_Strict):
     attack: str
     attack_config: dict[str, Any] = Field(description="the attack's full resolved config")
     attack_package: str | None = Field(description="distribution and version that provide the attack")
+    attack_code: dict[str, str] | None = Field(
+        None, description="sha256 of each module of the attack's code (benchmark.code); None: not recorded")
     seed: int
     restarts: int = Field(ge=1)
     targets: int = Field(ge=1, description="targets measured: the first `targets` of the protocol")
