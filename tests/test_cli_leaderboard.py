@@ -87,6 +87,9 @@ def test_submit_refuses_to_resume_a_run_whose_attack_code_changed(mini: Path, cl
     assert err == ("leakbench: error: runs/submit-mini/tiny-mnist/mine holds a run with a different attack_code "
                    "(mine_attack.inner); resume it with the same settings and code, use another --out folder, or pass "
                    "--fresh to discard it")
+    main(["verify", "leaderboards/mini/tiny-mnist/mine.json"])  # the trial's entry: verify names the cause
+    assert capsys.readouterr().out.splitlines()[1].endswith(
+        "; attack package None (as recorded); the attack's code differs from the entry's in mine_attack.inner")
     assert main(argv + ["--fresh"]) == 0
 
 
