@@ -150,7 +150,7 @@ def test_run_with_a_defense_records_it_and_refuses_to_resume_with_another(capsys
     assert recorded["params"] == {"noise_multiplier": 1, "max_grad_norm": 0.5}
     assert recorded["privacy"]["epsilon"] == pytest.approx(4.7285, abs=1e-3)
     err = _one_line_error(capsys, argv + ["--defense", "gaussian:sigma=0.1"])
-    assert "holds a run with a different defense, spec_hash" in err
+    assert "holds a run with a different defense (name, params), spec_hash" in err
     assert "holds a run with a different defense, spec_hash" in _one_line_error(capsys, argv)  # nor without one
 
 

@@ -63,6 +63,7 @@ def short(commit: str) -> str:
 class GitState:
     commit: str | None  # HEAD; None: not a git checkout
     uncommitted: tuple[str, ...]  # changed tracked files and untracked, not ignored ones (folders end in /)
+    user: str | None = None  # the checkout's git user.name: who submits or verifies from it; None: unset
 
     def record(self) -> dict[str, Any]:
         """The fields of an entry's environment."""
@@ -82,7 +83,8 @@ def git_state(ignore: Sequence[Path] = ()) -> GitState:
         if relative.parts:
             excluded.append(f":(exclude){relative.as_posix()}")
     status = _lines("status", "--porcelain", "--", ".", *excluded)
-    return GitState(_lines("rev-parse", "HEAD")[0], tuple(line[3:] for line in status))
+    user = _git("config", "user.name").stdout.strip() or None
+    return GitState(_lines("rev-parse", "HEAD")[0], tuple(line[3:] for line in status), user)
 
 
 def attack_module(attack: str) -> str | None:
