@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import difflib
 import logging
-from importlib.metadata import EntryPoint, entry_points
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, Iterator, TypeVar
 
 from benchmark.errors import PluginError, UnknownNameError, first_line
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 T = TypeVar("T")
 
@@ -117,6 +119,8 @@ class Registry(Generic[T]):
         if self._discover is not None:
             self._discover()
         if self._entry_point_group is not None:
+            from importlib.metadata import entry_points  # only here: it costs a tenth of a second to import
+
             for entry_point in entry_points(group=self._entry_point_group):
                 if entry_point.name not in self._entries and entry_point.name not in self._broken:
                     self._load(entry_point)

@@ -98,7 +98,12 @@ def check_accelerator(accelerator: str, devices: int = 1, num_nodes: int = 1) ->
                            f"(torchrun or SLURM's srun, see docs/scaling.md); on one machine leave it at 1")
 
 
-def _cpu_name() -> str:
+def hardware(accelerator: str, processes: int = 1) -> str:
+    """The one label of the hardware a run used, in results, entries and perf reports: the GPU's name
+    and how many a run used (``NVIDIA H200 (1 GPU)``), or the CPU's model and this machine's cores
+    (``AMD EPYC (2 cores)``)."""
+    if accelerator != "cpu" and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} ({processes} GPU{'s' if processes > 1 else ''})"
     try:
         names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
     except OSError:
@@ -107,9 +112,9 @@ def _cpu_name() -> str:
 
 
 def _environment(accelerator: str, processes: int = 1) -> dict[str, str]:
-    device = torch.cuda.get_device_name() if accelerator != "cpu" and torch.cuda.is_available() else _cpu_name()
     return {"leakbench": benchmark.__version__, "torch": torch.__version__, "lightning": pl.__version__,
-            "python": platform.python_version(), "device": device} | ({"processes": str(processes)} if processes > 1 else {})
+            "python": platform.python_version(), "device": hardware(accelerator, processes)} | (
+                {"processes": str(processes)} if processes > 1 else {})
 
 
 def problem_seed(seed: int, target: int, restart: int) -> int:
@@ -516,8 +521,8 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
             checkpoint.unlink(missing_ok=True)
         for row, images in done:
             finished[row.target] = (row, images)
-            log.info("target %d/%d: %s", row.target + 1, count, row.failed or
-                     f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}")
+            log.info("target %d (%d of %d finished): %s", row.target, sum(t in finished for t in range(count)), count,
+                     row.failed or f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}")
     if barrier is not None:  # every process's targets are stored: read them all back
         barrier()
         finished = store.finished(shape)

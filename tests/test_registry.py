@@ -42,11 +42,10 @@ def test_alias_resolves_to_the_same_entry_and_discovery_runs_once():
 def test_an_entry_point_that_fails_to_load_is_skipped_and_kept_as_broken(monkeypatch, caplog):
     from importlib.metadata import EntryPoint
 
-    from benchmark import registry as module
     from benchmark.errors import PluginError
 
     points = [EntryPoint("int", "builtins:int", "widgets"), EntryPoint("gone", "no_such_module:Thing", "widgets")]
-    monkeypatch.setattr(module, "entry_points", lambda group: points)
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: points)
     registry: Registry[type] = Registry("widget", base=Base, discover=lambda: registry.add("gear", Base),
                                         entry_point_group="widgets")
     assert registry.names() == ["gear"] and list(registry.broken()) == ["gone", "int"]
