@@ -267,3 +267,24 @@ def test_a_file_that_is_not_utf8_is_a_one_line_error_in_every_command_that_reads
     assert main(["leaderboard", "check"]) == 1
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("leakbench: check: ") and "is not UTF-8 text" in line
+
+
+def test_help_and_the_arguments_of_ls_import_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom benchmark.cli import main\nfor argv in (['--help'], ['ls', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'pytorch_lightning', 'lightning_fabric', 'torchvision') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stderr
+    assert "{run,rescore,ls,spec,perf,bench,submit,verify,leaderboard,study,victim,analyze}" in done.stdout
+
+
+def test_a_run_whose_output_is_not_a_terminal_shows_no_progress_bar(capsys, tmp_path: Path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    assert main(["run", "--task", str(spec), "--attack", "dlg", "--targets", "1", "--max-steps", "2",
+                 "--out", str(tmp_path / "out"), "--logger", "none"]) == 0
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out + captured.err and "it/s" not in captured.out + captured.err
