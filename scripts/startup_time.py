@@ -5,7 +5,8 @@
 Each command runs as a fresh process (``python -m benchmark.cli ...``, what the ``leakbench`` script
 runs), alternating between the two versions so that load from elsewhere lands on both; the table
 gives the median wall time in seconds. The earlier commit's ``benchmark/`` and ``tasks/`` are
-extracted with ``git archive`` into a temporary folder put first on ``PYTHONPATH``.
+extracted with ``git archive`` into a temporary folder, which each of its commands runs in (and has
+first on ``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _extract(commit: str, folder: Path) -> Path:
 def _seconds(source: Path, command: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(source), "LEAKBENCH_OFFLINE": "1"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmark.cli", *command], env=env, stdout=subprocess.DEVNULL,
+    subprocess.run([sys.executable, "-m", "benchmark.cli", *command], env=env, cwd=source, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
 
