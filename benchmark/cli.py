@@ -526,7 +526,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--retry-failed", action="store_true",
                        help="recompute the targets --out holds as failed, keeping the finished ones")
         p.add_argument("--problems", type=COUNT, default=32,
-                       help="problems (targets x restarts) solved together in one batched fit (default 32)")
+                       help="problems (targets x restarts) solved together in one batched fit (default 32); it "
+                            "fixes which targets share a fit, so it is part of what defines the --out folder")
         p.add_argument("--images-every", type=COUNT, help="log the current reconstructions every N steps (tensorboard, wandb)")
         p.add_argument("--defense", type=_defense, metavar="NAME[:KEY=VALUE,...]",
                        help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
@@ -572,7 +573,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                       help="run every attack on every task of a suite it applies to")) is not None:
         p.add_argument("--suite", default="quick", help="suite name from tasks/suites.yaml (default quick)")
         p.add_argument("--attacks", help="comma-separated attack names: only these of the suite's (default: all the suite runs)")
-        p.add_argument("--problems", type=COUNT, default=32, help="problems solved together in one batched fit")
+        p.add_argument("--problems", type=COUNT, default=32,
+                       help="problems solved together in one batched fit (default 32; part of what defines a run folder)")
         p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
         p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
         p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the cells' run folders")
