@@ -7,8 +7,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-from benchmark.runner import run  # noqa: E402
-
 __all__ = ["run", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``benchmark.run``, imported on first use (PEP 562): importing the package imports no torch."""
+    if name == "run":
+        from benchmark.runner import run
+
+        return run
+    raise AttributeError(f"module 'benchmark' has no attribute {name!r}")

@@ -1,4 +1,9 @@
-"""The ``leakbench`` command: a thin layer over :func:`benchmark.run` and the registries."""
+"""The ``leakbench`` command: a thin layer over :func:`benchmark.run` and the registries.
+
+Torch, Lightning and what imports them are imported inside the commands (and inside the arguments of
+the command that is asked for, :func:`build_parser`), so ``leakbench --help`` starts in a fraction of
+a second.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,14 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
-import yaml
-from lightning_fabric.utilities.rank_zero import rank_zero_only
+if TYPE_CHECKING:
+    from benchmark.spec import DefenseSpec
 
-from benchmark.attacks import ATTACKS
-from benchmark.defenses import DEFENSES, build_defense
 from benchmark.errors import LeakBenchError, NotApplicableError, SettingError, integer_problem
 from benchmark.sandbox import MEMORY_LIMIT, TIME_LIMIT
 from benchmark.registry import did_you_mean
-from benchmark.result import write_atomic
-from benchmark.loggers import LOGGERS
-from benchmark.metrics.reid import ENCODERS
-from benchmark.runner import data_available, run
-from benchmark.spec import TASKS, DefenseSpec, load_suite, load_task, record_version, spec_hash, threat_model
-from benchmark.rescore import rescore
-from benchmark.study import CRITERIA, DEFAULT_CRITERIA, batch_size_study, defense_study, training_study
-from benchmark.utility import UtilitySetting
 
 log = logging.getLogger("benchmark")
 
@@ -79,11 +74,20 @@ def _print_evaluation(summaries: list[dict[str, Any]]) -> None:
         print("(failed targets are counted, never averaged in; --retry-failed recomputes them)")
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Lightning's progress bar: on a terminal only (piped or redirected output gets none), unless --no-progress."""
+    return not args.no_progress and sys.stdout.isatty()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    from benchmark.runner import run
+
     out = Path(args.out) if args.out else Path("runs") / Path(args.task).stem / args.attack
     result = run(args.task, args.attack, targets=args.targets, seed=args.seed, max_steps=args.max_steps,
                  restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
-                 accelerator=args.accelerator, progress=not args.no_progress, fresh=args.fresh, problems=args.problems,
+                 accelerator=args.accelerator, progress=_progress(args), fresh=args.fresh, problems=args.problems,
                  images_every=args.images_every, devices=args.devices, num_nodes=args.num_nodes,
                  lpips_weights=args.lpips_weights, reid=args.reid, defense=args.defense,
                  retry_failed=args.retry_failed)
@@ -97,11 +101,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from benchmark.attacks import ATTACKS
+
     if args.what == "attacks":
         rows = [{"attack": name, "description": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
                 for name, cls in ATTACKS]
+        rows += [{"attack": name, "description": f"BROKEN: {why}"} for name, why in ATTACKS.broken().items()]
+        rows.sort(key=lambda row: row["attack"])
         print(format_table(rows, ("attack", "description")))
     else:
+        from benchmark.runner import data_available
+        from benchmark.spec import TASKS, load_task, threat_model
+
         rows = []
         for name in TASKS.names():
             spec = load_task(name)
@@ -113,6 +124,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
+    import yaml
+
+    from benchmark.spec import load_task, record_version, spec_hash
+
     spec = load_task(args.task)
     if args.record:
         print(f"recorded {spec.name} version {spec.version} in {record_version(spec)}")
@@ -123,6 +138,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
+    from benchmark.rescore import rescore
+
     results = [rescore(folder, task=args.task, lpips_weights=args.lpips_weights, reid=args.reid) for folder in args.folders]
     print(format_table([_summary_row(result) for result in results], COLUMNS))
     _print_evaluation([_summary_row(result) for result in results])
@@ -140,6 +157,13 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    from benchmark.attacks import ATTACKS
+    from benchmark.result import write_atomic
+    from benchmark.runner import run
+    from benchmark.spec import load_suite
+
     suite = load_suite(args.suite)
     chosen = args.attacks.split(",") if args.attacks else None
     cells = [(task, attack) for task in suite.tasks for attack in suite.attacks_of(task) or ATTACKS.names()
@@ -265,10 +289,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_victim_train(args: argparse.Namespace) -> int:
+    from benchmark.spec import load_task
     from benchmark.training import separate_test_split, train_victim
 
     spec = load_task(args.task)
-    trained = train_victim(spec, args.epochs, accelerator=args.accelerator, progress=not args.no_progress)
+    trained = train_victim(spec, args.epochs, accelerator=args.accelerator, progress=_progress(args))
     test = (f"{trained.test_accuracy:.4f}" if trained.test_accuracy is not None else
             "not measured (" + ("no test split here)" if separate_test_split(spec) else
                                 "an image folder holds no separate test split)"))
@@ -279,10 +304,12 @@ def cmd_victim_train(args: argparse.Namespace) -> int:
 
 
 def cmd_study_batch_size(args: argparse.Namespace) -> int:
+    from benchmark.study import batch_size_study
+
     out = Path(args.out) if args.out else Path("runs") / f"study-batch-size-{args.task_family}"
     study = batch_size_study(args.task_family, args.attacks.split(","), batch_sizes=args.batch_sizes,
                              criteria=args.criteria.split(","), seeds=args.seeds, out=out, targets=args.targets,
-                             max_steps=args.max_steps, accelerator=args.accelerator, progress=not args.no_progress)
+                             max_steps=args.max_steps, accelerator=args.accelerator, progress=_progress(args))
     print(f"{args.task_family}, seeds {', '.join(map(str, study.seeds))}; an image counts as recovered at")
     for criterion in study.criteria:
         print(f"  {criterion.name}: {criterion.describe()} ({criterion.source})")
@@ -320,12 +347,15 @@ def _describe_defense(record: dict[str, Any]) -> str:
 
 
 def cmd_study_defense(args: argparse.Namespace) -> int:
+    from benchmark.study import defense_study
+    from benchmark.utility import UtilitySetting
+
     out = Path(args.out) if args.out else Path("runs") / f"study-defense-{Path(args.task).stem}-{args.attack}-{args.defense.name}"
     setting = UtilitySetting(steps=args.utility_steps, train_images=args.utility_train_images,
                              test_images=args.utility_test_images)
     study = defense_study(args.task, args.attack, args.defense, args.strengths, out=out, targets=args.targets,
                           max_steps=args.max_steps, seed=args.seed, utility=setting, accelerator=args.accelerator,
-                          progress=not args.no_progress)
+                          progress=_progress(args))
     rows = [{**vars(cell), "utility": None if cell.utility is None else 100 * cell.utility,
              "epsilon": (cell.defense.get("privacy") or {}).get("epsilon"),
              "note": "; ".join(f"{what} unavailable: {why.split(':')[0]}" for what, why in
@@ -345,9 +375,11 @@ def cmd_study_defense(args: argparse.Namespace) -> int:
 
 
 def cmd_study_training(args: argparse.Namespace) -> int:
+    from benchmark.study import training_study
+
     out = Path(args.out) if args.out else Path("runs") / f"study-training-{Path(args.task).stem}-{args.attack}"
     study = training_study(args.task, args.attack, args.epochs, out=out, targets=args.targets, max_steps=args.max_steps,
-                           seed=args.seed, accelerator=args.accelerator, progress=not args.no_progress)
+                           seed=args.seed, accelerator=args.accelerator, progress=_progress(args))
     rows = [{**vars(cell), "test_accuracy": None if cell.test_accuracy is None else 100 * cell.test_accuracy,
              "note": "unavailable: " + cell.unavailable.split(":")[0] if cell.unavailable else ""}
             for cell in study.cells]
@@ -373,6 +405,9 @@ def _parse_value(text: str) -> int | float | str:
 
 def _defense(text: str) -> DefenseSpec:
     """NAME or NAME:key=value[,key=value...] → a checked defence spec."""
+    from benchmark.defenses import build_defense
+    from benchmark.spec import DefenseSpec
+
     name, _, rest = text.partition(":")
     params = {}
     for item in filter(None, rest.split(",")):
@@ -465,6 +500,8 @@ def _existing_file(text: str) -> Path:
 
 
 def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    from benchmark.metrics.reid import ENCODERS
+
     parser.add_argument("--lpips-weights", type=_existing_file, metavar="PATH",
                         help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)")
     parser.add_argument("--reid", default="auto", choices=["auto", *ENCODERS.names()],
@@ -479,7 +516,7 @@ def _add_study_arguments(parser: argparse.ArgumentParser, out: str, seed: bool =
         parser.add_argument("--seed", type=SEED, default=0, help="attack seed (default 0)")
     parser.add_argument("--out", help=f"output folder (default {out})")
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars (shown on a terminal only)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -493,168 +530,196 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"leakbench: error: {message}; see `{self.prog} --help`\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(commands: argparse._SubParsersAction, only: str | None, name: str, **kwargs: Any
+             ) -> argparse.ArgumentParser | None:
+    """Command ``name``'s parser, to give its arguments, or None where another command was asked for."""
+    parser = commands.add_parser(name, **kwargs)
+    return parser if only is None or only == name else None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line. With ``only``, the other commands are listed by name and help but get no
+    arguments: each command imports what its arguments need (the registries behind their choices,
+    torch behind those) only when it is the one asked for, so ``leakbench --help`` answers at once."""
     parser = _Parser(prog="leakbench", description="Benchmark gradient inversion attacks.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("run", help="attack the targets of one task and evaluate")
-    p.add_argument("--task", required=True, help="task name (leakbench ls tasks) or YAML path")
-    p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
-    p.add_argument("--targets", type=COUNT, help="number of targets (default: the task's)")
-    p.add_argument("--seed", type=SEED, default=0, help="attack seed (default 0)")
-    p.add_argument("--max-steps", type=COUNT, help="optimisation steps (default: the task's budget or the paper's)")
-    p.add_argument("--restarts", type=COUNT, help="attempts per target, best loss kept (default: the task's)")
-    p.add_argument("--out", help="output folder (default runs/TASK/ATTACK)")
-    p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
-    p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--fresh", action="store_true", help="discard what --out holds instead of resuming it")
-    p.add_argument("--retry-failed", action="store_true",
-                   help="recompute the targets --out holds as failed, keeping the finished ones")
-    p.add_argument("--problems", type=COUNT, default=32,
-                   help="problems (targets x restarts) solved together in one batched fit (default 32)")
-    p.add_argument("--images-every", type=COUNT, help="log the current reconstructions every N steps (tensorboard, wandb)")
-    p.add_argument("--defense", type=_defense, metavar="NAME[:KEY=VALUE,...]",
-                   help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
-                        f"{', '.join(DEFENSES.names())})")
-    _add_scale_arguments(p)
-    _add_evaluation_arguments(p)
-    p.set_defaults(func=cmd_run)
+    if (p := _command(commands, only, "run", help="attack the targets of one task and evaluate")) is not None:
+        from benchmark.defenses import DEFENSES
+        from benchmark.loggers import LOGGERS
 
-    p = commands.add_parser("rescore", help="recompute the metrics of finished run folders from their stored "
-                                           "reconstructions (no attack is re-run)")
-    p.add_argument("folders", nargs="+", metavar="RUN_FOLDER", help="run folders (with run.json and results.json)")
-    p.add_argument("--task", help="the task's YAML, for a run of a spec that is not registered by name")
-    p.add_argument("--lpips-weights", type=_existing_file, metavar="PATH",
-                   help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)")
-    p.add_argument("--reid", choices=ENCODERS.names(), help="face encoder (default: the one the run recorded)")
-    p.set_defaults(func=cmd_rescore)
+        p.add_argument("--task", required=True, help="task name (leakbench ls tasks) or YAML path")
+        p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
+        p.add_argument("--targets", type=COUNT, help="number of targets (default: the task's)")
+        p.add_argument("--seed", type=SEED, default=0, help="attack seed (default 0)")
+        p.add_argument("--max-steps", type=COUNT, help="optimisation steps (default: the task's budget or the paper's)")
+        p.add_argument("--restarts", type=COUNT, help="attempts per target, best loss kept (default: the task's)")
+        p.add_argument("--out", help="output folder (default runs/TASK/ATTACK)")
+        p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
+        p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+        p.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown on a terminal only)")
+        p.add_argument("--fresh", action="store_true", help="discard what --out holds instead of resuming it")
+        p.add_argument("--retry-failed", action="store_true",
+                       help="recompute the targets --out holds as failed, keeping the finished ones")
+        p.add_argument("--problems", type=COUNT, default=32,
+                       help="problems (targets x restarts) solved together in one batched fit (default 32); it "
+                            "fixes which targets share a fit, so it is part of what defines the --out folder")
+        p.add_argument("--images-every", type=COUNT, help="log the current reconstructions every N steps (tensorboard, wandb)")
+        p.add_argument("--defense", type=_defense, metavar="NAME[:KEY=VALUE,...]",
+                       help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
+                            f"{', '.join(DEFENSES.names())})")
+        _add_scale_arguments(p)
+        _add_evaluation_arguments(p)
+        p.set_defaults(func=cmd_run)
 
-    p = commands.add_parser("ls", help="list attacks or tasks")
-    p.add_argument("what", choices=["attacks", "tasks"])
-    p.set_defaults(func=cmd_ls)
+    if (p := _command(commands, only, "rescore", help="recompute the metrics of finished run folders from their "
+                                                      "stored reconstructions (no attack is re-run)")) is not None:
+        from benchmark.metrics.reid import ENCODERS
 
-    p = commands.add_parser("spec", help="validate a task and print its resolved spec and hash")
-    p.add_argument("task", help="task name or YAML path")
-    p.add_argument("--record", action="store_true",
-                   help="record the spec's hash under its version in tasks/versions.json (after a version bump)")
-    p.set_defaults(func=cmd_spec)
+        p.add_argument("folders", nargs="+", metavar="RUN_FOLDER", help="run folders (with run.json and results.json)")
+        p.add_argument("--task", help="the task's YAML, for a run of a spec that is not registered by name")
+        p.add_argument("--lpips-weights", type=_existing_file, metavar="PATH",
+                       help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)")
+        p.add_argument("--reid", choices=ENCODERS.names(), help="face encoder (default: the one the run recorded)")
+        p.set_defaults(func=cmd_rescore)
 
-    p = commands.add_parser("perf", help="measure the batched engine and the Lightning loop's overhead")
-    p.add_argument("--task", default="cifar10-lenetzhu-b1")
-    p.add_argument("--attack", default="inverting_gradients")
-    p.add_argument("--steps", type=COUNT, default=50, help="optimisation steps per fit (default 50)")
-    p.add_argument("--repeats", type=COUNT, default=3, help="alternated timings of the Lightning and plain loops, medians reported (default 3)")
-    p.add_argument("--processes", type=COUNT, default=1,
-                   help="also time 20 targets with this many processes against one (default 1: not measured)")
-    p.add_argument("--process-steps", type=COUNT, default=2000, help="steps of that timed run (default 2000)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_perf)
+    if (p := _command(commands, only, "ls", help="list attacks or tasks")) is not None:
+        p.add_argument("what", choices=["attacks", "tasks"])
+        p.set_defaults(func=cmd_ls)
 
-    p = commands.add_parser("bench", help="run every attack on every task of a suite it applies to")
-    p.add_argument("--suite", default="quick", help="suite name from tasks/suites.yaml (default quick)")
-    p.add_argument("--attacks", help="comma-separated attack names: only these of the suite's (default: all the suite runs)")
-    p.add_argument("--problems", type=COUNT, default=32, help="problems solved together in one batched fit")
-    p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
-    p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the cells' run folders")
-    _add_scale_arguments(p)
-    _add_evaluation_arguments(p)
-    p.set_defaults(func=cmd_bench)
+    if (p := _command(commands, only, "spec", help="validate a task and print its resolved spec and hash")) is not None:
+        p.add_argument("task", help="task name or YAML path")
+        p.add_argument("--record", action="store_true",
+                       help="record the spec's hash under its version in tasks/versions.json (after a version bump)")
+        p.set_defaults(func=cmd_spec)
 
-    p = commands.add_parser("submit", help="run an attack under a suite's fixed protocols and write leaderboard entries")
-    p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
-    p.add_argument("--suite", required=True, help="suite name from tasks/suites.yaml")
-    p.add_argument("--tasks", nargs="+", help="only these tasks of the suite (default: all)")
-    p.add_argument("--targets", type=COUNT, help="only the first N targets, for a quick check: the entry is partial, not ranked")
-    p.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
-    p.add_argument("--out", default="runs", help="run folders go under OUT/submit-SUITE/TASK/ATTACK (default runs)")
-    p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
-    p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    p.add_argument("--fresh", action="store_true", help="recompute the targets instead of resuming the run folders")
-    p.add_argument("--allow-dirty", action="store_true",
-                   help="submit from a checkout with uncommitted changes: a local trial (git_dirty), which check refuses")
-    p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the run folders")
-    p.add_argument("--allow-failed", action="store_true",
-                   help="publish entries with failed targets (counted as failed); refused by default")
-    _add_isolation_arguments(p)
-    p.set_defaults(func=cmd_submit)
+    if (p := _command(commands, only, "perf",
+                      help="measure the batched engine and the Lightning loop's overhead")) is not None:
+        p.add_argument("--task", default="cifar10-lenetzhu-b1")
+        p.add_argument("--attack", default="inverting_gradients")
+        p.add_argument("--steps", type=COUNT, default=50, help="optimisation steps per fit (default 50)")
+        p.add_argument("--repeats", type=COUNT, default=3, help="alternated timings of the Lightning and plain loops, medians reported (default 3)")
+        p.add_argument("--processes", type=COUNT, default=1,
+                       help="also time 20 targets with this many processes against one (default 1: not measured)")
+        p.add_argument("--process-steps", type=COUNT, default=2000, help="steps of that timed run (default 2000)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(func=cmd_perf)
 
-    p = commands.add_parser("verify", help="re-run leaderboard entries; exit 1 when a metric moved beyond tolerance")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="entry files (leaderboards/SUITE/TASK/ATTACK.json)")
-    p.add_argument("--targets", type=COUNT, help="re-run only the first N targets (a quick check)")
-    p.add_argument("--out", default="runs", help="re-runs go under OUT/verify-SUITE/TASK/ATTACK (default runs)")
-    p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    p.add_argument("--record", action="store_true", help="mark entries verified after a full re-run within tolerance")
-    _add_isolation_arguments(p)
-    p.set_defaults(func=cmd_verify)
+    if (p := _command(commands, only, "bench",
+                      help="run every attack on every task of a suite it applies to")) is not None:
+        p.add_argument("--suite", default="quick", help="suite name from tasks/suites.yaml (default quick)")
+        p.add_argument("--attacks", help="comma-separated attack names: only these of the suite's (default: all the suite runs)")
+        p.add_argument("--problems", type=COUNT, default=32,
+                       help="problems solved together in one batched fit (default 32; part of what defines a run folder)")
+        p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
+        p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+        p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the cells' run folders")
+        _add_scale_arguments(p)
+        _add_evaluation_arguments(p)
+        p.set_defaults(func=cmd_bench)
 
-    p = commands.add_parser("leaderboard", help="render, check or pull the leaderboards")
-    actions = p.add_subparsers(dest="action", required=True)
-    a = actions.add_parser("build", help="render README.md and site/index.html from the entries")
-    a.set_defaults(func=cmd_leaderboard_build)
-    a = actions.add_parser("check", help="fail when an entry is invalid, untraceable or unverified, or the boards are stale")
-    a.set_defaults(func=cmd_leaderboard_check)
-    a = actions.add_parser("pull", help="write entries from the runs of a W&B project")
-    a.add_argument("--wandb", required=True, metavar="ENTITY/PROJECT", help="the W&B project")
-    a.add_argument("--suite", required=True, help="the suite whose protocols the runs must follow")
-    a.add_argument("--replace", action="store_true", help="overwrite existing entries")
-    a.set_defaults(func=cmd_leaderboard_pull)
-    for a in actions.choices.values():
-        a.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
+    if (p := _command(commands, only, "submit",
+                      help="run an attack under a suite's fixed protocols and write leaderboard entries")) is not None:
+        from benchmark.loggers import LOGGERS
 
-    p = commands.add_parser("study", help="how attacks fare across a protocol setting (batch size, defence strength, "
-                                          "victim training)")
-    studies = p.add_subparsers(dest="study", required=True)
-    a = studies.add_parser("batch-size", help="success rate against batch size over a task family (GRNN's Table 3)")
-    a.add_argument("--attacks", required=True, help="comma-separated attack names, e.g. grnn,dlg")
-    a.add_argument("--task-family", required=True, help="tasks FAMILY-bB, e.g. mnist-lenet5 (mnist-lenet5-b1, -b4, ...)")
-    a.add_argument("--batch-sizes", type=_integers, help="comma-separated subset of the family's batch sizes (default: all)")
-    a.add_argument("--criteria", default=",".join(DEFAULT_CRITERIA),
-                   help=f"comma-separated success criteria, the first plotted: {', '.join(CRITERIA.names())} "
-                        f"(default {','.join(DEFAULT_CRITERIA)})")
-    a.add_argument("--seeds", type=_integers, default=[0], help="comma-separated attack seeds, one run per seed (default 0)")
-    _add_study_arguments(a, "runs/study-batch-size-FAMILY", seed=False)
-    a.set_defaults(func=cmd_study_batch_size)
-    a = studies.add_parser("defense", help="attack metrics and the victim's utility across a defence's strengths")
-    a.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
-    a.add_argument("--task", required=True, help="task name or YAML path")
-    a.add_argument("--defense", required=True, type=_defense, metavar="NAME[:KEY=VALUE,...]",
-                   help="the defence, with any parameters held fixed (e.g. dpsgd:max_grad_norm=0.5)")
-    a.add_argument("--strengths", required=True, type=_floats,
-                   help="comma-separated values of the defence's strength parameter, e.g. 0,1e-3,1e-2")
-    a.add_argument("--utility-steps", type=COUNT, default=UtilitySetting.steps,
-                   help=f"defended SGD steps of the utility training run (default {UtilitySetting.steps})")
-    a.add_argument("--utility-train-images", type=COUNT, default=UtilitySetting.train_images,
-                   help=f"training images it samples from (default {UtilitySetting.train_images})")
-    a.add_argument("--utility-test-images", type=COUNT, default=UtilitySetting.test_images,
-                   help=f"test images of its accuracy (default {UtilitySetting.test_images})")
-    _add_study_arguments(a, "runs/study-defense-TASK-ATTACK-DEFENSE")
-    a.set_defaults(func=cmd_study_defense)
-    a = studies.add_parser("training", help="attack metrics against the victim's training epochs, with its test accuracy")
-    a.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
-    a.add_argument("--task", required=True, help="task name or YAML path")
-    a.add_argument("--epochs", type=_integers, default=[0, 1, 2, 5],
-                   help="comma-separated training epochs, 0 for the untrained victim (default 0,1,2,5)")
-    _add_study_arguments(a, "runs/study-training-TASK-ATTACK")
-    a.set_defaults(func=cmd_study_training)
+        p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
+        p.add_argument("--suite", required=True, help="suite name from tasks/suites.yaml")
+        p.add_argument("--tasks", nargs="+", help="only these tasks of the suite (default: all)")
+        p.add_argument("--targets", type=COUNT, help="only the first N targets, for a quick check: the entry is partial, not ranked")
+        p.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
+        p.add_argument("--out", default="runs", help="run folders go under OUT/submit-SUITE/TASK/ATTACK (default runs)")
+        p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
+        p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+        p.add_argument("--fresh", action="store_true", help="recompute the targets instead of resuming the run folders")
+        p.add_argument("--allow-dirty", action="store_true",
+                       help="submit from a checkout with uncommitted changes: a local trial (git_dirty), which check refuses")
+        p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the run folders")
+        p.add_argument("--allow-failed", action="store_true",
+                       help="publish entries with failed targets (counted as failed); refused by default")
+        _add_isolation_arguments(p)
+        p.set_defaults(func=cmd_submit)
 
-    p = commands.add_parser("victim", help="the victims of the tasks")
-    actions = p.add_subparsers(dest="action", required=True)
-    a = actions.add_parser("train", help="train a task's victim on its training split and store it in the cache")
-    a.add_argument("--task", required=True, help="task name (leakbench ls tasks) or YAML path")
-    a.add_argument("--epochs", type=COUNT, default=1, help="passes over the training split (default 1)")
-    a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    a.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    a.set_defaults(func=cmd_victim_train)
+    if (p := _command(commands, only, "verify",
+                      help="re-run leaderboard entries; exit 1 when a metric moved beyond tolerance")) is not None:
+        p.add_argument("paths", nargs="+", metavar="PATH", help="entry files (leaderboards/SUITE/TASK/ATTACK.json)")
+        p.add_argument("--targets", type=COUNT, help="re-run only the first N targets (a quick check)")
+        p.add_argument("--out", default="runs", help="re-runs go under OUT/verify-SUITE/TASK/ATTACK (default runs)")
+        p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+        p.add_argument("--record", action="store_true", help="mark entries verified after a full re-run within tolerance")
+        _add_isolation_arguments(p)
+        p.set_defaults(func=cmd_verify)
 
-    p = commands.add_parser("analyze", help="rank analysis: which layers of a model leak their input to R-GAP")
-    p.add_argument("--model", required=True, help="a registered model (e.g. cnn6, cnn6d, fcn3, lenet_zhu)")
-    p.add_argument("--input-shape", default="3,32,32", help="C,H,W of one input (default 3,32,32)")
-    p.add_argument("--num-classes", type=_whole(2), default=10, help="K >= 2; 2 gives a one-logit head (default 10)")
-    p.add_argument("--seed", type=SEED, default=0, help="seed of the model init and the random input (default 0)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_analyze)
+    if (p := _command(commands, only, "leaderboard", help="render, check or pull the leaderboards")) is not None:
+        actions = p.add_subparsers(dest="action", required=True)
+        a = actions.add_parser("build", help="render README.md and site/index.html from the entries")
+        a.set_defaults(func=cmd_leaderboard_build)
+        a = actions.add_parser("check", help="fail when an entry is invalid, untraceable or unverified, or the boards are stale")
+        a.set_defaults(func=cmd_leaderboard_check)
+        a = actions.add_parser("pull", help="write entries from the runs of a W&B project")
+        a.add_argument("--wandb", required=True, metavar="ENTITY/PROJECT", help="the W&B project")
+        a.add_argument("--suite", required=True, help="the suite whose protocols the runs must follow")
+        a.add_argument("--replace", action="store_true", help="overwrite existing entries")
+        a.set_defaults(func=cmd_leaderboard_pull)
+        for a in actions.choices.values():
+            a.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
+
+    if (p := _command(commands, only, "study", help="how attacks fare across a protocol setting (batch size, "
+                                                    "defence strength, victim training)")) is not None:
+        from benchmark.study import CRITERIA, DEFAULT_CRITERIA
+        from benchmark.utility import UtilitySetting
+
+        studies = p.add_subparsers(dest="study", required=True)
+        a = studies.add_parser("batch-size", help="success rate against batch size over a task family (GRNN's Table 3)")
+        a.add_argument("--attacks", required=True, help="comma-separated attack names, e.g. grnn,dlg")
+        a.add_argument("--task-family", required=True, help="tasks FAMILY-bB, e.g. mnist-lenet5 (mnist-lenet5-b1, -b4, ...)")
+        a.add_argument("--batch-sizes", type=_integers, help="comma-separated subset of the family's batch sizes (default: all)")
+        a.add_argument("--criteria", default=",".join(DEFAULT_CRITERIA),
+                       help=f"comma-separated success criteria, the first plotted: {', '.join(CRITERIA.names())} "
+                            f"(default {','.join(DEFAULT_CRITERIA)})")
+        a.add_argument("--seeds", type=_integers, default=[0], help="comma-separated attack seeds, one run per seed (default 0)")
+        _add_study_arguments(a, "runs/study-batch-size-FAMILY", seed=False)
+        a.set_defaults(func=cmd_study_batch_size)
+        a = studies.add_parser("defense", help="attack metrics and the victim's utility across a defence's strengths")
+        a.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
+        a.add_argument("--task", required=True, help="task name or YAML path")
+        a.add_argument("--defense", required=True, type=_defense, metavar="NAME[:KEY=VALUE,...]",
+                       help="the defence, with any parameters held fixed (e.g. dpsgd:max_grad_norm=0.5)")
+        a.add_argument("--strengths", required=True, type=_floats,
+                       help="comma-separated values of the defence's strength parameter, e.g. 0,1e-3,1e-2")
+        a.add_argument("--utility-steps", type=COUNT, default=UtilitySetting.steps,
+                       help=f"defended SGD steps of the utility training run (default {UtilitySetting.steps})")
+        a.add_argument("--utility-train-images", type=COUNT, default=UtilitySetting.train_images,
+                       help=f"training images it samples from (default {UtilitySetting.train_images})")
+        a.add_argument("--utility-test-images", type=COUNT, default=UtilitySetting.test_images,
+                       help=f"test images of its accuracy (default {UtilitySetting.test_images})")
+        _add_study_arguments(a, "runs/study-defense-TASK-ATTACK-DEFENSE")
+        a.set_defaults(func=cmd_study_defense)
+        a = studies.add_parser("training", help="attack metrics against the victim's training epochs, with its test accuracy")
+        a.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
+        a.add_argument("--task", required=True, help="task name or YAML path")
+        a.add_argument("--epochs", type=_integers, default=[0, 1, 2, 5],
+                       help="comma-separated training epochs, 0 for the untrained victim (default 0,1,2,5)")
+        _add_study_arguments(a, "runs/study-training-TASK-ATTACK")
+        a.set_defaults(func=cmd_study_training)
+
+    if (p := _command(commands, only, "victim", help="the victims of the tasks")) is not None:
+        actions = p.add_subparsers(dest="action", required=True)
+        a = actions.add_parser("train", help="train a task's victim on its training split and store it in the cache")
+        a.add_argument("--task", required=True, help="task name (leakbench ls tasks) or YAML path")
+        a.add_argument("--epochs", type=COUNT, default=1, help="passes over the training split (default 1)")
+        a.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+        a.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown on a terminal only)")
+        a.set_defaults(func=cmd_victim_train)
+
+    if (p := _command(commands, only, "analyze",
+                      help="rank analysis: which layers of a model leak their input to R-GAP")) is not None:
+        p.add_argument("--model", required=True, help="a registered model (e.g. cnn6, cnn6d, fcn3, lenet_zhu)")
+        p.add_argument("--input-shape", default="3,32,32", help="C,H,W of one input (default 3,32,32)")
+        p.add_argument("--num-classes", type=_whole(2), default=10, help="K >= 2; 2 gives a one-logit head (default 10)")
+        p.add_argument("--seed", type=SEED, default=0, help="seed of the model init and the random input (default 0)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(func=cmd_analyze)
+
     return parser
 
 
@@ -666,7 +731,8 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(only=next((word for word in argv if not word.startswith("-")), "")).parse_args(argv)
     _quiet_libraries()
     try:
         return args.func(args)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-
-import torch
+from typing import Any
 
 
 class LeakBenchError(Exception):
@@ -20,6 +19,10 @@ class LeakBenchError(Exception):
 
 class UnknownNameError(LeakBenchError, LookupError):
     """A name that no registry holds."""
+
+
+class PluginError(LeakBenchError):
+    """An installed plugin whose entry point fails to load (a typo in it, an import error in its package)."""
 
 
 class SpecError(LeakBenchError, ValueError):
@@ -59,8 +62,15 @@ class AttackFailure(ArithmeticError):
     solver did not converge): the target is recorded as failed with this reason."""
 
 
-ATTACK_FAILURES: tuple[type[BaseException], ...] = (AttackFailure, FloatingPointError, torch.linalg.LinAlgError)
-"""What a fit may raise for its target to be recorded as failed; anything else stops the run."""
+def __getattr__(name: str) -> Any:
+    """``ATTACK_FAILURES``, made on first use (PEP 562), so that importing the errors imports no torch:
+    what a fit may raise for its target to be recorded as failed (anything else stops the run),
+    ``(AttackFailure, FloatingPointError, torch.linalg.LinAlgError)``."""
+    if name == "ATTACK_FAILURES":
+        import torch
+
+        return (AttackFailure, FloatingPointError, torch.linalg.LinAlgError)
+    raise AttributeError(f"module 'benchmark.errors' has no attribute {name!r}")
 
 
 def first_line(err: BaseException | str, limit: int = 200) -> str:

@@ -26,7 +26,7 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.errors import SettingError, at_least
-from benchmark.runner import FitOptions, attack_config, check_applies, fit, problem_seed, run
+from benchmark.runner import FitOptions, attack_config, check_applies, fit, hardware, problem_seed, run
 from benchmark.spec import load_task
 from benchmark.victim import Observation, Victim
 
@@ -138,7 +138,7 @@ def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
     largest = rows[-1]
     return {"task": setting.task, "attack": setting.attack, "steps": setting.steps, "repeats": setting.repeats,
             "threads": torch.get_num_threads(),
-            "device": "cpu", "rows": rows, f"batched_speedup_k{largest['problems']}": largest["speedup"],
+            "device": hardware("cpu"), "rows": rows, f"batched_speedup_k{largest['problems']}": largest["speedup"],
             "lightning_overhead": largest["lightning_overhead"]} | (
                 {"processes": process_scaling(setting)} if setting.processes > 1 else {})
 

@@ -3,18 +3,24 @@
 A registry checks the base class of what it receives, refuses a duplicate name, and answers an
 unknown name with "did you mean" and the list of what exists. Registries may discover entries lazily
 (importing built-in modules, scanning task folders, loading an entry-point group), so external
-packages add entries without a change to this repository.
+packages add entries without a change to this repository. A plugin that fails to load is reported in
+one line (its entry point, group, package and error) and skipped, so it breaks nothing else.
 """
 
 from __future__ import annotations
 
 import difflib
-from importlib.metadata import entry_points
-from typing import Callable, Generic, Iterator, TypeVar
+import logging
+from typing import TYPE_CHECKING, Callable, Generic, Iterator, TypeVar
 
-from benchmark.errors import UnknownNameError
+from benchmark.errors import PluginError, UnknownNameError, first_line
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -31,7 +37,9 @@ class Registry(Generic[T]):
         base: if given, every entry must be a subclass of it.
         discover: called once, on first lookup, to register the built-in entries.
         entry_point_group: an ``importlib.metadata`` group whose entry points are registered too;
-            each entry point's name is the registered name and it loads to the object.
+            each entry point's name is the registered name and it loads to the object. One that
+            fails to load (or loads to something of the wrong kind) is skipped with a warning and
+            kept in :meth:`broken`.
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class Registry(Generic[T]):
         self._entry_point_group = entry_point_group
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
+        self._broken: dict[str, str] = {}
         self._discovered = False
 
     def register(self, name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
@@ -75,6 +84,8 @@ class Registry(Generic[T]):
         """The registered name behind ``name`` (an alias resolves to its entry's name)."""
         self._ensure_discovered()
         canonical = self._aliases.get(name, name)
+        if canonical in self._broken:
+            raise PluginError(f"{self.kind} '{name}' cannot be used: {self._broken[canonical]}")
         if canonical not in self._entries:
             known = self.names()
             raise UnknownNameError(
@@ -96,6 +107,11 @@ class Registry(Generic[T]):
         self._ensure_discovered()
         return sorted(self._entries)
 
+    def broken(self) -> dict[str, str]:
+        """Entry points of the group that failed to load: name -> why, and the fix."""
+        self._ensure_discovered()
+        return dict(sorted(self._broken.items()))
+
     def __contains__(self, name: str) -> bool:
         self._ensure_discovered()
         return name in self._entries or name in self._aliases
@@ -111,6 +127,19 @@ class Registry(Generic[T]):
         if self._discover is not None:
             self._discover()
         if self._entry_point_group is not None:
+            from importlib.metadata import entry_points  # only here: it costs a tenth of a second to import
+
             for entry_point in entry_points(group=self._entry_point_group):
-                if entry_point.name not in self._entries:
-                    self.add(entry_point.name, entry_point.load())
+                if entry_point.name not in self._entries and entry_point.name not in self._broken:
+                    self._load(entry_point)
+
+    def _load(self, entry_point: EntryPoint) -> None:
+        try:
+            self.add(entry_point.name, entry_point.load())
+        except Exception as err:  # whatever a plugin's import raises is its own bug: the others go on
+            package = f"{entry_point.dist.name} {entry_point.dist.version}" if entry_point.dist else "an unknown package"
+            self._broken[entry_point.name] = (
+                f"its entry point '{entry_point.name} = {entry_point.value}' (group {entry_point.group}, package "
+                f"{package}) failed to load: {type(err).__name__}: {first_line(err)}; fix the entry point or the "
+                f"package, or uninstall it")
+            log.warning("%s plugin skipped: %s", self.kind, self._broken[entry_point.name])

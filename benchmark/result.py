@@ -36,6 +36,7 @@ class TargetResult:
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)  # attack-specific facts (e.g. a rank analysis)
     failed: str | None = None  # why the attack failed on this target (divergence, solver error); no metrics then
+    group: list[int] | None = None  # the targets solved in the same fit (None: a row from before it was recorded)
 
     def row(self) -> dict[str, Any]:
         """JSON-ready: the fields, with non-finite numbers as null, plus each metric's mean over the batch."""
@@ -71,6 +72,7 @@ _ROW_FIELDS: dict[str, Callable[[Any], bool]] = {
     "metrics": lambda v: isinstance(v, dict) and all(isinstance(m, list) and all(map(_number, m)) for m in v.values()),
     "loss": _number, "tries": lambda v: _whole(v) and v >= 0, "seconds": lambda v: _number(v) and v is not None and v >= 0,
     "details": lambda v: isinstance(v, dict), "failed": lambda v: v is None or isinstance(v, str),
+    "group": lambda v: v is None or _wholes(v),
 }
 
 

@@ -34,6 +34,7 @@ from torch import Tensor
 import benchmark
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack, Reconstruction
+from benchmark.code import attack_code
 from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
 from benchmark.errors import (ATTACK_FAILURES, FileError, LeakBenchError, NotApplicableError, SettingError, SpecError,
@@ -101,7 +102,12 @@ def check_accelerator(accelerator: str, devices: int = 1, num_nodes: int = 1) ->
                            f"(torchrun or SLURM's srun, see docs/scaling.md); on one machine leave it at 1")
 
 
-def _cpu_name() -> str:
+def hardware(accelerator: str, processes: int = 1) -> str:
+    """The one label of the hardware a run used, in results, entries and perf reports: the GPU's name
+    and how many a run used (``NVIDIA H200 (1 GPU)``), or the CPU's model and this machine's cores
+    (``AMD EPYC (2 cores)``)."""
+    if accelerator != "cpu" and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} ({processes} GPU{'s' if processes > 1 else ''})"
     try:
         names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
     except OSError:
@@ -110,9 +116,9 @@ def _cpu_name() -> str:
 
 
 def _environment(accelerator: str, processes: int = 1) -> dict[str, str]:
-    device = torch.cuda.get_device_name() if accelerator != "cpu" and torch.cuda.is_available() else _cpu_name()
     return {"leakbench": benchmark.__version__, "torch": torch.__version__, "lightning": pl.__version__,
-            "python": platform.python_version(), "device": device} | ({"processes": str(processes)} if processes > 1 else {})
+            "python": platform.python_version(), "device": hardware(accelerator, processes)} | (
+                {"processes": str(processes)} if processes > 1 else {})
 
 
 def problem_seed(seed: int, target: int, restart: int) -> int:
@@ -257,11 +263,11 @@ def attack_targets(attack_cls: type[Attack], config: Any, chunk: list[_Target], 
                   type(err).__name__, exc_info=err)
         raise attack_error(attack_cls.__name__, type(err).__name__, first_line(err)) from None
     seconds = (time.perf_counter() - start) / len(chunk)  # the chunk's wall time, shared by its targets
-    results = []
+    results, group = [], [t.number for t in chunk]
     for index, target in enumerate(chunk):
         row = TargetResult(target=target.number, indices=target.indices,
                            labels=target.private.labels.tolist(), recovered_labels=[], metrics={}, loss=math.nan,
-                           tries=tries, seconds=seconds)
+                           tries=tries, seconds=seconds, group=group)
         attempts = reconstructions[index * tries:(index + 1) * tries]
         best = min(attempts, key=lambda r: r.loss) if attempts else None
         if best is None or not torch.isfinite(best.images).all():
@@ -295,7 +301,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         attack_options: dict[str, Any] | None = None, fresh: bool = False, problems: int = 32,
         max_steps_cap: int | None = None, images_every: int | None = None, devices: int = 1,
         num_nodes: int = 1, lpips_weights: str | Path | None = None, reid: str = "auto",
-        defense: DefenseSpec | None = None, retry_failed: bool = False, isolation: Isolation | None = None) -> Result:
+        defense: DefenseSpec | None = None, retry_failed: bool = False, extent: int | None = None,
+        isolation: Isolation | None = None) -> Result:
     """Attack the first ``targets`` targets of ``task`` and evaluate the reconstructions.
 
     With ``out``, every finished target is made durable before the next starts, and running the
@@ -305,8 +312,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         task: a task name, a YAML path, or a loaded spec.
         attack: a registered attack name.
         targets: number of targets (default: the spec's ``targets.count``).
-        seed: attack seed; target t, restart r is seeded from (seed, t, r) alone, so a target's result
-            does not depend on the other targets of the run.
+        seed: attack seed; target t, restart r is seeded from (seed, t, r) alone.
         max_steps: optimisation budget (default: the spec's budget, else the attack's paper default).
         restarts: independent problems per target, the lowest final loss kept (default: the spec's budget).
         out: the run folder (see :mod:`benchmark.store`); nothing is written if None.
@@ -315,8 +321,12 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         progress: show Lightning's progress bar.
         attack_options: overrides of the attack's config fields.
         fresh: discard what ``out`` holds instead of resuming it.
-        problems: how many problems (targets × restarts) one fit solves together; a target's result
-            does not depend on it. 1 attacks the problems one after another.
+        problems: how many problems (targets × restarts) one fit solves together: the targets are
+            grouped by number, target t in the fit of targets ⌊t/G⌋·G .. ⌊t/G⌋·G + G - 1 (those below
+            ``extent``), G = ⌊problems / restarts⌋ (at least 1); each row records its group. Batched
+            kernels round differently from unbatched ones, so the grouping is part of the run: a
+            target's row is the same bit for bit whichever run computed it, as long as its group is.
+            1 attacks the targets one after another.
         max_steps_cap: an upper bound on the steps, whatever the budget says (a suite's cap).
         images_every: log the current reconstructions every N steps (TensorBoard, W&B).
         devices, num_nodes: processes per node and nodes. With more than one process in all (or
@@ -333,6 +343,11 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
         isolation: run the attack's fits in a sandbox with these limits (:mod:`benchmark.isolation`,
             docs/trust.md): it sees its observations and nothing of the private batch, the network or
             this machine's files but the Python installation, leakbench and its own package.
+        extent: the number of targets the groups are laid over (default ``targets``). A run of the
+            first ``targets`` of an ``extent``-target protocol computes the whole groups that hold them
+            (and keeps every row it computed), so each of its targets is computed in the company it has
+            in the full run: ``submit --targets 1``, the full ``submit`` that resumes it, and ``verify``
+            give a target the same row.
 
     Every count is checked first (at least 1; ``seed`` at least 0; None, not 0, means the default),
     then the accelerator and the sandbox, all before any work: a bad setting raises a one-line
@@ -340,7 +355,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     """
     for name, value in {"targets": targets, "max_steps": max_steps, "restarts": restarts, "problems": problems,
                         "max_steps_cap": max_steps_cap, "images_every": images_every, "devices": devices,
-                        "num_nodes": num_nodes}.items():
+                        "num_nodes": num_nodes, "extent": extent}.items():
         if value is not None:
             at_least(name, value, 1)
     at_least("seed", seed, 0)
@@ -364,8 +379,8 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     config = attack_config(attack_cls, overrides)
     if max_steps_cap is not None and config.max_steps > max_steps_cap:
         config = dataclasses.replace(config, max_steps=max_steps_cap)
-    plan = _RunPlan(spec=spec, attack=attack, config=config,
-                    count=targets if targets is not None else spec.targets.count,
+    count = targets if targets is not None else spec.targets.count
+    plan = _RunPlan(spec=spec, attack=attack, config=config, count=count, extent=max(count, extent or count),
                     tries=restarts if restarts is not None else spec.budget.restarts, seed=seed,
                     out=Path(out) if out is not None else None, logger=logger, accelerator=accelerator,
                     progress=progress, fresh=fresh, problems=problems, images_every=images_every,
@@ -417,8 +432,8 @@ def _nothing_pending(plan: _RunPlan) -> bool:
     if plan.out is None or plan.fresh or not (plan.out / "run.json").exists():
         return False
     finished = RunStore(plan.out, plan.definition).finished()
-    return all(target in finished and not (plan.retry_failed and finished[target][0].failed is not None)
-               for target in range(plan.count))
+    return not plan.groups({target for target, (row, _) in finished.items()
+                            if not (plan.retry_failed and row.failed is not None)})
 
 
 def _launched_externally() -> bool:
@@ -436,6 +451,7 @@ class _RunPlan:
     attack: str
     config: Any
     count: int
+    extent: int  # the targets the groups are laid over (at least count)
     tries: int
     seed: int
     out: Path | None
@@ -450,13 +466,31 @@ class _RunPlan:
     isolation: Isolation | None = None
 
     @property
+    def per_fit(self) -> int:
+        """Targets per fit, G: target t shares its fit with the other targets of block ⌊t/G⌋."""
+        return max(1, self.problems // self.tries)
+
+    @property
+    def reach(self) -> int:
+        """The targets the groups of the first ``count`` targets hold: those below this number."""
+        return min(self.extent, -(-self.count // self.per_fit) * self.per_fit)
+
+    def groups(self, finished: set[int]) -> list[list[int]]:
+        """The fits still to run: each block of G targets below ``extent`` that holds an unfinished
+        target of the first ``count``, as its unfinished targets."""
+        blocks = [range(first, min(first + self.per_fit, self.reach)) for first in range(0, self.count, self.per_fit)]
+        return [[t for t in block if t not in finished] for block in blocks
+                if any(t not in finished for t in block if t < self.count)]
+
+    @property
     def definition(self) -> dict[str, Any]:
         defense = {} if self.spec.defense is None else {"defense": self.spec.defense.model_dump(mode="json")}
         # the face encoder scores every target: a resumed run must not change it
         reid = {"reid_backend": resolve_backend(self.evaluation.reid_backend)} if "reid" in self.spec.metrics else {}
         return {"task": self.spec.name, "task_version": self.spec.version, "spec_hash": spec_hash(self.spec),
-                "attack": self.attack, "attack_config": dataclasses.asdict(self.config), "seed": self.seed,
-                "restarts": self.tries, **defense, **reid}
+                "attack": self.attack, "attack_config": dataclasses.asdict(self.config),
+                "attack_code": attack_code(ATTACKS.get(self.attack)), "seed": self.seed,
+                "restarts": self.tries, "targets_per_fit": self.per_fit, **defense, **reid}
 
 
 class _AttackShare:
@@ -489,7 +523,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
                      rank=rank if world > 1 else None) if out_dir else None
     source = load_source(spec.data, spec.targets)
     batch = spec.fl.batch_size
-    samples = load_samples(source, [i for t in range(count) for i in spec.target_indices(t)])
+    samples = load_samples(source, [i for t in range(plan.reach) for i in spec.target_indices(t)])
     shape = (batch, *samples.images.shape[1:])  # of every target's reconstruction
     finished = store.finished(shape) if store is not None else {}
     evaluator = Evaluator.for_task(spec.metrics, dataclasses.replace(plan.evaluation, source=source))
@@ -498,20 +532,23 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
 
     defense = {} if spec.defense is None else {"defense": defense_record(spec.defense)}
     result = Result(task=spec.name, task_version=spec.version, spec_hash=definition["spec_hash"], attack=attack,
-                    config={"attack": definition["attack_config"], "seed": plan.seed, "targets": count, "restarts": tries,
-                            **defense},
+                    config={"attack": definition["attack_config"], "attack_code": definition["attack_code"],
+                            "seed": plan.seed, "targets": count, "restarts": tries, **defense},
                     data_origin=samples.origin, environment=_environment(plan.accelerator, world))
     log_config(run_logger, {**definition, "targets": count, "environment": result.environment})
     options = FitOptions(accelerator=plan.accelerator, devices=device, logger=run_logger, progress=plan.progress and writer,
                          images_every=plan.images_every, isolation=plan.isolation)
     if writer and (resumed := sum(target in finished for target in range(count))):
         log.info("resuming %s: %d of %d targets already finished", out_dir, resumed, count)
-    pending = [target for target in range(count) if target not in finished][rank::world]
-    per_fit = max(1, plan.problems // tries)
+    groups = plan.groups(set(finished))
+    if writer and 0 < len(groups) < world:  # the groups are the run's, whatever the processes: some idle
+        log.warning("%d group(s) of at most %d targets to share among %d processes, so %d of them have nothing to "
+                    "do: give --problems %d (or fewer) to solve fewer targets per fit", len(groups), plan.per_fit,
+                    world, world - len(groups), max(1, plan.tries * (sum(map(len, groups)) // world)))
     steps = 0
-    for first in range(0, len(pending), per_fit):
+    for group in groups[rank::world]:
         chunk = []
-        for number in pending[first:first + per_fit]:
+        for number in group:
             part = slice(number * batch, (number + 1) * batch)
             private = Samples(samples.images[part], samples.labels[part], samples.origin)
             observation = Victim(spec, number, private, source.num_classes).observe()
@@ -527,8 +564,8 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
             shutil.rmtree(checkpoint.parent, ignore_errors=True)
         for row, images in done:
             finished[row.target] = (row, images)
-            log.info("target %d/%d: %s", row.target + 1, count, row.failed or
-                     f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}")
+            log.info("target %d (%d of %d finished): %s", row.target, sum(t in finished for t in range(count)), count,
+                     row.failed or f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}")
     if barrier is not None:  # every process's targets are stored: read them all back
         barrier()
         finished = store.finished(shape)

@@ -2,7 +2,8 @@
 
 Layout of a run folder::
 
-    run.json              what defines the run (task, spec hash, attack config, seed, restarts)
+    run.json              what defines the run (task, spec hash, attack config and code, seed, restarts,
+                          targets per fit)
     targets.jsonl         one line per finished target, appended and fsynced before the next starts
                           (targets-rankR.jsonl: process R's lines in a multi-process run)
     reconstructions/      target-NNNN.pt: the reconstruction behind each line (written first)
@@ -92,8 +93,8 @@ class RunStore:
         if recorded != definition:
             keys = sorted(k for k in definition.keys() | recorded.keys() if recorded.get(k) != definition.get(k))
             raise LeakBenchError(
-                f"{self.folder} holds a run with a different {', '.join(keys)}; resume it with the same settings, "
-                f"use another --out folder, or pass --fresh to discard it"
+                f"{self.folder} holds a run with a different {', '.join(_what_differs(k, recorded.get(k), definition.get(k)) for k in keys)}; "
+                f"resume it with the same settings and code, use another --out folder, or pass --fresh to discard it"
             )
 
     def _tensor_path(self, target: int) -> Path:
@@ -171,6 +172,14 @@ class RunStore:
             handle.write("".join(json.dumps(row.row(), allow_nan=False) + "\n" for row, _ in finished))
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _what_differs(key: str, recorded: Any, now: Any) -> str:
+    """``key``, with the entries that differ where both values are mappings (``attack_code (benchmark.attacks.dlg)``)."""
+    if not (isinstance(recorded, dict) and isinstance(now, dict)):
+        return key
+    inner = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k))
+    return f"{key} ({', '.join(inner)})"
 
 
 def _is_failed(line: bytes) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 import benchmark
 from benchmark.spec import TASKS
 
-from support import git
+from support import OWN_PACKAGE, git
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +69,17 @@ def clean_checkout(committed_source: Path, tmp_path: Path, monkeypatch: pytest.M
     git(tmp_path, "clone", "-q", str(committed_source), str(clone))
     monkeypatch.setattr(provenance, "SOURCE", clone)
     return clone
+
+
+@pytest.fixture
+def own_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The package ``mine_attack`` (:data:`support.OWN_PACKAGE`) importable from a folder outside the
+    checkout, as a plugin's is; its folder. Its modules are forgotten afterwards."""
+    folder = tmp_path / "site" / "mine_attack"
+    folder.mkdir(parents=True)
+    for file, text in OWN_PACKAGE.items():
+        (folder / file).write_text(text)
+    monkeypatch.syspath_prepend(str(folder.parent))
+    yield folder
+    for name in [m for m in sys.modules if m.split(".")[0] == "mine_attack"]:
+        del sys.modules[name]

@@ -71,3 +71,14 @@ def fail_targets(monkeypatch: pytest.MonkeyPatch, *numbers: int,
         return real(attack_cls, observations, config, seeds, *args, **kwargs)
 
     monkeypatch.setattr(runner, "fit", fit)
+
+
+OWN_PACKAGE = {  # an attack in a package of its own: module mine_attack, class Mine
+    "__init__.py": "from .attack import Mine\n",
+    "attack.py": "from benchmark.attacks.dlg import DLG\nfrom . import helper\n\n\nclass Mine(DLG):\n"
+                 "    \"\"\"mine: DLG under another name.\"\"\"\n\n    def after_step(self):\n"
+                 "        from .inner import project\n        project(self)\n",
+    "helper.py": "import json\n",
+    "inner.py": "def project(attack):\n    pass\n",
+    "unused.py": "",
+}

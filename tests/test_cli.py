@@ -150,7 +150,7 @@ def test_run_with_a_defense_records_it_and_refuses_to_resume_with_another(capsys
     assert recorded["params"] == {"noise_multiplier": 1, "max_grad_norm": 0.5}
     assert recorded["privacy"]["epsilon"] == pytest.approx(4.7285, abs=1e-3)
     err = _one_line_error(capsys, argv + ["--defense", "gaussian:sigma=0.1"])
-    assert "holds a run with a different defense, spec_hash" in err
+    assert "holds a run with a different defense (name, params), spec_hash" in err
     assert "holds a run with a different defense, spec_hash" in _one_line_error(capsys, argv)  # nor without one
 
 
@@ -268,3 +268,24 @@ def test_a_file_that_is_not_utf8_is_a_one_line_error_in_every_command_that_reads
     assert main(["leaderboard", "check"]) == 1
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("leakbench: check: ") and "is not UTF-8 text" in line
+
+
+def test_help_and_the_arguments_of_ls_import_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom benchmark.cli import main\nfor argv in (['--help'], ['ls', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'pytorch_lightning', 'lightning_fabric', 'torchvision') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stderr
+    assert "{run,rescore,ls,spec,perf,bench,submit,verify,leaderboard,study,victim,analyze}" in done.stdout
+
+
+def test_a_run_whose_output_is_not_a_terminal_shows_no_progress_bar(capsys, tmp_path: Path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    assert main(["run", "--task", str(spec), "--attack", "dlg", "--targets", "1", "--max-steps", "2",
+                 "--out", str(tmp_path / "out"), "--logger", "none"]) == 0
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out + captured.err and "it/s" not in captured.out + captured.err

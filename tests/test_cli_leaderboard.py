@@ -1,11 +1,14 @@
 """The leaderboard commands end to end: submit, check, verify, build, pull."""
 
+import importlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+import benchmark
+from benchmark.attacks import ATTACKS
 from benchmark.cli import main
 from benchmark.leaderboard import load_entry, provenance
 
@@ -34,6 +37,7 @@ def test_check_fails_on_a_hand_edited_metric_in_the_committed_boards(tmp_path: P
 
 def test_submit_then_check_then_verify(mini: Path, clean_checkout: Path, capsys):
     commit = git(clean_checkout, "rev-parse", "HEAD")
+    git(clean_checkout, "config", "user.name", "Ada Submitter")
     assert main(["submit", "--attack", "idlg", "--suite", "mini", "--logger", "none"]) == 0
     out = capsys.readouterr().out
     path = Path("leaderboards/mini/tiny-cifar/idlg.json")
@@ -50,8 +54,13 @@ def test_submit_then_check_then_verify(mini: Path, clean_checkout: Path, capsys)
     assert capsys.readouterr().out.splitlines()[:2] == [
         f"{path}: all 2 target(s) re-run: every metric within tolerance",
         f"  code at {commit[:12]}: the same as the entry's commit {commit[:12]} under benchmark/"]
-    verification = load_entry(path).verification
-    assert (verification.environment.git_commit, verification.code_changes) == (commit, [])
+    entry = load_entry(path)
+    assert (entry.verification.environment.git_commit, entry.verification.code_changes) == (commit, [])
+    assert (entry.submitter, entry.verification.verifier, entry.verified_by) == ("Ada Submitter",) * 2 + ("the submitter",)
+    assert entry.environment.constraints == entry.verification.environment.constraints  # the same environment
+    assert Path("leaderboards", entry.environment.constraints).is_file()
+    assert f"| {entry.attack_package} |" in Path("leaderboards/README.md").read_text()
+    assert "| yes (the submitter) |" in Path("leaderboards/README.md").read_text()
     assert main(["leaderboard", "check"]) == 0  # the boards were rebuilt
 
     with (clean_checkout / "benchmark" / "attacks" / "idlg.py").open("a") as file:  # the code changed since
@@ -72,6 +81,47 @@ def test_submit_then_check_then_verify(mini: Path, clean_checkout: Path, capsys)
     out = capsys.readouterr().out
     assert "2 value(s) moved beyond tolerance" in out
     assert [line.split()[:3] for line in out.splitlines()[-2:]] == [["target", "1", "psnr"], ["summary", "psnr", f"{content['summary']['metrics']['psnr']:.5g}"]]
+
+
+def _rows(path: Path) -> list[dict]:
+    """An entry's rows without their wall times, the one field that differs between identical computations."""
+    return [{k: v for k, v in row.model_dump().items() if k != "seconds"} for row in load_entry(path).rows]
+
+
+def test_a_target_gets_the_same_row_from_a_trial_a_resumed_and_a_fresh_submission_and_from_verify(
+        mini: Path, clean_checkout: Path):
+    argv = ["submit", "--attack", "dlg", "--suite", "mini", "--tasks", "tiny-cifar", "--logger", "none"]
+    path = Path("leaderboards/mini/tiny-cifar/dlg.json")
+    assert main(argv + ["--targets", "1"]) == 0  # the guide's trial: the whole group of its target is computed
+    trial = _rows(path)
+    assert main(argv) == 0  # resumes it: nothing left to compute
+    resumed = _rows(path)
+    assert main(argv + ["--fresh"]) == 0
+    fresh = _rows(path)
+    assert len(trial) == 1 and trial[0] == resumed[0] == fresh[0] and resumed == fresh
+    assert [row["group"] for row in fresh] == [[0, 1], [0, 1]]
+    assert main(["verify", str(path), "--targets", "1"]) == 0  # computes target 0 in its group too
+    verified = json.loads(Path("runs/verify-mini/tiny-cifar/dlg/results.json").read_text())["targets"][0]
+    assert {key: verified[key] for key in fresh[0]} == fresh[0]
+    alone = benchmark.run("tiny-cifar", "dlg", targets=1, max_steps=2, logger=None)  # the control: company matters
+    assert alone.targets[0].group == [0] and alone.targets[0].loss != fresh[0]["loss"]
+
+
+def test_submit_refuses_to_resume_a_run_whose_attack_code_changed(mini: Path, clean_checkout: Path, own_package: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch, capsys):
+    ATTACKS.names()
+    monkeypatch.setattr(ATTACKS, "_entries", {**ATTACKS._entries, "mine": importlib.import_module("mine_attack").Mine})
+    argv = ["submit", "--attack", "mine", "--suite", "mini", "--tasks", "tiny-mnist", "--logger", "none"]
+    assert main(argv + ["--targets", "1"]) == 0
+    (own_package / "inner.py").write_text("def project(attack):\n    return None\n")  # its code changed, not its config
+    err = _error(capsys, argv)
+    assert err == ("leakbench: error: runs/submit-mini/tiny-mnist/mine holds a run with a different attack_code "
+                   "(mine_attack.inner); resume it with the same settings and code, use another --out folder, or pass "
+                   "--fresh to discard it")
+    main(["verify", "leaderboards/mini/tiny-mnist/mine.json"])  # the trial's entry: verify names the cause
+    assert capsys.readouterr().out.splitlines()[1].endswith(
+        "; attack package None (as recorded); the attack's code differs from the entry's in mine_attack.inner")
+    assert main(argv + ["--fresh"]) == 0
 
 
 def test_submit_refuses_uncommitted_code_unless_allowed_and_check_refuses_that_trial(mini: Path, clean_checkout: Path,

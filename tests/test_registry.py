@@ -46,3 +46,21 @@ def test_an_entry_is_found_by_its_name_and_its_name_by_the_entry():
     assert registry.name_of(gear) == "gear" and registry.get(registry.name_of(gear)) is gear
     with pytest.raises(UnknownNameError, match="is no registered widget"):
         registry.name_of(Base)
+
+
+def test_an_entry_point_that_fails_to_load_is_skipped_and_kept_as_broken(monkeypatch, caplog):
+    from importlib.metadata import EntryPoint
+
+    from benchmark.errors import PluginError
+
+    points = [EntryPoint("int", "builtins:int", "widgets"), EntryPoint("gone", "no_such_module:Thing", "widgets")]
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: points)
+    registry: Registry[type] = Registry("widget", base=Base, discover=lambda: registry.add("gear", Base),
+                                        entry_point_group="widgets")
+    assert registry.names() == ["gear"] and list(registry.broken()) == ["gone", "int"]
+    assert "TypeError: widget 'int' must be a subclass of Base" in registry.broken()["int"]
+    assert len([r for r in caplog.records if "widget plugin skipped" in r.getMessage()]) == 2
+    with pytest.raises(PluginError, match=r"^widget 'gone' cannot be used: its entry point 'gone = no_such_module:Thing' "
+                                          r"\(group widgets, package an unknown package\) failed to load: "
+                                          r"ModuleNotFoundError"):
+        registry.get("gone")

@@ -60,12 +60,6 @@ class InvertingGradients(OptimizationAttack):
             self.label_logits = nn.Parameter(self.randn(first.batch_size, first.num_classes))
         else:
             self.register_buffer("labels", labels)
-        zeros = torch.zeros(first.input_shape)[None]
-        # the image box [0, 1] in model-input coordinates, (1, C, 1, 1)-broadcastable
-        low, high = (zeros, zeros + 1) if first.normalization is None else (
-            first.normalization.apply(zeros), first.normalization.apply(zeros + 1))
-        self.register_buffer("box_low", low)
-        self.register_buffer("box_high", high)
         if self.config.bn_prior > 0 and self.problems.target_bn_statistics is None:
             raise NotApplicableError("bn_prior needs the private batch's BatchNorm statistics: a task with "
                                      "threat.bn_statistics: batch or known")
@@ -95,8 +89,7 @@ class InvertingGradients(OptimizationAttack):
 
     def after_step(self) -> None:
         if self.config.boxed:
-            with torch.no_grad():
-                self.inputs.copy_(torch.maximum(torch.minimum(self.inputs, self.box_high), self.box_low))
+            self.problems.to_box(self.inputs)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.candidates(), lr=self.config.lr)

@@ -17,6 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import benchmark
 from benchmark.attacks import ATTACKS
+from benchmark.code import attack_code
 from benchmark.errors import LeakBenchError
 from benchmark.leaderboard.schema import Entry
 
@@ -62,6 +63,7 @@ def short(commit: str) -> str:
 class GitState:
     commit: str | None  # HEAD; None: not a git checkout
     uncommitted: tuple[str, ...]  # changed tracked files and untracked, not ignored ones (folders end in /)
+    user: str | None = None  # the checkout's git user.name: who submits or verifies from it; None: unset
 
     def record(self) -> dict[str, Any]:
         """The fields of an entry's environment."""
@@ -81,7 +83,8 @@ def git_state(ignore: Sequence[Path] = ()) -> GitState:
         if relative.parts:
             excluded.append(f":(exclude){relative.as_posix()}")
     status = _lines("status", "--porcelain", "--", ".", *excluded)
-    return GitState(_lines("rev-parse", "HEAD")[0], tuple(line[3:] for line in status))
+    user = _git("config", "user.name").stdout.strip() or None
+    return GitState(_lines("rev-parse", "HEAD")[0], tuple(line[3:] for line in status), user)
 
 
 def attack_module(attack: str) -> str | None:
@@ -109,6 +112,7 @@ class CodeComparison:
     module: str | None  # the attack's module file (built-in attacks)
     package: str | None  # the package that provides the attack now
     recorded_package: str | None
+    attack_changes: tuple[str, ...] | None = None  # modules of the attack's code that differ; None: not recorded
 
     def describe(self) -> str:
         """One line, e.g. ``code at 0123456789ab: the same as the entry's commit 0123456789ab under benchmark/``."""
@@ -121,9 +125,13 @@ class CodeComparison:
             own = f", among them {self.module} (the attack's module)" if self.module in self.changes else ""
             text += (f"differs from the entry's commit {short(self.recorded)} in {len(self.changes)} file(s) under "
                      f"{CODE}/{own}: {', '.join(self.changes[:5])}{', ...' if len(self.changes) > 5 else ''}")
-        if self.module is None:  # a plugin's code lies outside the checkout: its version tells
+        if self.module is None:  # a plugin's code lies outside the checkout: its version and its files tell
             same = "as recorded" if self.package == self.recorded_package else f"the entry's: {self.recorded_package}"
             text += f"; attack package {self.package} ({same})"
+            if self.attack_changes == ():
+                text += ", its code the same as the entry's"
+        if self.attack_changes:
+            text += f"; the attack's code differs from the entry's in {', '.join(self.attack_changes)}"
         return text
 
 
@@ -142,8 +150,11 @@ def compare_code(entry: Entry, state: GitState) -> CodeComparison:
         untracked = _lines("ls-files", "--others", "--exclude-standard", "--", CODE)
         changes = tuple(sorted({*changed, *untracked}))
     module = attack_module(entry.attack)
+    now = attack_code(ATTACKS.get(entry.attack)) if entry.attack in ATTACKS else None
+    attack_changes = None if now is None or entry.attack_code is None else tuple(
+        sorted(name for name in now.keys() | entry.attack_code.keys() if now.get(name) != entry.attack_code.get(name)))
     return CodeComparison(state.commit, commit, changes, unknown, module, attack_package(entry.attack),
-                          entry.attack_package)
+                          entry.attack_package, attack_changes)
 
 
 def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:

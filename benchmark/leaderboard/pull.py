@@ -3,8 +3,8 @@
 A run logged with ``--logger wandb`` carries its whole ``results.json`` in its summary (key
 :data:`benchmark.loggers.WANDB_RESULT_KEY`). Finished runs of a suite's tasks measured under the
 suite's protocol become unverified entries without a picture (``leakbench verify`` re-runs them);
-a run with more targets than the protocol contributes its first targets (a target's result does not
-depend on the others). Runs that are unfinished, of other tasks or of another protocol are skipped.
+a run with more targets than the protocol contributes its first targets (their rows record the groups
+they were computed in, which ``verify`` compares with the protocol's). Runs that are unfinished, of other tasks or of another protocol are skipped.
 """
 
 from __future__ import annotations

@@ -117,8 +117,13 @@ _ENVIRONMENT = jinja2.Environment(
     autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
     keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
 )
+def _verified(entry: Entry) -> str:
+    """The verified cell: no, yes, or yes and by whom (the submitter, or independent)."""
+    return "no" if not entry.verified else f"yes ({entry.verified_by})" if entry.verified_by else "yes"
+
+
 _ENVIRONMENT.filters.update(metric=lambda value, metric: metric_info(metric).show(value), header=_header,
-                            name=lambda metric: metric_info(metric).title, definition=_definition)
+                            name=lambda metric: metric_info(metric).title, definition=_definition, verified=_verified)
 
 
 def render(root: Path) -> dict[str, str]:
@@ -157,6 +162,11 @@ def check(root: Path) -> list[str]:
             problems.append(f"{path}: not measured under the current protocol: {departures}; re-submit it")
         if entry.picture and not path.with_name(entry.picture).is_file():
             problems.append(f"{path}: its picture {entry.picture} is missing; re-submit it")
+        for environment in (entry.environment, entry.verification.environment if entry.verification else None):
+            if environment is not None and environment.constraints is not None \
+                    and not (root / environment.constraints).is_file():
+                problems.append(f"{path}: its constraints file {environment.constraints} is missing; restore it "
+                                f"from git or re-submit it")
         problems += trace_problems(path, entry)
     if problems:
         return problems

@@ -53,6 +53,7 @@ class TargetRow(_Strict):
     seconds: float = Field(ge=0)
     details: dict[str, Any] = {}
     failed: str | None = None
+    group: list[int] | None = Field(None, description="the targets solved in the same fit; None: not recorded")
 
 
 class Summary(_Strict):
@@ -70,6 +71,8 @@ class Environment(_Strict):
     lightning: str
     python: str
     device: str
+    constraints: str | None = Field(
+        None, description="the pip constraints file of its installed versions, relative to the leaderboard root")
 
 
 class Verification(_Strict):
@@ -81,6 +84,7 @@ class Verification(_Strict):
     code_changes: list[str] | None = Field(
         None, description="files under benchmark/ that differed from the entry's commit ([]: none); None: not told")
     attack_package: str | None = Field(None, description="the package that provided the attack at the re-run")
+    verifier: str | None = Field(None, description="who re-ran it: the git user.name of the checkout; None: not told")
 
 
 class Entry(_Strict):
@@ -93,6 +97,8 @@ class Entry(_Strict):
     attack: str
     attack_config: dict[str, Any] = Field(description="the attack's full resolved config")
     attack_package: str | None = Field(description="distribution and version that provide the attack")
+    attack_code: dict[str, str] | None = Field(
+        None, description="sha256 of each module of the attack's code (benchmark.code); None: not recorded")
     seed: int
     restarts: int = Field(ge=1)
     targets: int = Field(ge=1, description="targets measured: the first `targets` of the protocol")
@@ -105,10 +111,19 @@ class Entry(_Strict):
     environment: Environment
     date: datetime
     source: str = Field(description="'leakbench submit', or the W&B run it was pulled from")
+    submitter: str | None = Field(None, description="who submitted it: the git user.name of the checkout; None: not told")
     paper: list[PaperFigure] = []
     picture: str | None = Field(description="PNG beside the entry: ground truth over reconstructions")
     verified: bool = False
     verification: Verification | None = None
+
+    @property
+    def verified_by(self) -> str | None:
+        """Who verified it: 'the submitter' (the same name re-ran it) or 'independent' (another); None
+        where it cannot be told (unverified, or a name not recorded)."""
+        if self.verification is None or self.verification.verifier is None or self.submitter is None:
+            return None
+        return "the submitter" if self.verification.verifier == self.submitter else "independent"
 
     @property
     def partial(self) -> bool:

@@ -11,39 +11,43 @@ from typing import Any, Sequence
 from benchmark.attacks import ATTACKS
 from benchmark.errors import LeakBenchError, NotApplicableError
 from benchmark.isolation import Isolation
+from benchmark.leaderboard.environment import write_constraints
 from benchmark.leaderboard.papers import paper_figures
 from benchmark.leaderboard.protocol import PROTOCOL_SEED, Protocol, suite_protocols
-from benchmark.leaderboard.provenance import attack_package, git_state
+from benchmark.leaderboard.provenance import GitState, attack_package, git_state
 from benchmark.leaderboard.schema import Entry, Environment, rows_of, summarize, write_entry
 from benchmark.runner import run
 
 log = logging.getLogger(__name__)
 
 
-def environment_of(run_environment: dict[str, Any], git: dict[str, Any]) -> Environment:
-    """An entry's environment: what the run recorded (versions, device) and the source's git state."""
-    return Environment.model_validate({name: run_environment.get(name) for name in Environment.model_fields} | git)
+def environment_of(run_environment: dict[str, Any], git: dict[str, Any], constraints: str | None = None) -> Environment:
+    """An entry's environment: what the run recorded (versions, device), the source's git state, and the
+    constraints file of the installed versions (:mod:`benchmark.leaderboard.environment`)."""
+    return Environment.model_validate({name: run_environment.get(name) for name in Environment.model_fields} | git
+                                      | {"constraints": constraints})
 
 
 def entry_from_result(result: dict[str, Any], protocol: Protocol, *, source: str, git: dict[str, Any],
-                      picture: bool) -> Entry:
+                      picture: bool, constraints: str | None = None, submitter: str | None = None) -> Entry:
     """An unverified entry from a ``results.json`` mapping of a run of ``protocol.spec``: its first
-    ``protocol.targets`` targets (a target's result does not depend on the others), summarised anew."""
+    ``protocol.targets`` targets (each row records the targets it shared its fit with), summarised anew."""
     rows = rows_of(result, protocol.targets)
     return Entry(suite=protocol.suite, task=result["task"], task_version=result["task_version"],
                  spec_hash=result["spec_hash"], task_spec=protocol.spec.model_dump(mode="json"),
                  attack=result["attack"], attack_config=result["config"]["attack"],
-                 attack_package=attack_package(result["attack"]), seed=result["config"]["seed"],
+                 attack_package=attack_package(result["attack"]), attack_code=result["config"].get("attack_code"),
+                 seed=result["config"]["seed"],
                  restarts=result["config"]["restarts"], targets=len(rows), protocol_targets=protocol.targets,
                  data_origin=result["data_origin"], metric_definitions=result.get("metric_definitions", {}),
                  summary=summarize(rows), rows=rows,
-                 environment=environment_of(result["environment"], git), date=datetime.now(timezone.utc).replace(microsecond=0),
-                 source=source, paper=paper_figures(result["attack"], result["task"]),
+                 environment=environment_of(result["environment"], git, constraints), date=datetime.now(timezone.utc).replace(microsecond=0),
+                 source=source, submitter=submitter, paper=paper_figures(result["attack"], result["task"]),
                  picture=f"{result['attack']}.png" if picture else None)
 
 
-def _git_record(root: Path, runs: Path, allow_dirty: bool) -> dict[str, Any]:
-    """The git fields of the entries to write: from a clean commit, unless ``allow_dirty``."""
+def _git_record(root: Path, runs: Path, allow_dirty: bool) -> GitState:
+    """The git state of the entries to write: a clean commit, unless ``allow_dirty``."""
     state = git_state(ignore=(root, runs))
     trial = "or pass --allow-dirty for a local trial, whose entries leakbench leaderboard check refuses"
     if state.commit is None and not allow_dirty:
@@ -54,7 +58,7 @@ def _git_record(root: Path, runs: Path, allow_dirty: bool) -> dict[str, Any]:
         listed = ", ".join(state.uncommitted[:5]) + (f" and {more} more" if more > 0 else "")
         raise LeakBenchError(f"the leakbench checkout has uncommitted changes ({listed}); commit them first, "
                              f"so that the entries' commit holds all of their code, {trial}")
-    return state.record()
+    return state
 
 
 def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targets: int | None = None,
@@ -67,7 +71,9 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
     the commit an entry records holds its code; ``allow_dirty`` writes entries marked ``git_dirty``
     instead, for local trials. Each task runs in ``runs/submit-SUITE/TASK/ATTACK``, so an interrupted
     submission resumes (``retry_failed``: recomputing its failed targets). ``targets`` (fewer than the
-    protocol's) makes partial entries: shown, never ranked. A run with failed targets writes no entry,
+    protocol's) makes partial entries: shown, never ranked; their run computes the whole fits that
+    hold those targets (the protocol's grouping, see :func:`benchmark.runner.run`), which the full
+    submission then resumes. A run with failed targets writes no entry,
     none of the suite's does, unless ``allow_failed`` (its entry then counts them as failed). Returns
     the entry paths written. With ``isolation``, the attack runs in a sandbox (for a submission made
     on someone else's behalf: docs/trust.md).
@@ -88,7 +94,7 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
         try:
             run(protocol.spec, attack, targets=targets if targets is not None else protocol.targets, seed=PROTOCOL_SEED,
                 max_steps=protocol.max_steps, out=out, logger=logger, accelerator=accelerator, fresh=fresh,
-                retry_failed=retry_failed, isolation=isolation)
+                retry_failed=retry_failed, isolation=isolation, extent=protocol.targets)
         except NotApplicableError as err:
             log.info("skipped %s: %s", protocol.spec.name, err)
             continue
@@ -98,6 +104,8 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
     if failing and not allow_failed:
         raise LeakBenchError(f"targets failed in {', '.join(failing)}, so no entry was written: recompute them with "
                              f"--retry-failed, or pass --allow-failed to publish them counted as failed")
-    return [write_entry(root, entry_from_result(result, protocol, source="leakbench submit", git=git,
-                                                picture=True), (out / "reconstructions.png").read_bytes())
+    constraints = write_constraints(root) if measured else None
+    return [write_entry(root, entry_from_result(result, protocol, source="leakbench submit", git=git.record(),
+                                                picture=True, constraints=constraints, submitter=git.user),
+                        (out / "reconstructions.png").read_bytes())
             for protocol, out, result in measured]

@@ -1,8 +1,11 @@
 """``leakbench verify``: re-run an entry and compare its metrics within stated tolerances.
 
 A re-run uses the entry's recorded attack config, seed, restarts and task (which must not have
-changed since: same spec hash). Each target's metric means are compared, and the summary too when
-every target was re-run. A value may move by max(abs, rel · |recorded|) (each metric's
+changed since: same spec hash), and computes each target in the same group as the entry (the
+protocol's grouping over its targets, :func:`benchmark.runner.run`): a re-run of the first N
+targets computes the whole groups that hold them. Each target's metric means are compared (and the
+group it was computed in, where the entry records it), and the summary too when every target was
+re-run. A value may move by max(abs, rel · |recorded|) (each metric's
 :class:`~benchmark.metrics.Tolerance`, registered with it):
 optimisation attacks are deterministic for a seed on one kind of hardware, but floating-point
 differences between CPUs, GPUs and library versions move them a little (chaotic ones, such as a
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from benchmark.errors import LeakBenchError
 from benchmark.isolation import Isolation
+from benchmark.leaderboard.environment import compare_environment, write_constraints
 from benchmark.leaderboard.protocol import protocol_of, same_task
 from benchmark.leaderboard.schema import (Entry, TargetRow, Verification, load_entry, rows_of, summarize,
                                           write_entry)
@@ -36,7 +40,7 @@ class Difference:
     metric: str
     recorded: float | str | None
     measured: float | str | None
-    allowed: float | None
+    allowed: float | None  # None: a target that failed on one side only, or was computed in another group
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Verdict:
     complete: bool  # all of the entry's targets were re-run
     differences: list[Difference]
     code: CodeComparison  # the code that re-ran it, against the entry's
+    environment: str  # how the re-run's environment differs from the entry's (one line)
 
 
 def _compare(where: str, recorded: dict[str, float | None], measured: dict[str, float | None]) -> list[Difference]:
@@ -67,6 +72,8 @@ def compare(entry: Entry, rows: list[TargetRow]) -> list[Difference]:
     differences = []
     for old, new in zip(entry.rows, rows):
         where = f"target {old.target}"
+        if old.group is not None and old.group != new.group:  # not the same computation: say so first
+            differences.append(Difference(where, "group", _targets(old.group), _targets(new.group), None))
         if (old.failed is None) != (new.failed is None):
             differences.append(Difference(where, "failed", old.failed, new.failed, None))
         else:
@@ -97,15 +104,19 @@ def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"),
     out = runs / f"verify-{entry.suite}" / entry.task / entry.attack
     result = run(spec, entry.attack, targets=count, seed=entry.seed, max_steps=entry.attack_config.get("max_steps"),
                  restarts=entry.restarts, attack_options=entry.attack_config, out=out, logger=None,
-                 accelerator=accelerator, fresh=True, isolation=isolation)
+                 accelerator=accelerator, fresh=True, isolation=isolation,
+                 extent=entry.protocol_targets)
     rows = rows_of(result.to_dict(), count)
-    verdict = Verdict(path, count, count == entry.targets, compare(entry, rows), code)
+    root = path.parents[2]
+    verdict = Verdict(path, count, count == entry.targets, compare(entry, rows), code,
+                      compare_environment(entry.environment, root, result.environment))
     if record and verdict.complete and not verdict.differences:
         verification = Verification(date=datetime.now(timezone.utc).replace(microsecond=0),
-                                    environment=environment_of(result.environment, state.record()),
+                                    environment=environment_of(result.environment, state.record(),
+                                                               write_constraints(root)),
                                     code_changes=None if code.changes is None else list(code.changes),
-                                    attack_package=code.package)
-        write_entry(path.parents[2], entry.model_copy(update={"verified": True, "verification": verification}), None)
+                                    attack_package=code.package, verifier=state.user)
+        write_entry(root, entry.model_copy(update={"verified": True, "verification": verification}), None)
     return verdict
 
 
@@ -114,7 +125,7 @@ def format_verdict(verdict: Verdict) -> str:
     table of the moved values when some moved."""
     scope = "all" if verdict.complete else "first"
     head = f"{verdict.path}: {scope} {verdict.targets} target(s) re-run"
-    code = f"  {verdict.code.describe()}"
+    code = f"  {verdict.code.describe()}\n  {verdict.environment}"
     if not verdict.differences:
         return f"{head}: every metric within tolerance\n{code}"
     lines = [f"{head}: {len(verdict.differences)} value(s) moved beyond tolerance", code,
@@ -123,6 +134,14 @@ def format_verdict(verdict: Verdict) -> str:
         allowed = f"±{d.allowed:.3g}" if d.allowed is not None else "-"
         lines.append(f"  {d.where:<10} {d.metric:<16} {_cell(d.recorded):>12} {_cell(d.measured):>12} {allowed:>10}")
     return "\n".join(lines)
+
+
+def _targets(group: list[int] | None) -> str | None:
+    """A group as the table shows it: ``0-2`` for targets 0, 1, 2."""
+    if not group:
+        return None
+    return f"{group[0]}-{group[-1]}" if group == list(range(group[0], group[-1] + 1)) and len(group) > 1 else \
+        ",".join(map(str, group))
 
 
 def _cell(value: float | str | None) -> str:

@@ -12,7 +12,9 @@ PATH = Path("leaderboards/quick/mnist-lenetzhu-b1/dlg.json")
 
 
 def test_the_checkout_state_names_uncommitted_files_but_not_entries_or_runs(clean_checkout: Path, commit: str):
-    assert git_state() == provenance.GitState(commit, ()) and git_state().record() == {"git_commit": commit, "git_dirty": False}
+    git(clean_checkout, "config", "user.name", "Ada")  # who submits or verifies from it
+    assert git_state() == provenance.GitState(commit, (), "Ada")
+    assert git_state().record() == {"git_commit": commit, "git_dirty": False}
     (clean_checkout / "leaderboards" / "quick").mkdir(parents=True)
     (clean_checkout / "leaderboards" / "quick" / "dlg.json").write_text("{}")
     (clean_checkout / "runs").mkdir()

@@ -16,6 +16,20 @@ def test_a_board_ranks_by_its_primary_metric_and_lists_partial_entries_last(boar
     assert [(row.rank, row.entry.attack) for row in mnist.rows] == [(1, "idlg"), (2, "dlg"), (None, "slow")]
 
 
+def test_the_board_says_who_verified_an_entry_and_which_package_provides_its_attack(board: Path, commit: str):
+    for attack, verifier in (("mine", "Ada"), ("theirs", "Bob"), ("unnamed", None)):
+        entry = traced(fake_entry(attack=attack), commit)
+        write_entry(board, entry.model_copy(update={
+            "submitter": "Ada", "attack_package": f"leakbench-{attack} 0.2.0",
+            "verification": entry.verification.model_copy(update={"verifier": verifier})}), png())
+    build(board)
+    rows = {line.split(" | ")[1]: line for line in (board / "README.md").read_text().splitlines() if line.startswith("| ")}
+    assert rows["mine"].endswith("| yes (the submitter) | [png](quick/mnist-lenetzhu-b1/mine.png) |")
+    assert "| yes (independent) |" in rows["theirs"] and "| yes |" in rows["unnamed"] and "| yes |" in rows["dlg"]
+    assert "| mine | leakbench-mine 0.2.0 |" in rows["mine"]
+    assert "<td>yes (independent)</td>" in (board / "site" / "index.html").read_text()
+
+
 def test_a_lower_is_better_primary_metric_ranks_ascending(tmp_path: Path):
     entries = []
     for attack, psnr in (("a", (10.0, 10.0, 10.0)), ("b", (30.0, 30.0, 30.0))):

@@ -34,19 +34,32 @@ def test_a_quick_check_compares_only_the_targets_it_ran():
     assert compare(entry, _rows((20.0,))) == []
 
 
+def test_a_target_computed_in_another_group_than_the_entrys_is_a_difference():
+    entry = fake_entry(psnr=(20.0, 30.0, 40.0))
+    for row in entry.rows:
+        row.group = [0, 1, 2]
+    rows = _rows((20.0, 30.0, 40.0))
+    for row in rows:
+        row.group = [0, 1, 2] if row.target else [0]
+    assert compare(entry, rows) == [Difference("target 0", "group", "0-2", "0", None)]
+    assert compare(fake_entry(psnr=(20.0, 30.0, 40.0)), rows) == []  # an entry that records no groups
+
+
 SAME = CodeComparison("a" * 40, "a" * 40, (), None, "benchmark/attacks/dlg.py", "leakbench 0.1.0", "leakbench 0.1.0")
+ENVIRONMENT = "environment: as the entry's environments/0123456789ab.txt"
 
 
 def test_the_verdict_reads_as_a_table_under_the_code_it_ran():
-    moved = Verdict(Path("e.json"), 3, True, [Difference("target 2", "psnr", 40.0, 46.0, 2.0)], SAME)
+    moved = Verdict(Path("e.json"), 3, True, [Difference("target 2", "psnr", 40.0, 46.0, 2.0)], SAME, ENVIRONMENT)
     assert format_verdict(moved).splitlines() == [
         "e.json: all 3 target(s) re-run: 1 value(s) moved beyond tolerance",
         "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/",
+        f"  {ENVIRONMENT}",
         "  where      metric               recorded     measured    allowed",
         "  target 2   psnr                       40           46         ±2"]
-    assert format_verdict(Verdict(Path("e.json"), 1, False, [], SAME)).splitlines() == [
+    assert format_verdict(Verdict(Path("e.json"), 1, False, [], SAME, ENVIRONMENT)).splitlines() == [
         "e.json: first 1 target(s) re-run: every metric within tolerance",
-        "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/"]
+        "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/", f"  {ENVIRONMENT}"]
 
 
 def test_a_well_behaved_attack_verifies_isolated_exactly_as_unisolated(mini: Path, clean_checkout: Path):

@@ -52,6 +52,11 @@ class ProblemBatch(nn.Module):
         for layer in range(self._bn_layers or 0):
             for j, kind in enumerate(("mean", "var")):
                 self.register_buffer(f"bn_{kind}_{layer}", torch.stack([s[layer][j] for s in statistics]), persistent=False)
+        zeros = torch.zeros(first.input_shape)[None]
+        low, high = (zeros, zeros + 1) if first.normalization is None else (
+            first.normalization.apply(zeros), first.normalization.apply(zeros + 1))
+        self.register_buffer("box_low", low, persistent=False)  # (1, C, H, W): broadcasts over (K, B, C, H, W)
+        self.register_buffer("box_high", high, persistent=False)
 
     def __len__(self) -> int:
         return len(self.observations)
@@ -98,6 +103,13 @@ class ProblemBatch(nn.Module):
             return batch_statistics(self.model, params, buffers, x)
 
         return vmap(statistics, in_dims=(None if self.shared else 0, 0))(self._params(), inputs)
+
+    def to_box(self, inputs: Tensor) -> None:
+        """Project candidate model inputs (K, B, C, H, W) in place onto the image box: the inputs whose
+        images lie in [0, 1] (the preprocessing's image of [0, 1]; Inverting Gradients' projection after
+        each step)."""
+        with torch.no_grad():
+            inputs.copy_(torch.maximum(torch.minimum(inputs, self.box_high), self.box_low))
 
     def to_images(self, inputs: Tensor) -> Tensor:
         """Model inputs (K, B, C, H, W) → images in [0, 1]."""

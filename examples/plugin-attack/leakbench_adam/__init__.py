@@ -24,11 +24,11 @@ from benchmark.victim import Observation
 
 @dataclass(frozen=True)
 class AdamDLGConfig:
-    """Hyper-parameters; every attack config has ``max_steps`` (a task's budget may override it)."""
+    """The hyper-parameters; defaults are your paper's."""
 
-    max_steps: int = 2000  # Adam steps
+    max_steps: int = 2000  # every attack has it; a task's budget may override it
     lr: float = 0.1
-    stop_loss: float | None = 1e-6  # a problem stops once its distance is below this
+    stop_loss: float | None = 1e-6  # optional: a problem stops once its objective is below it
 
 
 class AdamDLG(OptimizationAttack):
@@ -37,7 +37,7 @@ class AdamDLG(OptimizationAttack):
     Config = AdamDLGConfig
 
     @classmethod
-    def unsupported(cls, observation: Observation) -> str | None:
+    def unsupported(cls, observation: Observation) -> str | None:  # why it cannot run on a task, or None
         if observation.labels is None and observation.batch_size != 1:
             return "the iDLG label rule needs batch size 1 or known labels"
         return None
@@ -46,18 +46,18 @@ class AdamDLG(OptimizationAttack):
         super().__init__(observations, config, seeds)
         first = self.observations[0]
         self.inputs = nn.Parameter(self.randn(first.batch_size, *first.input_shape))  # (K, B, C, H, W)
-        labels = self.problems.labels  # (K, B) where the threat model gives them
+        labels = self.problems.labels  # (K, B) where the threat model gives them, else None
         if labels is None:
             labels = torch.stack([idlg_label(observation) for observation in self.observations])
         self.register_buffer("labels", labels)
 
-    def candidates(self) -> list[Tensor]:
+    def candidates(self) -> list[Tensor]:  # the tensors the optimiser changes
         return [self.inputs]
 
-    def objective(self) -> Tensor:  # (K,)
+    def objective(self) -> Tensor:  # one loss per problem, (K,)
         return squared_distance(self.problems.updates(self.inputs, self.labels), self.problems.target_updates)
 
-    def current(self) -> dict[str, Tensor]:
+    def current(self) -> dict[str, Tensor]:  # images (K, B, C, H, W) in [0, 1], labels (K, B)
         return {"images": self.problems.to_images(self.inputs.detach()), "labels": self.labels}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
