@@ -50,6 +50,12 @@ class Board:
     def first(self) -> Entry:
         return self.rows[0].entry
 
+    @property
+    def face_encoders(self) -> list[str]:
+        """The encoders that re-identified its entries' faces, as ``facenet (weights sha256 281cebca…)``."""
+        return sorted({f"{encoder.backend} (weights sha256 {encoder.weights_sha256[:8]}…)"
+                       for row in self.rows if (encoder := row.entry.face_encoder) is not None})
+
 
 def _metric_order(name: str) -> tuple[int, str]:
     return (PRIMARY_ORDER.index(name) if name in PRIMARY_ORDER else len(PRIMARY_ORDER), name)

@@ -56,6 +56,13 @@ class TargetRow(_Strict):
     group: list[int] | None = Field(None, description="the targets solved in the same fit; None: not recorded")
 
 
+class FaceEncoder(_Strict):
+    """The face encoder that re-identified the reconstructions (:mod:`benchmark.metrics.reid`)."""
+
+    backend: str = Field(description="facenet or dlib")
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the weights file it loaded")
+
+
 class Summary(_Strict):
     metrics: dict[str, float | None] = Field(description="mean over the images of targets that did not fail")
     failed: int = Field(ge=0)
@@ -106,6 +113,7 @@ class Entry(_Strict):
     data_origin: str
     metric_definitions: dict[str, dict[str, Any]] = Field(
         default={}, description="each reported metric's library, versions and parameters (benchmark.metrics)")
+    face_encoder: FaceEncoder | None = Field(None, description="the re-identification encoder of a task with reid")
     summary: Summary
     rows: list[TargetRow]
     environment: Environment

@@ -15,7 +15,7 @@ from benchmark.leaderboard.environment import write_constraints
 from benchmark.leaderboard.papers import paper_figures
 from benchmark.leaderboard.protocol import PROTOCOL_SEED, Protocol, suite_protocols
 from benchmark.leaderboard.provenance import GitState, attack_package, git_state
-from benchmark.leaderboard.schema import Entry, Environment, rows_of, summarize, write_entry
+from benchmark.leaderboard.schema import Entry, Environment, FaceEncoder, rows_of, summarize, write_entry
 from benchmark.runner import run
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,17 @@ def entry_from_result(result: dict[str, Any], protocol: Protocol, *, source: str
                  seed=result["config"]["seed"],
                  restarts=result["config"]["restarts"], targets=len(rows), protocol_targets=protocol.targets,
                  data_origin=result["data_origin"], metric_definitions=result.get("metric_definitions", {}),
-                 summary=summarize(rows), rows=rows,
+                 face_encoder=face_encoder_of(result["summary"]), summary=summarize(rows), rows=rows,
                  environment=environment_of(result["environment"], git, constraints), date=datetime.now(timezone.utc).replace(microsecond=0),
                  source=source, submitter=submitter, paper=paper_figures(result["attack"], result["task"]),
                  picture=f"{result['attack']}.png" if picture else None)
+
+
+def face_encoder_of(summary: dict[str, Any]) -> FaceEncoder | None:
+    """The encoder a run's summary names (``reid_backend``, ``reid_weights_sha256``); None without re-id."""
+    if summary.get("reid_weights_sha256") is None:
+        return None
+    return FaceEncoder(backend=summary["reid_backend"], weights_sha256=summary["reid_weights_sha256"])
 
 
 def _git_record(root: Path, runs: Path, allow_dirty: bool) -> GitState:

@@ -22,10 +22,10 @@ from benchmark.errors import LeakBenchError
 from benchmark.isolation import Isolation
 from benchmark.leaderboard.environment import compare_environment, write_constraints
 from benchmark.leaderboard.protocol import protocol_of, same_task
-from benchmark.leaderboard.schema import (Entry, TargetRow, Verification, load_entry, rows_of, summarize,
+from benchmark.leaderboard.schema import (Entry, FaceEncoder, TargetRow, Verification, load_entry, rows_of, summarize,
                                           write_entry)
 from benchmark.leaderboard.provenance import CodeComparison, compare_code, git_state
-from benchmark.leaderboard.submit import environment_of
+from benchmark.leaderboard.submit import environment_of, face_encoder_of
 from benchmark.metrics import metric_info
 from benchmark.result import TargetResult
 from benchmark.runner import run
@@ -83,6 +83,15 @@ def compare(entry: Entry, rows: list[TargetRow]) -> list[Difference]:
     return differences
 
 
+def encoder_difference(entry: Entry, measured: FaceEncoder | None) -> list[Difference]:
+    """The face encoder's weights, when the re-run's are not the entry's: its re-id is another measurement."""
+    if entry.face_encoder == measured:
+        return []
+    return [Difference("summary", "face encoder", *(None if encoder is None else f"{encoder.backend} "
+                                                    f"{encoder.weights_sha256[:8]}"
+                                                    for encoder in (entry.face_encoder, measured)), None)]
+
+
 def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"), accelerator: str = "cpu",
            record: bool = False, isolation: Isolation | None = None) -> Verdict:
     """Re-run the entry at ``path`` (its first ``targets`` targets, default all) and compare.
@@ -105,10 +114,11 @@ def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"),
     result = run(spec, entry.attack, targets=count, seed=entry.seed, max_steps=entry.attack_config.get("max_steps"),
                  restarts=entry.restarts, attack_options=entry.attack_config, out=out, logger=None,
                  accelerator=accelerator, fresh=True, isolation=isolation,
-                 extent=entry.protocol_targets)
+                 extent=entry.protocol_targets, reid=entry.face_encoder.backend if entry.face_encoder else "auto")
     rows = rows_of(result.to_dict(), count)
     root = path.parents[2]
-    verdict = Verdict(path, count, count == entry.targets, compare(entry, rows), code,
+    differences = encoder_difference(entry, face_encoder_of(result.summary)) + compare(entry, rows)
+    verdict = Verdict(path, count, count == entry.targets, differences, code,
                       compare_environment(entry.environment, root, result.environment))
     if record and verdict.complete and not verdict.differences:
         verification = Verification(date=datetime.now(timezone.utc).replace(microsecond=0),

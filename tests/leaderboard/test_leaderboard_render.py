@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from benchmark.leaderboard.render import build, check, load_boards, make_board
-from benchmark.leaderboard.schema import write_entry
+from benchmark.leaderboard.schema import FaceEncoder, write_entry
 from benchmark.spec import load_suite
 
 from synthetic import fake_entry, png, traced
@@ -28,6 +28,14 @@ def test_the_board_says_who_verified_an_entry_and_which_package_provides_its_att
     assert "| yes (independent) |" in rows["theirs"] and "| yes |" in rows["unnamed"] and "| yes |" in rows["dlg"]
     assert "| mine | leakbench-mine 0.2.0 |" in rows["mine"]
     assert "<td>yes (independent)</td>" in (board / "site" / "index.html").read_text()
+
+
+def test_the_board_names_the_face_encoder_that_re_identified_its_entries(board: Path, commit: str):
+    encoder = FaceEncoder(backend="facenet", weights_sha256="281cebca" + "0" * 56)
+    write_entry(board, traced(fake_entry(attack="faces"), commit).model_copy(update={"face_encoder": encoder}), png())
+    build(board)
+    line = "Faces re-identified by facenet (weights sha256 281cebca…)."
+    assert line in (board / "README.md").read_text() and line in html.unescape((board / "site" / "index.html").read_text())
 
 
 def test_a_lower_is_better_primary_metric_ranks_ascending(tmp_path: Path):

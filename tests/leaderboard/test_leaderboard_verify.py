@@ -4,8 +4,9 @@ from pathlib import Path
 from benchmark.isolation import Isolation
 from benchmark.leaderboard import load_entry, submit, verify
 from benchmark.leaderboard.provenance import CodeComparison
-from benchmark.leaderboard.schema import rows_of
-from benchmark.leaderboard.verify import Difference, Verdict, compare, format_verdict
+from benchmark.leaderboard.schema import FaceEncoder, rows_of
+from benchmark.leaderboard.submit import face_encoder_of
+from benchmark.leaderboard.verify import Difference, Verdict, compare, encoder_difference, format_verdict
 from benchmark.metrics import metric_info
 
 from synthetic import fake_entry, fake_result
@@ -19,6 +20,19 @@ def test_values_within_tolerance_pass():
     entry = fake_entry(psnr=(20.0, 30.0, 40.0))
     assert metric_info("psnr").tolerance.allowed(20.0) == 1.0 and metric_info("psnr").tolerance.allowed(2.0) == 0.5
     assert compare(entry, _rows((20.9, 30.0, 40.0))) == []  # PSNR ±1 dB; MSE 0.01 → 0.0081 within 25 %
+
+
+def test_a_re_identification_by_other_encoder_weights_is_a_difference():
+    facenet, dlib = "281cebca" + "0" * 56, "55533b28" + "1" * 56
+    assert face_encoder_of({"reid_backend": "facenet", "reid_weights_sha256": facenet}) == FaceEncoder(
+        backend="facenet", weights_sha256=facenet)
+    assert face_encoder_of({"psnr": 20.0}) is None  # a task without re-identification
+    entry = fake_entry().model_copy(update={"face_encoder": face_encoder_of(
+        {"reid_backend": "facenet", "reid_weights_sha256": facenet})})
+    assert encoder_difference(entry, FaceEncoder(backend="facenet", weights_sha256=facenet)) == []
+    assert encoder_difference(entry, FaceEncoder(backend="dlib", weights_sha256=dlib)) == [
+        Difference("summary", "face encoder", "facenet 281cebca", "dlib 55533b28", None)]
+    assert encoder_difference(fake_entry(), None) == []
 
 
 def test_a_moved_metric_and_a_new_failure_are_differences():
