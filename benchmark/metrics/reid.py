@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
 
@@ -29,12 +31,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import attempt_download
+from benchmark.data import attempt_download, cache_dir
 from benchmark.errors import NotApplicableError
 from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
                                Tolerance, describe)
 from benchmark.metrics.perceptual import sha256
 from benchmark.registry import Registry
+from benchmark.result import write_atomic
 
 RANKS = (1, 5)
 DETECTION_SIZE = 160  # MTCNN looks for faces of at least 20 px: small images are enlarged to this first
@@ -208,7 +211,7 @@ class Aligner:
         return np.ascontiguousarray(np.stack(crops)), torch.tensor(found, dtype=torch.float64)
 
 
-_GALLERIES: dict[tuple[str, str], Tensor] = {}  # (encoder weights' sha256, gallery pixels' sha256) → embeddings
+_GALLERIES: dict[str, Tensor] = {}  # gallery key (FaceReidentification.gallery_key) → embeddings
 
 
 @METRICS.register("reid")
@@ -231,13 +234,35 @@ class FaceReidentification:
                       "reid_gallery": f"{len(self.gallery_people)} images of {len(self.gallery_people.unique())} people"}
 
     @cached_property
+    def gallery_key(self) -> str:
+        """What the gallery's embeddings are a function of: the gallery's pixels, the encoder's weights and
+        input size, and the versions of torch and facenet-pytorch (MTCNN) that align and embed them."""
+        parts = [hashlib.sha256(self.gallery_images.contiguous().numpy()).hexdigest(), self.encoder.sha256,
+                 str(self.encoder.input_size), torch.__version__, version("facenet-pytorch")]
+        return hashlib.sha256(" ".join(parts).encode()).hexdigest()
+
+    @cached_property
     def gallery(self) -> Tensor:
-        """Embeddings of the gallery (M, D), computed once per process for one gallery and encoder: the
-        tasks of a bench that share a gallery (LFW's holds 7 484 faces) embed it once."""
-        key = (self.encoder.sha256, hashlib.sha256(self.gallery_images.contiguous().numpy()).hexdigest())
-        if key not in _GALLERIES:
-            _GALLERIES[key] = self._embed(self.gallery_images)[0]
-        return _GALLERIES[key]
+        """Embeddings of the gallery (M, D), computed once for one :attr:`gallery_key` and kept in the cache
+        (``reid/gallery-KEY.pt``, read back with ``weights_only=True``): LFW's 7 484 faces take minutes
+        to embed on a CPU, and the tasks, runs and verifications that share a gallery embed it once."""
+        if self.gallery_key not in _GALLERIES:
+            _GALLERIES[self.gallery_key] = self._stored_gallery()
+        return _GALLERIES[self.gallery_key]
+
+    def _stored_gallery(self) -> Tensor:
+        path = cache_dir() / "reid" / f"gallery-{self.gallery_key[:32]}.pt"
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(stored, Tensor) and stored.ndim == 2 and len(stored) == len(self.gallery_people):
+                return stored
+        except Exception:  # not there yet, or a torn or foreign file: embedded again and replaced
+            pass
+        embeddings = self._embed(self.gallery_images)[0]
+        buffer = io.BytesIO()
+        torch.save(embeddings, buffer)
+        write_atomic(path, buffer.getvalue())
+        return embeddings
 
     def _embed(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Images (N, C, H, W), uint8 or in [0, 1] → embeddings (N, D), and 1.0 where a face was found (N,)."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
 
-from benchmark.data import load_samples, load_source
+from benchmark.data import cache_dir, load_samples, load_source
 from benchmark.metrics import EvaluationSettings, Evaluator, MatchedBatch, MetricUnavailableError
 from benchmark.metrics import reid as reid_module
 from benchmark.metrics.perceptual import sha256
@@ -40,6 +40,21 @@ def test_originals_are_reidentified_other_faces_and_noise_are_not(faces, reid):
     assert values["reid_top1_chance"].sum() <= 1  # noise names the right one of 100 faces by chance only
     assert reid.facts == {"reid_backend": "dlib", "reid_weights_sha256": WEIGHTS["dlib"].sha256,
                           "reid_gallery": "100 images of 100 people"}
+
+
+def test_the_gallery_is_embedded_once_and_read_back_from_the_cache(faces, reid, monkeypatch):
+    embedded = reid.gallery
+    path = cache_dir() / "reid" / f"gallery-{reid.gallery_key[:32]}.pt"
+    assert torch.equal(torch.load(path, weights_only=True), embedded)
+    monkeypatch.setattr(reid_module, "_GALLERIES", {})  # a new process
+    fresh = FaceReidentification(EvaluationSettings(source=faces[0], reid_backend="dlib"))
+    with monkeypatch.context() as patch:
+        patch.setattr(FaceReidentification, "_embed", lambda *_: pytest.fail("the stored gallery was embedded again"))
+        assert torch.equal(fresh.gallery, embedded)
+    path.write_bytes(b"torn")  # a damaged file is embedded again and replaced
+    monkeypatch.setattr(reid_module, "_GALLERIES", {})
+    again = FaceReidentification(EvaluationSettings(source=faces[0], reid_backend="dlib"))
+    assert torch.equal(again.gallery, embedded) and torch.equal(torch.load(path, weights_only=True), embedded)
 
 
 def test_facenet_without_its_weights_offline_is_unavailable(tmp_path, monkeypatch):
