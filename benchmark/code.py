@@ -4,9 +4,11 @@ An attack's code is its class's module and, transitively, every module it import
 ``import`` statement, at the top or inside a function) from its own package and from
 ``benchmark.attacks``, where the base classes and the shared components live. For a built-in attack
 that is its file under ``benchmark/attacks/`` with ``base.py``, the components it uses and the modules
-they use; editing another attack's file changes nothing. For a plugin it is the modules of its
-package it uses (and any of ``benchmark.attacks`` it builds on), whether the package is installed or
-editable. The rest of leakbench (victims, defences, metrics, the runner) is the protocol, the same for
+they use; editing another attack's file changes nothing. For a plugin it is its entry point's
+module and the modules of its package that uses (and any of ``benchmark.attacks`` it builds on), whether
+the package is installed or editable. The files are found as the import system would find them, but
+without importing anything (no package's ``__init__`` runs): the identity of an attack that runs
+``--isolated`` is computed without running its code. The rest of leakbench (victims, defences, metrics, the runner) is the protocol, the same for
 every attack; what it measures is fixed by the task's spec hash and version.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 
 SHARED = "benchmark.attacks"  # the base classes and components every attack may build on
@@ -38,6 +41,21 @@ def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return names
 
 
+def find_spec(name: str) -> ModuleSpec | None:
+    """Where module ``name`` is, importing nothing: a top-level module as the import system finds it,
+    a submodule in its parent package's folders; None where it is not found (or its parent is no package)."""
+    parent, _, _ = name.rpartition(".")
+    if not parent:
+        try:
+            return importlib.util.find_spec(name)
+        except ValueError:  # imported without a spec (``__main__``)
+            return None
+    outer = find_spec(parent)
+    if outer is None or outer.submodule_search_locations is None:
+        return None
+    return PathFinder.find_spec(name, list(outer.submodule_search_locations))
+
+
 def code_files(module: str) -> dict[str, Path]:
     """Module name -> source file, for ``module`` and the modules of its package and of
     ``benchmark.attacks`` it imports, transitively."""
@@ -49,10 +67,7 @@ def code_files(module: str) -> dict[str, Path]:
         name = pending.pop()
         if name in found:
             continue
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):  # ``a.b`` where ``a`` is a module, not a package: an attribute
-            continue
+        spec = find_spec(name)  # None for ``a.b`` where ``a`` is a module, not a package: an attribute
         if spec is None or not spec.has_location or spec.origin is None:
             continue
         found[name] = Path(spec.origin)
@@ -63,6 +78,7 @@ def code_files(module: str) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def attack_code(attack_cls: type) -> dict[str, str]:
-    """Module name -> sha256 of its file, for every file of the attack's code (see the module's docstring)."""
-    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in code_files(attack_cls.__module__).items()}
+def attack_code(module: str) -> dict[str, str]:
+    """Module name -> sha256 of its file, for every file of the code of the attack in ``module`` (see the
+    module's docstring)."""
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in code_files(module).items()}

@@ -7,6 +7,11 @@ read-only, only the Python installation, leakbench and the attack's own package,
 covered; writable, only the fit's folder; a memory, time and file-size limit; no privileges. The two
 sides exchange files of tensors and plain values in the fit's folder, each read with
 ``torch.load(weights_only=True)``, so neither side runs code the other wrote.
+
+A plugin's attack is not imported in this process at all: :meth:`Isolation.describe` imports it by
+its entry point in a sandbox of its own (no observations), which builds its config; this process
+takes the class's name and the config values back as untrusted data, and the fit's sandbox asks the
+attack's ``unsupported()`` of its observations before fitting.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import functools
 import importlib
 import io
 import json
+import keyword
 import os
 import shutil
 import stat
@@ -25,18 +31,23 @@ import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import Tensor
 
 from benchmark import errors, sandbox
 from benchmark.attacks.base import Attack, Reconstruction
+from benchmark.code import find_spec
 from benchmark.data import DATASETS, cache_dir
-from benchmark.errors import (ATTACK_FAILURES, AttackError, LeakBenchError, SettingError, at_least, attack_error, finite,
-                              first_line)
+from benchmark.errors import (ATTACK_FAILURES, AttackError, LeakBenchError, NotApplicableError, PluginError,
+                              SettingError, at_least, attack_error, finite, first_line)
+from benchmark.registry import load_failure
 from benchmark.result import write_atomic
 from benchmark.victim import Observation
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 INPUT, OUTPUT, CONFIG = "input.pt", "output.pt", "sandbox.json"
 NOBODY = 65534  # the user an isolated fit runs as where leakbench runs as root
@@ -47,6 +58,20 @@ OTHER_PACKAGES = ("lib*/python3*/site-packages", "lib*/python3*/dist-packages", 
                   "local/lib*/python3*/site-packages", "local/lib*/python3*/dist-packages")
 CONTEXT = (" (it ran --isolated: no network; it reads only the Python installation, leakbench and its own package, "
            "and writes only its fit folder; see docs/trust.md)")
+DESCRIPTION_BYTES = 1 << 20  # the most a description may hold
+
+
+class Described:
+    """A plugin's attack as an isolated run knows it, never imported here: by its entry point
+    (``module``:``attribute``, read from the package's metadata, which the sandboxes import) and the
+    name its class reported. It stands for the class where a fit takes one (the three names a fit
+    reads of a class: ``__module__``, ``__qualname__``, ``__name__``)."""
+
+    def __init__(self, module: str, attribute: str, name: str) -> None:
+        self.__module__, self.__qualname__, self.__name__ = module, attribute, name
+
+    def __repr__(self) -> str:
+        return f"Described({self.__module__}:{self.__qualname__})"
 
 
 @dataclass(frozen=True)
@@ -71,8 +96,33 @@ class Isolation:
         if (problem := _probe()) is not None:
             raise SettingError(problem)
 
-    def fit(self, attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int],
-            options: Any, step_offset: int) -> tuple[list[Reconstruction], int]:
+    def describe(self, point: EntryPoint, overrides: dict[str, Any], max_steps_cap: int | None
+                 ) -> tuple[Described, Any]:
+        """A plugin's attack and its config, importing nothing of it here: a sandbox (given no
+        observation) imports ``point`` and builds the config from ``overrides`` as
+        :func:`benchmark.runner.attack_config` does; what it reports, checked as untrusted data (a
+        class name, a JSON object of plain values), comes back as a :class:`Described` and a frozen
+        dataclass of those values. An entry point that does not load is a :class:`PluginError`, as unisolated."""
+        attack = Described(point.module, point.attr, point.name)
+        payload = {"attack": [point.module, point.attr], "threads": torch.get_num_threads(),
+                   "describe": {"name": point.name, "overrides": overrides, "max_steps_cap": max_steps_cap}}
+        what = f"description of attack '{point.name}'"
+        with tempfile.TemporaryDirectory(prefix="leakbench-describe-") as folder:
+            outcome = self._outcome(attack, Path(folder), payload, what, "", limit=DESCRIPTION_BYTES)
+        outcome = outcome if isinstance(outcome, dict) else {}
+        if isinstance(error := outcome.get("error"), list) and len(error) == 3 and error[0] == "load" \
+                and all(isinstance(part, str) for part in error):
+            raise PluginError(f"attack '{point.name}' cannot be used: {load_failure(point, error[1], first_line(error[2]))}")
+        if error is not None:
+            raise self._raised(attack, error, what, "")
+        name, values = outcome.get("name"), outcome.get("config")
+        if not (_identifier(name) and isinstance(values, dict) and all(map(_identifier, values))
+                and all(map(_plain, values.values()))):
+            raise _returned(attack, "its description is not a class name and a config of plain values")
+        return Described(point.module, point.attr, name), described_config(name, values)
+
+    def fit(self, attack_cls: type[Attack] | Described, observations: Sequence[Observation], config: Any,
+            seeds: Sequence[int], options: Any, step_offset: int) -> tuple[list[Reconstruction], int]:
         """:func:`benchmark.runner.fit` in a sandbox, in the checkpoint's folder (else a temporary one):
         its reconstructions, read back and checked, and its steps; what the fit raised, raised here."""
         where = f"{attack_cls.__module__}.{attack_cls.__qualname__}"
@@ -82,23 +132,13 @@ class Isolation:
         checkpoint = options.checkpoint.absolute() if options.checkpoint is not None else None
         folder = checkpoint.parent if checkpoint is not None else Path(tempfile.mkdtemp(prefix="leakbench-fit-"))
         folder.mkdir(parents=True, exist_ok=True)
+        what = f"fit of {len(observations)} problem(s)"
         try:
             options = dataclasses.replace(options, checkpoint=checkpoint)
-            write_atomic(folder / INPUT, _saved(_payload(attack_cls, observations, config, seeds, options, step_offset)))
-            try:
-                process = _sandboxed(folder, sandbox_config(attack_cls, self), timeout=self.time_limit)
-            except subprocess.TimeoutExpired:
-                raise SettingError(f"the isolated fit of {len(observations)} problem(s) ran past its time limit of "
-                                   f"{self.time_limit} s; raise --time-limit, or lower --problems") from None
-            if process.returncode == sandbox.SETUP_FAILED and (folder / sandbox.SETUP_ERROR).is_file():
-                raise SettingError(f"--isolated could not make its sandbox: {_setup_error(folder)}")
-            try:
-                outcome = _read_back(folder / OUTPUT)
-            except ValueError as err:
-                raise _returned(attack_cls, f"{err}; its process ended with status {process.returncode} (its limits: "
-                                            f"{self.memory_limit:g} GiB of memory, {self.time_limit} s)") from None
+            outcome = self._outcome(attack_cls, folder, _payload(attack_cls, observations, config, seeds, options,
+                                                                 step_offset), what, ", or lower --problems")
             if isinstance(outcome, dict) and "error" in outcome:
-                raise self._raised(attack_cls, outcome["error"], len(observations))
+                raise self._raised(attack_cls, outcome["error"], what, ", or lower --problems")
             return _reconstructions(attack_cls, outcome, observations)
         finally:
             for name in (INPUT, OUTPUT):
@@ -106,8 +146,27 @@ class Isolation:
             if checkpoint is None:
                 shutil.rmtree(folder, ignore_errors=True)
 
-    def _raised(self, attack_cls: type[Attack], error: Any, problems: int) -> Exception:
-        """What to raise for an error the sandboxed fit reported as [kind, type name, message]."""
+    def _outcome(self, attack_cls: type[Attack] | Described, folder: Path, payload: dict[str, Any], what: str,
+                 fix: str, limit: int | None = None) -> Any:
+        """What :func:`serve` left for ``payload`` in ``folder`` (at most ``limit`` bytes), in a sandbox that
+        shows ``attack_cls``'s package; the sandbox's own problems (its time limit, its setup, an
+        unreadable outcome) raised."""
+        write_atomic(folder / INPUT, _saved(payload))
+        try:
+            process = _sandboxed(folder, sandbox_config(attack_cls.__module__, self), timeout=self.time_limit)
+        except subprocess.TimeoutExpired:
+            raise SettingError(f"the isolated {what} ran past its time limit of {self.time_limit} s; raise "
+                               f"--time-limit{fix}") from None
+        if process.returncode == sandbox.SETUP_FAILED and (folder / sandbox.SETUP_ERROR).is_file():
+            raise SettingError(f"--isolated could not make its sandbox: {_setup_error(folder)}")
+        try:
+            return _read_back(folder / OUTPUT, limit)
+        except ValueError as err:
+            raise _returned(attack_cls, f"{err}; its process ended with status {process.returncode} (its limits: "
+                                        f"{self.memory_limit:g} GiB of memory, {self.time_limit} s)") from None
+
+    def _raised(self, attack_cls: type[Attack] | Described, error: Any, what: str, fix: str) -> Exception:
+        """What to raise for an error the sandbox reported as [kind, type name, message] (in its ``what``)."""
         if not (isinstance(error, list) and len(error) == 3 and all(isinstance(part, str) for part in error)):
             return _returned(attack_cls, f"its error is not one leakbench writes ({first_line(repr(error), 80)})")
         kind, name, message = error
@@ -118,18 +177,27 @@ class Isolation:
             cls = getattr(errors, name, None)
             return (cls if isinstance(cls, type) and issubclass(cls, LeakBenchError) else LeakBenchError)(message)
         if kind == "memory":
-            return SettingError(f"the isolated fit of {problems} problem(s) ran out of its memory limit of "
-                                f"{self.memory_limit:g} GiB ({first_line(message, 100)}); raise "
-                                f"--memory-limit, or lower --problems")
+            return SettingError(f"the isolated {what} ran out of its memory limit of {self.memory_limit:g} GiB "
+                                f"({first_line(message, 100)}); raise --memory-limit{fix}")
         return attack_error(attack_cls.__name__, name, first_line(message), CONTEXT)
 
 
-def sandbox_config(attack_cls: type[Attack] | None, isolation: Isolation, probe: bool = False) -> dict[str, Any]:
-    """What the sandbox of a fit of ``attack_cls`` is made of (:mod:`benchmark.sandbox`): the paths it
+def described_config(name: str, values: dict[str, Any]) -> Any:
+    """A frozen dataclass instance holding ``values`` (a described attack's config; it pickles, for
+    the processes of a multi-process run, as this call)."""
+    def reduce(config: Any) -> tuple[Any, ...]:
+        return described_config, (name, _values(config))
+
+    return dataclasses.make_dataclass(f"{name}Config", list(values), frozen=True,
+                                      namespace={"__reduce__": reduce})(**values)
+
+
+def sandbox_config(module: str | None, isolation: Isolation, probe: bool = False) -> dict[str, Any]:
+    """What the sandbox of an attack in ``module`` is made of (:mod:`benchmark.sandbox`): the paths it
     shows read-only, those it covers, the Python path to leakbench and the attack, its limits, and the
     user it runs as (None: the one running leakbench, in a user namespace)."""
     packages = [_locations(name) for name in dict.fromkeys(
-        ["benchmark", *([attack_cls.__module__.partition(".")[0]] if attack_cls is not None else [])])]
+        ["benchmark", *([module.partition(".")[0]] if module is not None else [])])]
     python = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
     readable = _outermost([path for path in (*SYSTEM, *python, *(p for paths in packages for p in paths))
                            if os.path.lexists(path)])
@@ -147,9 +215,29 @@ def sandbox_config(attack_cls: type[Attack] | None, isolation: Isolation, probe:
 
 
 def _locations(package: str) -> list[str]:
-    """The folders (or the file) of an imported top-level module."""
-    module = sys.modules.get(package) or importlib.import_module(package)
-    return [str(path) for path in getattr(module, "__path__", [])] or [str(module.__file__)]
+    """The folders (or the file) of a top-level module, found without importing it (none: not found)."""
+    spec = find_spec(package)
+    if spec is None:
+        return []
+    return [str(path) for path in spec.submodule_search_locations or []] or ([str(spec.origin)] if spec.has_location else [])
+
+
+def _identifier(name: Any) -> bool:
+    """Whether ``name`` can name a class or a dataclass field (at most 100 characters, no keyword, no dunder name)."""
+    return (isinstance(name, str) and name.isidentifier() and len(name) <= 100 and not keyword.iskeyword(name)
+            and not name.startswith("__"))
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is made of plain values only (None, bool, int, float, str, lists, tuples and
+    str-keyed dicts of them, at most 20 deep)."""
+    if depth > 20:
+        return False
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item, depth + 1) for key, item in value.items())
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _inside(path: str, tree: str) -> bool:
@@ -226,12 +314,16 @@ def _payload(attack_cls: type[Attack], observations: Sequence[Observation], conf
     """The input of an isolated fit: tensors and plain values only (each distinct observation once)."""
     distinct = list({id(o): o for o in observations}.values())
     position = {id(o): k for k, o in enumerate(distinct)}
-    return {"attack": [attack_cls.__module__, attack_cls.__qualname__],
-            "config": {field.name: getattr(config, field.name) for field in dataclasses.fields(config)},
+    return {"attack": [attack_cls.__module__, attack_cls.__qualname__], "config": _values(config),
             "seeds": [int(seed) for seed in seeds], "observations": [o.to_record() for o in distinct],
             "problems": [position[id(o)] for o in observations], "threads": torch.get_num_threads(),
             "fit": {"progress": options.progress, "checkpoint_every": options.checkpoint_every, "step_offset": step_offset,
                     "checkpoint": None if options.checkpoint is None else str(options.checkpoint)}}
+
+
+def _values(config: Any) -> dict[str, Any]:
+    """A config dataclass's values by field name."""
+    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
 
 
 def _saved(content: Any) -> bytes:
@@ -240,22 +332,26 @@ def _saved(content: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _regular_bytes(path: Path) -> bytes:
+def _regular_bytes(path: Path, limit: int | None = None) -> bytes:
     """The bytes of ``path`` if it is a regular file (not a link, a pipe or a device the sandbox left
-    there); ValueError otherwise."""
+    there) of at most ``limit`` bytes; ValueError otherwise."""
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
         raise ValueError(f"no readable {path.name} ({err.strerror})") from None
     with os.fdopen(handle, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
             raise ValueError(f"{path.name} is not a regular file")
+        if limit is not None and status.st_size > limit:
+            raise ValueError(f"{path.name} holds more than {limit} bytes")
         return file.read()
 
 
-def _read_back(path: Path) -> Any:
-    """What the sandbox left at ``path``, loaded with ``weights_only=True``; ValueError where it is not tensors and plain values."""
-    content = _regular_bytes(path)
+def _read_back(path: Path, limit: int | None = None) -> Any:
+    """What the sandbox left at ``path`` (at most ``limit`` bytes), loaded with ``weights_only=True``;
+    ValueError where it is not tensors and plain values."""
+    content = _regular_bytes(path, limit)
     try:
         return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged file or a pickle of anything else: refused, whatever torch raises
@@ -294,28 +390,14 @@ def _reconstructions(attack_cls: type[Attack], outcome: Any, observations: Seque
 
 
 def serve(folder: Path) -> None:
-    """The sandbox's side of an isolated fit: its input from ``folder``, the fit, its outcome (the
-    reconstructions, or the error as [kind, type name, message]; the kind is the failure class of
-    :data:`~benchmark.errors.ATTACK_FAILURES` it is, ``error``, ``memory`` or ``crash``) left in ``folder``."""
-    from benchmark.runner import FitOptions, fit
-
+    """The sandbox's side of an isolated fit (or description): its input from ``folder``, the fit, its
+    outcome (the reconstructions, or the error as [kind, type name, message]; the kind is the failure
+    class of :data:`~benchmark.errors.ATTACK_FAILURES` it is, ``error``, ``memory``, ``crash``, or, for
+    a description, ``load``) left in ``folder``."""
     try:
         payload = torch.load(folder / INPUT, map_location="cpu", weights_only=True)
         torch.set_num_threads(payload["threads"])
-        module, name = payload["attack"]
-        attack_cls = importlib.import_module(module)
-        for part in name.split("."):
-            attack_cls = getattr(attack_cls, part)
-        distinct = [Observation.from_record(record) for record in payload["observations"]]
-        settings = payload["fit"]
-        options = FitOptions(progress=settings["progress"], checkpoint_every=settings["checkpoint_every"],
-                             checkpoint=None if settings["checkpoint"] is None else Path(settings["checkpoint"]))
-        reconstructions, steps = fit(attack_cls, [distinct[k] for k in payload["problems"]],
-                                     attack_cls.Config(**payload["config"]), payload["seeds"], options,
-                                     settings["step_offset"])
-        outcome: dict[str, Any] = {"steps": int(steps), "reconstructions": [
-            {"images": r.images.detach().cpu(), "labels": r.labels.detach().cpu(), "loss": float(r.loss),
-             "details": json.dumps(r.details)} for r in reconstructions]}
+        outcome = (_description if "describe" in payload else _fitted)(payload)
     except Exception as err:  # every error crosses back as its kind, name and message; its traceback stays here
         failure = [cls.__name__ for cls in ATTACK_FAILURES if isinstance(err, cls)]
         if failure:
@@ -329,3 +411,46 @@ def serve(folder: Path) -> None:
             traceback.print_exc()
         outcome = {"error": [kind, type(err).__name__, str(err)]}
     write_atomic(folder / OUTPUT, _saved(outcome))
+
+
+def _imported(module: str, attribute: str) -> Any:
+    found = importlib.import_module(module)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _description(payload: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox's side of :meth:`Isolation.describe`: the class's name and its config's values."""
+    from benchmark.attacks import ATTACKS
+    from benchmark.runner import attack_config
+
+    request = payload["describe"]
+    try:
+        attack_cls = _imported(*payload["attack"])
+        ATTACKS.check(request["name"], attack_cls)
+    except Exception as err:  # what would make the entry point a broken plugin unisolated
+        return {"error": ["load", type(err).__name__, str(err)]}
+    config = attack_config(attack_cls, request["overrides"], request["max_steps_cap"])
+    return {"name": attack_cls.__name__, "config": _values(config)}
+
+
+def _fitted(payload: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox's side of :meth:`Isolation.fit`: after asking the attack's ``unsupported()`` of each
+    observation (a reason is a :class:`NotApplicableError`), the fit's reconstructions and steps."""
+    from benchmark.runner import FitOptions, fit
+
+    attack_cls = _imported(*payload["attack"])
+    distinct = [Observation.from_record(record) for record in payload["observations"]]
+    for observation in distinct:
+        if (reason := attack_cls.unsupported(observation)) is not None:
+            raise NotApplicableError(reason)
+    settings = payload["fit"]
+    options = FitOptions(progress=settings["progress"], checkpoint_every=settings["checkpoint_every"],
+                         checkpoint=None if settings["checkpoint"] is None else Path(settings["checkpoint"]))
+    reconstructions, steps = fit(attack_cls, [distinct[k] for k in payload["problems"]],
+                                 attack_cls.Config(**payload["config"]), payload["seeds"], options,
+                                 settings["step_offset"])
+    return {"steps": int(steps), "reconstructions": [
+        {"images": r.images.detach().cpu(), "labels": r.labels.detach().cpu(), "loss": float(r.loss),
+         "details": json.dumps(r.details)} for r in reconstructions]}

@@ -32,14 +32,14 @@ from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import Tensor
 
 import benchmark
-from benchmark.attacks import ATTACKS
+from benchmark.attacks import ATTACKS, code_module
 from benchmark.attacks.base import Attack, Reconstruction
 from benchmark.code import attack_code
 from benchmark.data import Samples, load_samples, load_source, local_only
 from benchmark.defenses import build_defense, defense_record
 from benchmark.errors import (ATTACK_FAILURES, FileError, LeakBenchError, NotApplicableError, SettingError, SpecError,
                               at_least, attack_error, first_line)
-from benchmark.isolation import Isolation
+from benchmark.isolation import Described, Isolation
 from benchmark.loggers import log_config, log_result, make_logger
 from benchmark.metrics import EvaluationSettings, Evaluator, MetricUnavailableError, definitions
 from benchmark.metrics.perceptual import check_backbone_file
@@ -53,9 +53,9 @@ from benchmark.victim import Observation, Victim
 log = logging.getLogger(__name__)
 
 
-def attack_config(attack_cls: type[Attack], overrides: dict[str, Any]) -> Any:
+def attack_config(attack_cls: type[Attack], overrides: dict[str, Any], max_steps_cap: int | None = None) -> Any:
     """The attack's config dataclass with paper defaults, updated by ``overrides`` (each of its default's
-    kind: a number for a number, a list for a tuple; ``max_steps`` at least 1)."""
+    kind: a number for a number, a list for a tuple; ``max_steps`` at least 1, and at most ``max_steps_cap``)."""
     fields = {f.name: f.default for f in dataclasses.fields(attack_cls.Config)}
     for key, value in overrides.items():
         if key not in fields:
@@ -66,6 +66,8 @@ def attack_config(attack_cls: type[Attack], overrides: dict[str, Any]) -> Any:
                                f"({type(fields[key]).__name__}), got {value!r}")
     config = attack_cls.Config(**overrides)
     at_least("max_steps", config.max_steps, 1)
+    if max_steps_cap is not None and config.max_steps > max_steps_cap:
+        config = dataclasses.replace(config, max_steps=max_steps_cap)
     return config
 
 
@@ -82,10 +84,15 @@ def _same_kind(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def check_applies(attack: str, spec: TaskSpec, observation: Observation) -> None:
-    """A :class:`NotApplicableError` where ``attack`` cannot run on an observation of task ``spec``."""
-    if (reason := ATTACKS.get(attack).unsupported(observation)) is not None:
-        raise NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
+def check_applies(attack: str, spec: TaskSpec, observation: Observation, attack_cls: type[Attack] | None = None) -> None:
+    """A :class:`NotApplicableError` where ``attack`` (whose class is ``attack_cls``, default the
+    registered one) cannot run on an observation of task ``spec``."""
+    if (reason := (attack_cls or ATTACKS.get(attack)).unsupported(observation)) is not None:
+        raise _not_applicable(attack, spec, reason)
+
+
+def _not_applicable(attack: str, spec: TaskSpec, reason: object) -> NotApplicableError:
+    return NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
 
 
 def check_accelerator(accelerator: str, devices: int = 1, num_nodes: int = 1) -> None:
@@ -342,7 +349,9 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
             finished ones are kept.
         isolation: run the attack's fits in a sandbox with these limits (:mod:`benchmark.isolation`,
             docs/trust.md): it sees its observations and nothing of the private batch, the network or
-            this machine's files but the Python installation, leakbench and its own package.
+            this machine's files but the Python installation, leakbench and its own package. A
+            plugin's attack is then never imported here: a sandbox builds its config and a fit's
+            sandbox asks its ``unsupported()``.
         extent: the number of targets the groups are laid over (default ``targets``). A run of the
             first ``targets`` of an ``extent``-target protocol computes the whole groups that hold them
             (and keeps every row it computed), so each of its targets is computed in the company it has
@@ -371,14 +380,15 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
     if defense is not None:
         build_defense(defense)  # a bad name or parameter fails before any work
         spec = spec.model_copy(update={"defense": defense})
-    attack = ATTACKS.canonical(attack)
-    attack_cls = ATTACKS.get(attack)
+    # isolated, the attack is found without loading any plugin (a built-in's class, or a plugin's entry point)
+    attack, found = ATTACKS.locate(attack) if isolation is not None else (ATTACKS.canonical(attack), None)
     overrides = {**spec.budget.options.get(attack, {}), **(attack_options or {})}
     if (steps := max_steps if max_steps is not None else spec.budget.max_steps) is not None:
         overrides["max_steps"] = steps
-    config = attack_config(attack_cls, overrides)
-    if max_steps_cap is not None and config.max_steps > max_steps_cap:
-        config = dataclasses.replace(config, max_steps=max_steps_cap)
+    if isolation is not None and not isinstance(found, type):
+        found, config = isolation.describe(found, overrides, max_steps_cap)
+    else:
+        config = attack_config(found or ATTACKS.get(attack), overrides, max_steps_cap)
     count = targets if targets is not None else spec.targets.count
     plan = _RunPlan(spec=spec, attack=attack, config=config, count=count, extent=max(count, extent or count),
                     tries=restarts if restarts is not None else spec.budget.restarts, seed=seed,
@@ -386,7 +396,7 @@ def run(task: str | Path | TaskSpec, attack: str, *, targets: int | None = None,
                     progress=progress, fresh=fresh, problems=problems, images_every=images_every,
                     evaluation=EvaluationSettings(lpips_weights=Path(lpips_weights) if lpips_weights else None,
                                                   reid_backend=reid), retry_failed=retry_failed,
-                    isolation=isolation)
+                    isolation=isolation, attack_cls=found)
     if (devices * num_nodes == 1 and not _launched_externally()) or _nothing_pending(plan):
         return _attack_and_evaluate(plan)
     if plan.out is None:
@@ -464,6 +474,7 @@ class _RunPlan:
     evaluation: EvaluationSettings
     retry_failed: bool = False
     isolation: Isolation | None = None
+    attack_cls: type[Attack] | Described | None = None  # None: the registered class of ``attack``
 
     @property
     def per_fit(self) -> int:
@@ -489,7 +500,7 @@ class _RunPlan:
         reid = {"reid_backend": resolve_backend(self.evaluation.reid_backend)} if "reid" in self.spec.metrics else {}
         return {"task": self.spec.name, "task_version": self.spec.version, "spec_hash": spec_hash(self.spec),
                 "attack": self.attack, "attack_config": dataclasses.asdict(self.config),
-                "attack_code": attack_code(ATTACKS.get(self.attack)), "seed": self.seed,
+                "attack_code": attack_code(code_module(self.attack)), "seed": self.seed,
                 "restarts": self.tries, "targets_per_fit": self.per_fit, **defense, **reid}
 
 
@@ -517,7 +528,7 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
                          device: int | list[int] = 1) -> Result:
     """Attack the pending targets dealt to process ``rank`` of ``world``, then (process 0) write the results."""
     spec, attack, count, tries = plan.spec, plan.attack, plan.count, plan.tries
-    attack_cls = ATTACKS.get(attack)
+    attack_cls = plan.attack_cls or ATTACKS.get(attack)
     definition, out_dir = plan.definition, plan.out
     store = RunStore(out_dir, definition, fresh=plan.fresh, retry_failed=plan.retry_failed,
                      rank=rank if world > 1 else None) if out_dir else None
@@ -552,11 +563,17 @@ def _attack_and_evaluate(plan: _RunPlan, rank: int = 0, world: int = 1, barrier:
             part = slice(number * batch, (number + 1) * batch)
             private = Samples(samples.images[part], samples.labels[part], samples.origin)
             observation = Victim(spec, number, private, source.num_classes).observe()
-            check_applies(attack, spec, observation)
+            if not isinstance(attack_cls, Described):  # a described plugin's fit asks it in its sandbox
+                check_applies(attack, spec, observation, attack_cls)
             chunk.append(_Target(number, source.dataset_indices(spec.target_indices(number)), private, observation))
         checkpoint = store.checkpoint(chunk[0].number, chunk[-1].number) if store is not None else None
-        done, used = attack_targets(attack_cls, plan.config, chunk, seed=plan.seed, tries=tries,
-                                    evaluator=evaluator, step_offset=steps, options=dataclasses.replace(options, checkpoint=checkpoint))
+        try:
+            done, used = attack_targets(attack_cls, plan.config, chunk, seed=plan.seed, tries=tries, evaluator=evaluator,
+                                        step_offset=steps, options=dataclasses.replace(options, checkpoint=checkpoint))
+        except NotApplicableError as err:  # from a described plugin's sandbox: the reason its unsupported() gave
+            if not isinstance(attack_cls, Described):
+                raise
+            raise _not_applicable(attack, spec, err) from None
         steps += used
         if store is not None:
             store.append(done)

@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor
 
-from benchmark.errors import LeakBenchError, SpecError
+from benchmark.errors import LeakBenchError, SpecError, UnknownNameError
 from benchmark.files import read_json, read_yaml
 from benchmark.registry import Registry, did_you_mean
 
@@ -279,9 +279,10 @@ def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
     from benchmark.attacks import ATTACKS
 
     for name in spec.budget.options:
-        if name not in ATTACKS:
-            raise SpecError(f"{source}: key 'budget.options': unknown attack '{name}'"
-                            f"{did_you_mean(name, ATTACKS.names())}; known: {', '.join(ATTACKS.names())}")
+        try:
+            ATTACKS.locate(name)  # a plugin's name is found without loading the plugin
+        except UnknownNameError as err:
+            raise SpecError(f"{source}: key 'budget.options': {err}") from None
     if spec.defense is not None:
         from benchmark.defenses import build_defense
 

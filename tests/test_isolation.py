@@ -5,9 +5,12 @@ These tests make real sandboxes (util-linux unshare and Linux namespaces, as CI 
 can be made here they fail with the one-line reason, they do not skip.
 """
 
+import json
+import logging
 import os
 import re
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +20,9 @@ import benchmark
 from benchmark import isolation
 from benchmark.attacks import ATTACKS
 from benchmark.data import cache_dir, package_path
-from benchmark.errors import AttackError, SettingError
+from benchmark.errors import AttackError, LeakBenchError, SettingError
 from benchmark.isolation import Isolation, sandbox_config
+from benchmark.leaderboard import load_entry, submit, verify
 
 from misbehaving import Misbehaving
 from support import make_spec
@@ -73,7 +77,7 @@ def test_an_isolated_attack_cannot_read_the_private_batch(tmp_path: Path, misbeh
 
 
 def test_the_sandbox_shows_python_leakbench_and_the_attack_and_covers_the_datasets():
-    config = sandbox_config(Misbehaving, Isolation())
+    config = sandbox_config(Misbehaving.__module__, Isolation())
     package = str(Path(benchmark.__file__).parent)
     attack = str(Path(__file__).with_name("misbehaving.py"))
     assert package in config["readable"] and attack in config["readable"]
@@ -113,3 +117,98 @@ def test_what_a_sandbox_returns_is_read_without_running_code_and_checked(tmp_pat
     with pytest.raises(AttackError, match=re.escape("attack Misbehaving ran --isolated and its outcome cannot be used: "
                                                     "problem 0's images are not a float tensor of shape (1, 3, 16, 16)")):
         isolation._reconstructions(Misbehaving, {"steps": 1, "reconstructions": [item]}, [observation])
+
+
+SPY = '''"""A plugin that leaves a mark where its code runs: its import, its Config and its unsupported() each
+touch MARKERS/<what>-<process id> (which its sandbox cannot reach); iDLG otherwise, on colour images only."""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.attacks.idlg import IDLG
+
+MARKERS = Path({markers!r})
+
+
+def mark(what):
+    try:
+        (MARKERS / f"{{what}}-{{os.getpid()}}").touch()
+    except OSError:  # in a sandbox: no such folder
+        pass
+
+
+mark("import")
+
+
+@dataclass(frozen=True)
+class SpyConfig(IDLG.Config):
+    def __post_init__(self):
+        mark("config")
+
+
+class Spy(IDLG):
+    Config = SpyConfig
+
+    @classmethod
+    def unsupported(cls, observation):
+        mark("unsupported")
+        return "grey images" if observation.input_shape[0] == 1 else super().unsupported(observation)
+'''
+
+
+@pytest.fixture
+def spy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The plugin ``spy`` (package leakbench-spy 0.1.0, with a broken entry point ``spy-broken``) installed on
+    sys.path, not yet loaded; the folder of its marks."""
+    markers, site = tmp_path / "markers", tmp_path / "spy-site"
+    markers.mkdir()
+    (site / "leakbench_spy").mkdir(parents=True)
+    (site / "leakbench_spy" / "__init__.py").write_text(SPY.format(markers=str(markers)))
+    info = site / "leakbench_spy-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: leakbench-spy\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[leakbench.attacks]\nspy = leakbench_spy:Spy\nspy-broken = leakbench_spy:Missing\n")
+    ATTACKS.names()  # the built-ins, before the plugin is on sys.path
+    monkeypatch.syspath_prepend(str(site))
+    for name, value in (("_entries", dict(ATTACKS._entries)), ("_broken", {}), ("_plugins", set()),
+                        ("_discovered", False)):
+        monkeypatch.setattr(ATTACKS, name, value)
+    yield markers
+    sys.modules.pop("leakbench_spy", None)
+
+
+def _results(runs: Path) -> tuple[list[dict], dict]:
+    result = json.loads((runs / "tiny-cifar" / "spy" / "results.json").read_text())
+    return [{key: value for key, value in row.items() if key != "seconds"} for row in result["targets"]], result["config"]
+
+
+def test_an_isolated_plugin_runs_none_of_its_code_here_and_verifies_as_unisolated(
+        spy: Path, mini: Path, clean_checkout: Path, caplog):
+    caplog.set_level(logging.INFO)
+    (path,) = submit("spy", "mini", logger=None, isolation=Isolation())  # tiny-mnist skipped: its unsupported()
+    isolated = verify(path, runs=Path("isolated"), isolation=Isolation())
+    assert not list(spy.iterdir()) and "leakbench_spy" not in sys.modules  # neither imported nor run here
+    assert "skipped tiny-mnist: attack 'spy' does not apply to task 'tiny-mnist': grey images" in caplog.messages
+    plain = verify(path, runs=Path("plain"))  # unisolated, as before: its code runs here
+    assert {marker.name for marker in spy.iterdir()} == {f"{what}-{os.getpid()}" for what in ("import", "config", "unsupported")}
+    assert isolated.differences == plain.differences == [] and isolated.complete
+    assert isolated.code.attack_changes == plain.code.attack_changes == ()
+    assert isolated.code.package == plain.code.package == load_entry(path).attack_package == "leakbench-spy 0.1.0"
+    rows = [_results(runs) for runs in (Path("runs/submit-mini"), Path("isolated/verify-mini"), Path("plain/verify-mini"))]
+    assert len(rows[0][0]) == 2 and rows[0] == rows[1] == rows[2]
+    assert set(rows[0][1]["attack_code"]) >= {"leakbench_spy", "benchmark.attacks.idlg"}
+
+
+def test_an_isolated_plugin_s_setting_errors_read_as_unisolated(spy: Path, mini: Path):
+    def raised(attack: str, options: dict, isolated: bool) -> str:
+        with pytest.raises(LeakBenchError) as info:
+            benchmark.run("tiny-cifar", attack, targets=1, logger=None, attack_options=options,
+                          isolation=Isolation() if isolated else None)
+        return f"{type(info.value).__name__}: {info.value}"
+
+    cases = [("spy", {"lr": "big"}), ("spy", {"max_step": 2}), ("spy-broken", {})]
+    for attack, options in cases:
+        assert raised(attack, options, True) == raised(attack, options, False)
+    assert raised("spy-broken", {}, True).startswith("PluginError: attack 'spy-broken' cannot be used: its entry point "
+                                                     "'spy-broken = leakbench_spy:Missing' (group leakbench.attacks, "
+                                                     "package leakbench-spy 0.1.0) failed to load: AttributeError")

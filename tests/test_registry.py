@@ -64,3 +64,17 @@ def test_an_entry_point_that_fails_to_load_is_skipped_and_kept_as_broken(monkeyp
                                           r"\(group widgets, package an unknown package\) failed to load: "
                                           r"ModuleNotFoundError"):
         registry.get("gone")
+
+
+def test_locate_finds_an_entry_without_loading_any_entry_point(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    points = [EntryPoint("thing", "no_such_module:Thing", "widgets")]
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: points)
+    registry: Registry[type] = Registry("widget", base=Base, discover=lambda: registry.add("gear", Base, aliases=("cog",)),
+                                        entry_point_group="widgets")
+    assert registry.locate("cog") == ("gear", Base)
+    assert registry.locate("thing") == ("thing", points[0]) and not registry._discovered  # not loaded, not broken
+    with pytest.raises(UnknownNameError, match=r"unknown widget 'thin' \(did you mean 'thing'\?\); known: gear, thing"):
+        registry.locate("thin")
+    assert registry.names() == ["gear"] and list(registry.broken()) == ["thing"]  # a full lookup loads it

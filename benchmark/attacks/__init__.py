@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 
 from benchmark.attacks.base import Attack
+from benchmark.errors import UnknownNameError
 from benchmark.registry import Registry
 
 _BUILTIN = ("dlg", "idlg", "inverting_gradients", "grnn", "bias", "rgap", "ssras")
@@ -19,3 +20,13 @@ def _discover() -> None:
 ATTACKS: Registry[type[Attack]] = Registry(
     "attack", base=Attack, discover=_discover, entry_point_group="leakbench.attacks"
 )
+
+
+def code_module(name: str) -> str | None:
+    """The module attack ``name``'s code starts from (:mod:`benchmark.code`), loading no plugin: a
+    built-in's class's module, a plugin's entry point's module; None for an unknown name."""
+    try:
+        _, found = ATTACKS.locate(name)
+    except UnknownNameError:
+        return None
+    return found.__module__ if isinstance(found, type) else found.module

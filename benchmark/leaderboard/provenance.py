@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import benchmark
-from benchmark.attacks import ATTACKS
+from benchmark.attacks import code_module
 from benchmark.code import attack_code
 from benchmark.errors import LeakBenchError
 from benchmark.leaderboard.schema import Entry
@@ -90,7 +90,7 @@ def git_state(ignore: Sequence[Path] = ()) -> GitState:
 def attack_module(attack: str) -> str | None:
     """The file of a built-in attack's class in the checkout (``benchmark/attacks/NAME.py``); None for a
     plugin's, or an attack not registered here."""
-    module = ATTACKS.get(attack).__module__ if attack in ATTACKS else ""
+    module = code_module(attack) or ""
     return module.replace(".", "/") + ".py" if module.split(".")[0] == CODE else None
 
 
@@ -150,7 +150,7 @@ def compare_code(entry: Entry, state: GitState) -> CodeComparison:
         untracked = _lines("ls-files", "--others", "--exclude-standard", "--", CODE)
         changes = tuple(sorted({*changed, *untracked}))
     module = attack_module(entry.attack)
-    now = attack_code(ATTACKS.get(entry.attack)) if entry.attack in ATTACKS else None
+    now = attack_code(start) if (start := code_module(entry.attack)) is not None else None
     attack_changes = None if now is None or entry.attack_code is None else tuple(
         sorted(name for name in now.keys() | entry.attack_code.keys() if now.get(name) != entry.attack_code.get(name)))
     return CodeComparison(state.commit, commit, changes, unknown, module, attack_package(entry.attack),

@@ -85,7 +85,10 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
     the entry paths written. With ``isolation``, the attack runs in a sandbox (for a submission made
     on someone else's behalf: docs/trust.md).
     """
-    ATTACKS.get(attack)  # an unknown name fails before any work
+    if isolation is None:
+        ATTACKS.get(attack)  # an unknown name fails before any work
+    else:
+        ATTACKS.locate(attack)  # the same, loading no plugin
     protocols = [protocol for protocol in suite_protocols(suite, tasks) if protocol.runs(attack)]
     if not protocols:
         raise LeakBenchError(f"suite '{suite}' does not run {attack} on {'these tasks' if tasks else 'any task'}; "
