@@ -5,7 +5,8 @@ attacker's update for problem k is the victim's own update rule (``benchmark.vic
 written with ``torch.func``) inside ``vmap``, so one training step serves all K problems and each
 problem's result is the one it would have alone. The victim model is held once: its parameters are shared across
 problems that observed the same model, and stacked only where the problems' models differ (a
-fresh victim per target).
+fresh victim per target). One problem alone takes the rule without ``vmap``, differentiated by
+plain autograd: the same numbers without the batching and functorch overhead of each operation.
 """
 
 from __future__ import annotations
@@ -17,14 +18,19 @@ import torch
 from torch import Tensor, nn
 from torch.func import replace_all_batch_norm_modules_, vmap
 
-from benchmark.victim import PROTOCOLS, BatchStatistics, Observation, batch_statistics
+from benchmark.victim import PROTOCOLS, BatchStatistics, Observation, batch_statistics, plain_autograd
+
+
+def flatten(tensors: Sequence[Tensor]) -> Tensor:
+    """Every entry of ``tensors``, in order, as one 1-d tensor."""
+    return torch.cat([t.flatten() for t in tensors])
 
 
 class ProblemBatch(nn.Module):
     """Stacked observations of K problems over one architecture.
 
     Attributes:
-        target_updates: the observed updates, one (K, ...) tensor per model parameter.
+        flat_target: the observed updates, (K, P): every parameter's entries in order.
         labels: (K, B) labels where the threat model gives them, else None.
     """
 
@@ -42,8 +48,8 @@ class ProblemBatch(nn.Module):
             stacked = per_problem[0][i] if self.shared else torch.stack([p[i] for p in per_problem])
             # derived from the observations, so never written to checkpoints (persistent=False)
             self.register_buffer(f"param_{i}", stacked.detach().clone(), persistent=False)
-            self.register_buffer(f"update_{i}", torch.stack([o.update[i] for o in observations]).detach().clone(),
-                                 persistent=False)
+        self.register_buffer("flat_target", torch.stack([flatten(o.update) for o in observations]).detach(),
+                             persistent=False)
         labels = [o.labels for o in observations]
         self.register_buffer("labels", torch.stack(labels) if all(x is not None for x in labels) else None,
                              persistent=False)
@@ -58,7 +64,10 @@ class ProblemBatch(nn.Module):
 
     @property
     def target_updates(self) -> tuple[Tensor, ...]:
-        return tuple(getattr(self, f"update_{i}") for i in range(len(self._names)))
+        """The observed updates, one (K, ...) tensor per model parameter (views of :attr:`flat_target`)."""
+        shapes = [getattr(self, f"param_{i}").shape[0 if self.shared else 1:] for i in range(len(self._names))]
+        pieces = self.flat_target.split([shape.numel() for shape in shapes], dim=1)
+        return tuple(piece.view(len(self), *shape) for piece, shape in zip(pieces, shapes))
 
     def _params(self) -> dict[str, Tensor]:
         return {name: getattr(self, f"param_{i}") for i, name in enumerate(self._names)}
@@ -79,8 +88,16 @@ class ProblemBatch(nn.Module):
         def update(params: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
             return rule(self.model, params, buffers, x, y, fl)
 
+        if len(self) == 1:  # one problem (its parameters unstacked: shared): no batching to do
+            with plain_autograd():
+                alone = update(self._params(), inputs[0], targets[0])
+            return tuple(alone[name][None] for name in self._names)
         per_problem = vmap(update, in_dims=(None if self.shared else 0, 0, 0))(self._params(), inputs, targets)
         return tuple(per_problem[name] for name in self._names)
+
+    def flat_updates(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """:meth:`updates` as one (K, P) tensor, laid out as :attr:`flat_target`."""
+        return torch.cat([update.flatten(1) for update in self.updates(inputs, targets)], dim=1)
 
     @property
     def target_bn_statistics(self) -> BatchStatistics | None:
