@@ -7,6 +7,9 @@ problem's result is the one it would have alone. The victim model is held once: 
 problems that observed the same model, and stacked only where the problems' models differ (a
 fresh victim per target). One problem alone takes the rule without ``vmap``, differentiated by
 plain autograd: the same numbers without the batching and functorch overhead of each operation.
+Where the problems' models differ, the attacker's convolutions differentiate themselves with forward
+convolutions (:class:`_Conv2d`), so that the objective's backward pass never runs torch's convolution
+double backward, which loops over the K problems (vmap folds them into groups).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import copy
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import replace_all_batch_norm_modules_, vmap
 
@@ -24,6 +28,56 @@ from benchmark.victim import PROTOCOLS, BatchStatistics, Observation, batch_stat
 def flatten(tensors: Sequence[Tensor]) -> Tensor:
     """Every entry of ``tensors``, in order, as one 1-d tensor."""
     return torch.cat([t.flatten() for t in tensors])
+
+
+class _Conv2dFunction(torch.autograd.Function):
+    """``F.conv2d(x, w, b, stride, padding)`` whose backward is written with forward convolutions:
+    ∂x = conv_transpose2d(g, w), ∂w = conv2d(xᵀ, gᵀ) with the stride as dilation, ∂b = Σ g. The same
+    derivatives as torch's; differentiating them again (the objective's backward through the
+    update) takes each convolution's first-order backward, never ``_convolution_double_backward``,
+    whose weight term loops over groups."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, w: Tensor, b: Tensor | None, stride: tuple[int, int], padding: tuple[int, int]) -> Tensor:
+        return F.conv2d(x, w, b, stride, padding)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, w, b, stride, padding = inputs
+        ctx.save_for_backward(x, w)
+        ctx.stride, ctx.padding, ctx.bias = stride, padding, b is not None
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, w = ctx.saved_tensors
+        (s_h, s_w), (p_h, p_w), (k_h, k_w) = ctx.stride, ctx.padding, w.shape[2:]
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:  # the rows and columns the strided forward never reached
+            extra = (x.shape[2] + 2 * p_h - (g.shape[2] - 1) * s_h - k_h, x.shape[3] + 2 * p_w - (g.shape[3] - 1) * s_w - k_w)
+            grad_x = F.conv_transpose2d(g, w, None, ctx.stride, ctx.padding, extra)
+        if ctx.needs_input_grad[1]:
+            grad_w = F.conv2d(x.transpose(0, 1), g.transpose(0, 1), None, 1, ctx.padding, ctx.stride)
+            grad_w = grad_w.transpose(0, 1)[:, :, :k_h, :k_w]
+        if ctx.bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(dim=(0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None
+
+
+class _Conv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` computed by :class:`_Conv2dFunction`."""
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return _Conv2dFunction.apply(input, weight, bias, self.stride, self.padding)
+
+
+def _convolutions_differentiated_forward(model: nn.Module) -> None:
+    """Every plain ``nn.Conv2d`` of ``model`` (zero padding given as numbers, no dilation or groups) as :class:`_Conv2d`."""
+    for module in model.modules():
+        if (type(module) is nn.Conv2d and module.padding_mode == "zeros" and not isinstance(module.padding, str)
+                and module.dilation == (1, 1) and module.groups == 1):
+            module.__class__ = _Conv2d
 
 
 class ProblemBatch(nn.Module):
@@ -44,6 +98,8 @@ class ProblemBatch(nn.Module):
         self._names = [name for name, _ in self.model.named_parameters()]
         per_problem = [list(o.model.parameters()) for o in observations]
         self.shared = all(torch.equal(a, b) for params in per_problem[1:] for a, b in zip(params, per_problem[0]))
+        if not self.shared:  # stacked weights: vmap's convolutions are grouped, one group per problem
+            _convolutions_differentiated_forward(self.model)
         for i in range(len(self._names)):
             stacked = per_problem[0][i] if self.shared else torch.stack([p[i] for p in per_problem])
             # derived from the observations, so never written to checkpoints (persistent=False)

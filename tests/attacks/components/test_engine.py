@@ -74,3 +74,39 @@ def test_a_victim_with_batchnorm_in_train_mode_is_matched_at_its_private_batch()
     updates = ProblemBatch([observation]).updates(private.images[None], private.labels[None])
     for got, observed in zip(updates, observation.update):
         torch.testing.assert_close(got[0], observed, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("stride, padding, size", [(1, 1, 7), (2, 2, 9), (2, 0, 8)])
+def test_the_convolution_of_stacked_models_has_torchs_first_and_second_derivatives(stride, padding, size):
+    """Problems with their own weights run their convolutions through _Conv2dFunction: per problem
+    the same ∂update/∂weights as torch's conv2d, and the same gradient of a function of that update
+    w.r.t. the inputs (odd sizes: the rows a strided convolution never reaches)."""
+    from torch.func import grad, vmap
+
+    from benchmark.attacks.components.engine import _Conv2dFunction
+
+    generator = torch.Generator().manual_seed(stride * 10 + padding)
+    x = torch.randn(3, 2, 4, size, size, generator=generator, requires_grad=True)
+    w, b = torch.randn(3, 5, 4, 3, 3, generator=generator), torch.randn(3, 5, generator=generator)
+
+    def update(conv):
+        def loss(params, inputs):
+            return conv(inputs, params[0], params[1]).sigmoid().pow(2).sum()
+        return vmap(grad(loss))((w, b), x)
+
+    ours = update(lambda i, v, c: _Conv2dFunction.apply(i, v, c, (stride, stride), (padding, padding)))
+    torchs = update(lambda i, v, c: torch.nn.functional.conv2d(i, v, c, stride, padding))
+    for a, e in zip(ours, torchs):
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+    (got,) = torch.autograd.grad(sum(u.pow(2).sum() for u in ours), x)
+    (want,) = torch.autograd.grad(sum(u.pow(2).sum() for u in torchs), x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_stacked_models_convolve_without_double_backward():
+    observations = _observations(make_spec(fl={"batch_size": 2}), [0, 1])
+    from benchmark.attacks.components.engine import _Conv2d
+
+    assert any(isinstance(m, _Conv2d) for m in ProblemBatch(observations).model.modules())
+    assert not any(isinstance(m, _Conv2d) for m in ProblemBatch(observations[:1]).model.modules())
+    assert not any(isinstance(m, _Conv2d) for m in observations[0].model.modules())  # the victim's own is torch's
