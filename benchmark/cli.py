@@ -151,7 +151,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark import perf
 
     report = perf.measure(perf.PerfSetting(task=args.task, attack=args.attack, steps=args.steps, repeats=args.repeats,
-                                           processes=args.processes, process_steps=args.process_steps))
+                                           processes=args.processes, process_steps=args.process_steps,
+                                           vs=args.vs, **({"sizes": tuple(args.sizes)} if args.sizes else {})))
     print(json.dumps(report, indent=2) if args.json else perf.format_report(report))
     return 0
 
@@ -602,6 +603,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--processes", type=COUNT, default=1,
                        help="also time 20 targets with this many processes against one (default 1: not measured)")
         p.add_argument("--process-steps", type=COUNT, default=2000, help="steps of that timed run (default 2000)")
+        p.add_argument("--sizes", type=_integers, help="comma-separated problem counts K, one fit each (default 1,8,32)")
+        p.add_argument("--vs", choices=["breaching"], help="time LeakBench against breaching attacking the same problems "
+                       "one after another, instead (needs pip install 'leakbench[peers]')")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.set_defaults(func=cmd_perf)
 

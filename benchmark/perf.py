@@ -6,10 +6,16 @@ the same code; (2) the Lightning training loop against a plain PyTorch loop taki
 ``lightning_setup_s``, does not grow with the steps); (3) peak memory of one fit of K problems (each
 measured in a fresh process); (4) with ``processes`` above 1, a run's wall time with that many
 processes sharing its targets against one process.
+
+With ``vs="breaching"`` it measures instead LeakBench's batched fits against breaching (Geiping
+et al.; :mod:`benchmark.peers`) attacking the same problems one after another, as its own loop
+does: the same attack config, victim weights, images, steps and threads, the two alternated.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
 import statistics
 import subprocess
 import sys
@@ -26,6 +32,7 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.errors import SettingError, at_least
+from benchmark.peers import BreachingPeer
 from benchmark.runner import FitOptions, attack_config, check_applies, fit, hardware, problem_seed, run
 from benchmark.spec import load_task
 from benchmark.victim import Observation, Victim
@@ -40,8 +47,11 @@ class PerfSetting:
     repeats: int = 3  # the Lightning fit and the plain loop alternate this many times; medians are reported
     processes: int = 1  # above 1: also time a run of 20 targets with this many processes against one
     process_steps: int = 2000  # the steps of that run
+    vs: str | None = None  # "breaching": time LeakBench against breaching on the same problems instead
 
     def __post_init__(self) -> None:
+        if self.vs not in (None, "breaching"):
+            raise SettingError(f"perf compares LeakBench with breaching, not with '{self.vs}'")
         for name in ("steps", "repeats", "processes", "process_steps"):
             at_least(name, getattr(self, name), 1)
         for size in self.sizes:
@@ -52,19 +62,24 @@ class PerfSetting:
                                f"perf measures one of {', '.join(optimising)}")
 
 
-def _observations(setting: PerfSetting, count: int) -> list[Observation]:
+def _problems(setting: PerfSetting, count: int) -> list[tuple[Samples, Observation]]:
+    """``count`` problems of the task: (private batch, observation) each, from its first targets."""
     spec = load_task(setting.task)
     source = load_source(spec.data, spec.targets)
     targets = min(count, 20)  # the offline copy holds 20 test images; larger K repeats them
     samples = load_samples(source, [i for t in range(targets) for i in spec.target_indices(t)])
     batch = spec.fl.batch_size
-    observations = []
+    problems = []
     for k in range(count):
         t = k % targets
         private = Samples(samples.images[t * batch:(t + 1) * batch], samples.labels[t * batch:(t + 1) * batch], "")
-        observations.append(Victim(spec, t, private, source.num_classes).observe())
-    check_applies(setting.attack, spec, observations[0])
-    return observations
+        problems.append((private, Victim(spec, t, private, source.num_classes).observe()))
+    check_applies(setting.attack, spec, problems[0][1])
+    return problems
+
+
+def _observations(setting: PerfSetting, count: int) -> list[Observation]:
+    return [observation for _, observation in _problems(setting, count)]
 
 
 def _timed_fit(setting: PerfSetting, observations: list[Observation]) -> tuple[float, float]:
@@ -91,11 +106,31 @@ def _timed_plain_loop(setting: PerfSetting, observations: list[Observation]) -> 
     return time.perf_counter() - start
 
 
-def peak_memory_mib(setting: PerfSetting, size: int) -> float:
-    """Peak resident memory of a fresh process fitting ``size`` problems, in MiB."""
+def _peer(setting: PerfSetting, problems: list[tuple[Samples, Observation]]) -> BreachingPeer:
+    cls = ATTACKS.get(setting.attack)
+    return BreachingPeer(load_task(setting.task), setting.attack, attack_config(cls, {"max_steps": setting.steps}),
+                         problems[0][1])
+
+
+def _timed_breaching(peer: BreachingPeer, problems: list[tuple[Samples, Observation]]) -> float:
+    """breaching's attack on the problems one after another, as its own loop runs them: the seconds
+    spent in ``reconstruct`` (its user's update is computed first, untimed)."""
+    elapsed = 0.0
+    for private, observation in problems:
+        round_ = peer.observe(observation.model, private.images, private.labels)
+        start = time.perf_counter()
+        peer.reconstruct(round_)
+        elapsed += time.perf_counter() - start
+    return elapsed
+
+
+def peak_memory_mib(setting: PerfSetting, size: int, framework: str = "leakbench") -> float:
+    """Peak resident memory of a fresh process attacking ``size`` problems (LeakBench: one fit;
+    breaching: one after another), in MiB."""
+    work = ("p._timed_fit(s, p._observations(s, {size}))" if framework == "leakbench" else
+            "q = p._problems(s, {size}); p._timed_breaching(p._peer(s, q), q)").format(size=size)
     code = (f"import resource, benchmark.perf as p; s = p.PerfSetting(task={setting.task!r}, attack={setting.attack!r}, "
-            f"steps={setting.steps}); p._timed_fit(s, p._observations(s, {size})); "
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            f"steps={setting.steps}); {work}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return int(output.strip().splitlines()[-1]) / 1024
 
@@ -117,6 +152,9 @@ def process_scaling(setting: PerfSetting) -> dict[str, float]:
 
 def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
     """Run the measurements; every ratio compares runs made here, one after the other."""
+    if setting.vs == "breaching":
+        return against_breaching(setting)
+    load = os.getloadavg()[0]
     one = _observations(setting, 1)
     _timed_fit(setting, one)  # warm-up: lazy imports, allocator, kernels
     single, _ = _timed_fit(setting, one)
@@ -136,18 +174,60 @@ def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
                      "problem_steps_per_s": size * setting.steps / batched,
                      "peak_memory_mib": peak_memory_mib(setting, size)})
     largest = rows[-1]
-    return {"task": setting.task, "attack": setting.attack, "steps": setting.steps, "repeats": setting.repeats,
-            "threads": torch.get_num_threads(),
-            "device": hardware("cpu"), "rows": rows, f"batched_speedup_k{largest['problems']}": largest["speedup"],
+    return {**_header(setting, load), "rows": rows, f"batched_speedup_k{largest['problems']}": largest["speedup"],
             "lightning_overhead": largest["lightning_overhead"]} | (
                 {"processes": process_scaling(setting)} if setting.processes > 1 else {})
+
+
+def _header(setting: PerfSetting, load: float) -> dict[str, Any]:
+    """What every report starts with; the load average over the minute before the measurement and
+    at its end, since the machine may be shared."""
+    return {"task": setting.task, "attack": setting.attack, "steps": setting.steps, "repeats": setting.repeats,
+            "threads": torch.get_num_threads(), "device": hardware("cpu"), "load_average": [load, os.getloadavg()[0]]}
+
+
+def against_breaching(setting: PerfSetting) -> dict[str, Any]:
+    """LeakBench's fit of K problems against breaching's loop over the same K problems, for each K
+    of ``setting.sizes``, alternated ``repeats`` times (medians; the ratios are medians of the
+    paired ratios). ``step_ratio``: LeakBench's time per problem-step over breaching's (lower is
+    better); ``speedup``: LeakBench's throughput over breaching's."""
+    load = os.getloadavg()[0]
+    problems = _problems(setting, max(setting.sizes))
+    peer = _peer(setting, problems)
+    _timed_fit(setting, [problems[0][1]])  # warm-up of both: lazy imports, allocator, breaching's TorchScript
+    _timed_breaching(peer, problems[:1])
+    rows = []
+    for size in setting.sizes:
+        ours, theirs = [], []
+        for _ in range(setting.repeats):
+            theirs.append(_timed_breaching(peer, problems[:size]))
+            ours.append(_timed_fit(setting, [observation for _, observation in problems[:size]])[0])
+        problem_steps = size * setting.steps
+        rows.append({"problems": size, "breaching_s": statistics.median(theirs), "leakbench_s": statistics.median(ours),
+                     "breaching_ms_per_problem_step": 1000 * statistics.median(theirs) / problem_steps,
+                     "leakbench_ms_per_problem_step": 1000 * statistics.median(ours) / problem_steps,
+                     "step_ratio": statistics.median(o / t for o, t in zip(ours, theirs)),
+                     "speedup": statistics.median(t / o for o, t in zip(ours, theirs)),
+                     "breaching_peak_mib": peak_memory_mib(setting, size, "breaching"),
+                     "leakbench_peak_mib": peak_memory_mib(setting, size)})
+    return {**_header(setting, load), "vs": "breaching " + importlib.metadata.version("breaching"), "rows": rows,
+            f"breaching_step_ratio_k{rows[0]['problems']}": rows[0]["step_ratio"],
+            f"breaching_speedup_k{rows[-1]['problems']}": rows[-1]["speedup"]}
 
 
 def format_report(report: dict[str, Any]) -> str:
     from benchmark.cli import format_table
 
+    load = "load average {:.2f} before, {:.2f} after".format(*report["load_average"])
+    if "vs" in report:
+        header = (f"{report['attack']} on {report['task']}, {report['steps']} steps per problem, {report['threads']} "
+                  f"threads, {report['device']}, {load}: LeakBench's fit of K problems against {report['vs']} "
+                  f"attacking them one after another; medians of {report['repeats']} alternated runs")
+        columns = ("problems", "breaching_s", "leakbench_s", "breaching_ms_per_problem_step",
+                   "leakbench_ms_per_problem_step", "step_ratio", "speedup", "breaching_peak_mib", "leakbench_peak_mib")
+        return header + "\n" + format_table(report["rows"], columns)
     header = (f"{report['attack']} on {report['task']}, {report['steps']} steps per fit, {report['threads']} threads, "
-              f"{report['device']}; Lightning and plain loops: medians of {report['repeats']} alternated runs")
+              f"{report['device']}, {load}; Lightning and plain loops: medians of {report['repeats']} alternated runs")
     columns = ("problems", "batched_s", "one_by_one_s", "speedup", "lightning_loop_s", "plain_loop_s",
                "lightning_overhead", "lightning_setup_s", "problem_steps_per_s", "peak_memory_mib")
     text = header + "\n" + format_table(report["rows"], columns)
@@ -155,4 +235,3 @@ def format_report(report: dict[str, Any]) -> str:
         scaling = report["processes"]
         text += "\n\n20 targets, one process against several: " + ", ".join(f"{k} {v:.3g}" for k, v in scaling.items())
     return text
-

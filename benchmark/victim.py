@@ -7,8 +7,10 @@ what an honest-but-curious server sees of one client's round.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,42 @@ def task_loss(logits: Tensor, targets: Tensor) -> Tensor:
 UpdateRule = Callable[[nn.Module, dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, FLSpec], dict[str, Tensor]]
 PROTOCOLS: Registry[UpdateRule] = Registry("FL protocol")
 
+_plain_autograd: ContextVar[bool] = ContextVar("plain_autograd", default=False)
+
+
+@contextmanager
+def plain_autograd() -> Iterator[None]:
+    """Within this block :func:`gradient` differentiates with ``torch.autograd`` instead of
+    ``torch.func.grad``: the same gradient without functorch's per-operation overhead, for a caller
+    outside any ``torch.func`` transform (the attacker's engine with one problem)."""
+    token = _plain_autograd.set(True)
+    try:
+        yield
+    finally:
+        _plain_autograd.reset(token)
+
+
+LossOfParameters = Callable[..., Tensor]  # (params: dict[str, Tensor], *args) -> a scalar loss
+
+
+def gradient(loss: LossOfParameters) -> Callable[..., dict[str, Tensor]]:
+    """``torch.func.grad(loss)``: (params, *args) ↦ ∂loss/∂params, composable with ``vmap``; within
+    :func:`plain_autograd` the same by ``torch.autograd.grad``, as ``torch.func.grad`` behaves: the
+    gradient is computed under an outer ``no_grad`` too, and is differentiable again where the
+    caller records gradients; a parameter the loss does not use gets zeros."""
+    if not _plain_autograd.get():
+        return grad(loss)
+
+    def differentiate(params: dict[str, Tensor], *args: Tensor) -> dict[str, Tensor]:
+        recording = torch.is_grad_enabled()
+        with torch.enable_grad():
+            leaves = {name: p if p.requires_grad else p.detach().requires_grad_() for name, p in params.items()}
+            values = torch.autograd.grad(loss(leaves, *args), list(leaves.values()), create_graph=recording,
+                                         allow_unused=True, materialize_grads=True)
+        return dict(zip(leaves, values))
+
+    return differentiate
+
 
 def _loss_of(model: nn.Module) -> Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor], Tensor]:
     # Buffers are an argument, not captured: a model in train mode updates its BatchNorm statistics
@@ -65,7 +103,7 @@ def fedsgd_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str
     Written with ``torch.func`` so that the victim and the attacker (inside ``vmap``, differentiating
     w.r.t. its candidates) compute the update with this one function.
     """
-    return grad(_loss_of(model))(params, buffers, inputs, targets)
+    return gradient(_loss_of(model))(params, buffers, inputs, targets)
 
 
 @PROTOCOLS.register("fedavg")
@@ -77,7 +115,7 @@ def fedavg_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str
     size = fl.local_batch_size or len(inputs)
     for _ in range(fl.local_epochs):
         for start in range(0, len(inputs), size):
-            step = grad(loss)(current, buffers, inputs[start:start + size], targets[start:start + size])
+            step = gradient(loss)(current, buffers, inputs[start:start + size], targets[start:start + size])
             current = {name: current[name] - fl.local_lr * step[name] for name in current}
     return {name: params[name] - current[name] for name in params}
 

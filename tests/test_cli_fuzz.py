@@ -127,7 +127,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_checkout: Path)
     monkeypatch.setattr(importlib.import_module("benchmark.leaderboard.pull"), "_runs", lambda path: [])
     monkeypatch.setattr(perf, "_timed_fit", lambda setting, observations: (0.02, 0.01))
     monkeypatch.setattr(perf, "_timed_plain_loop", lambda setting, observations: 0.01)
-    monkeypatch.setattr(perf, "peak_memory_mib", lambda setting, size: 1.0)
+    monkeypatch.setattr(perf, "peak_memory_mib", lambda setting, size, framework="leakbench": 1.0)
+    monkeypatch.setattr(perf, "_peer", lambda setting, problems: None)
+    monkeypatch.setattr(perf, "_timed_breaching", lambda peer, problems: 0.02)
     monkeypatch.setattr(perf, "process_scaling", lambda setting: {"one_process_s": 1.0})
 
     guarded = tmp_path / "guarded"
@@ -202,6 +204,7 @@ def _values(world: World) -> dict[str, tuple[list[str], list[str]]]:
         "input_shape": (["3,8,8", "1,8,8"], ["3,8,4", "0,8,8", "x", "3,8"]),
         "num_classes": (["2", "10"], ["1", "0", "x"]),
         "batch_sizes": (["1", "1,2", "2"], ["3", "x", "-1"]), "threshold": (["0.6", "1"], ["0", "nan", "2", "x"]),
+        "sizes": (["1", "1,2"], ["0", "x", "1,-1"]),
         "defense": (["gaussian", "gaussian:sigma=0.1", "dpsgd:noise_multiplier=0.5", "pruning:fraction=0.5", "soteria",
                      "sign"], ["pruning:fraction=2", "gaussian:sigma=nan", "gaussian:sigma=inf", "gausian",
                                "gaussian:sigma", "quantization:bits=1.5"]),

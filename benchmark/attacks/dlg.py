@@ -61,7 +61,7 @@ class DLG(OptimizationAttack):
         return self.label_logits.softmax(dim=-1) if self.learns_labels else self.labels
 
     def objective(self) -> Tensor:
-        return squared_distance(self.problems.updates(self.inputs, self._targets()), self.problems.target_updates)
+        return squared_distance(self.problems.flat_updates(self.inputs, self._targets()), self.problems.flat_target)
 
     def current(self) -> dict[str, Tensor]:
         labels = self.label_logits.argmax(dim=-1) if self.learns_labels else self.labels

@@ -136,8 +136,8 @@ class GRNN(OptimizationAttack):
         images, soft_labels = self.generate()
         first = self.observations[0]
         inputs = images if first.normalization is None else first.normalization.apply(images)
-        squared = squared_distance(self.problems.updates(inputs, soft_labels if self.labels is None else self.labels),
-                                   self.problems.target_updates)
+        squared = squared_distance(self.problems.flat_updates(inputs, soft_labels if self.labels is None else self.labels),
+                                   self.problems.flat_target)
         labels = soft_labels.argmax(dim=-1) if self.labels is None else self.labels
         self._last = {"images": images.detach(), "labels": labels.detach()}
         return squared + squared.sqrt() + self.config.tv * squared_total_variation(images)

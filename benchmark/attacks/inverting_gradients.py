@@ -69,7 +69,7 @@ class InvertingGradients(OptimizationAttack):
 
     def objective(self) -> Tensor:
         targets = self.label_logits.softmax(dim=-1) if self.learns_labels else self.labels
-        distance = cosine_distance(self.problems.updates(self.inputs, targets), self.problems.target_updates)
+        distance = cosine_distance(self.problems.flat_updates(self.inputs, targets), self.problems.flat_target)
         loss = distance + self.config.tv * total_variation(self.inputs)
         return loss + self.config.bn_prior * self.bn_distance() if self.config.bn_prior > 0 else loss
 

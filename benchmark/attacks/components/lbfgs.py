@@ -41,13 +41,21 @@ class BatchedLBFGS(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """PyTorch casts a loaded state to the parameters' dtype; the history masks and counters are
-        restored as booleans and integers."""
+        restored as booleans and integers, and each pair's 1/(yᵀs) is 0 where its mask is off."""
         super().load_state_dict(state_dict)
         state = self.state[self._params[0]]
         if "valid" in state:
             state["valid"] = [mask.bool() for mask in state["valid"]]
+            state["ro"] = [ro * mask for ro, mask in zip(state["ro"], state["valid"])]
         if "n_iter" in state:
             state["n_iter"] = state["n_iter"].long()
+
+    @staticmethod
+    def _drop_empty(state: dict[str, Any], slots: Any) -> None:
+        """Remove the history pairs among ``slots`` that no problem holds any more."""
+        for i in sorted({i for i in slots if not bool(state["valid"][i].any())}, reverse=True):
+            for key in ("dirs", "steps", "ro", "valid"):
+                del state[key][i]
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]
@@ -76,40 +84,46 @@ class BatchedLBFGS(torch.optim.Optimizer):
             n_iter += 1
             state["n_iter"] += active
             first = active & (state["n_iter"] == 1)
+            if bool(first.any()):  # a first iteration starts an empty history
+                for i in range(len(valid)):
+                    valid[i] &= ~first
+                    ro[i] = ro[i] * valid[i]
+                self._drop_empty(state, range(len(valid)))
             y = flat_grad - prev_flat_grad
             s = d * t[:, None]
             ys = (y * s).sum(dim=1)
             accept = active & ~first & (ys > 1e-10)
             if bool(accept.any()):
+                emptied = []
                 if valid:
                     held = torch.stack(valid)  # (slots, K)
                     full = accept & (held.sum(dim=0) >= history)
-                    oldest = held.int().argmax(dim=0)
-                    for problem in full.nonzero().flatten().tolist():
-                        valid[oldest[problem]][problem] = False
+                    if bool(full.any()):
+                        oldest = held.int().argmax(dim=0)
+                        for problem in full.nonzero().flatten().tolist():
+                            slot = int(oldest[problem])
+                            valid[slot][problem] = False
+                            ro[slot][problem] = 0.0
+                            emptied.append(slot)
                 dirs.append(y)
                 steps.append(s)
-                ro.append(1.0 / torch.where(accept, ys, torch.ones_like(ys)))
+                ro.append(torch.where(accept, 1.0 / torch.where(accept, ys, torch.ones_like(ys)), torch.zeros_like(ys)))
                 valid.append(accept.clone())
                 h_diag = torch.where(accept, ys / (y * y).sum(dim=1).clamp_min(1e-30), h_diag)
-                unused = [i for i, v in enumerate(valid) if not bool(v.any())]
-                for i in reversed(unused):
-                    del dirs[i], steps[i], ro[i], valid[i]
-            for i in range(len(valid)):
-                valid[i] &= ~first  # a first iteration starts an empty history
+                self._drop_empty(state, emptied)
             h_diag = torch.where(first, torch.ones_like(h_diag), h_diag)
 
-            # two-loop recursion, each problem over its own valid history
-            q = -flat_grad
+            # two-loop recursion, each problem over its own valid history (ro is 0 where a pair is not)
+            q = flat_grad.neg()
             alphas = []
             for i in reversed(range(len(valid))):
-                alpha = valid[i] * ro[i] * (steps[i] * q).sum(dim=1)
-                q = q - alpha[:, None] * dirs[i]
+                alpha = ro[i] * torch.linalg.vecdot(steps[i], q)
+                q.addcmul_(alpha[:, None], dirs[i], value=-1)
                 alphas.append(alpha)
-            r = q * h_diag[:, None]
+            r = q.mul_(h_diag[:, None])
             for i, alpha in zip(range(len(valid)), reversed(alphas)):
-                beta = valid[i] * ro[i] * (dirs[i] * r).sum(dim=1)
-                r = r + (alpha - beta)[:, None] * steps[i]
+                beta = ro[i] * torch.linalg.vecdot(dirs[i], r)
+                r.addcmul_((alpha - beta)[:, None], steps[i])
             d = torch.where(active[:, None], torch.where(first[:, None], -flat_grad, r), d)
 
             prev_flat_grad = torch.where(active[:, None], flat_grad, prev_flat_grad)

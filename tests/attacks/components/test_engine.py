@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from benchmark.attacks.components.engine import ProblemBatch
@@ -42,16 +43,25 @@ def test_problems_of_one_model_share_its_parameters():
     assert batch.shared and batch.param_0.shape == next(observation.model.parameters()).shape
 
 
-def test_a_problem_is_unaffected_by_its_batch_and_differentiable():
-    observations = _observations(make_spec(fl={"batch_size": 2}), [0, 1, 2])
+@pytest.mark.parametrize("fl", [{"batch_size": 2}, {"protocol": "fedavg", "batch_size": 2, "local_epochs": 2,
+                                                    "local_batch_size": 1, "local_lr": 0.1}])
+def test_a_problem_is_unaffected_by_its_batch_and_differentiable(fl):
+    """One problem alone takes the engine's fast path (no vmap, plain autograd): the same update as
+    within a batch, FedAvg's unrolled local steps included, the same gradient w.r.t. its candidates,
+    and nothing recorded under no_grad."""
+    observations = _observations(make_spec(fl=fl), [0, 1, 2])
     inputs, labels = _inputs(3)
     inputs.requires_grad_(True)
     together = ProblemBatch(observations).updates(inputs, labels)
     alone = ProblemBatch(observations[1:2]).updates(inputs[1:2], labels[1:2])
     for a, b in zip(together, alone):
         torch.testing.assert_close(a[1], b[0], atol=1e-6, rtol=1e-5)
-    sum(g.pow(2).sum() for g in together).backward()
-    assert inputs.grad is not None and inputs.grad.abs().sum() > 0
+    (batched,) = torch.autograd.grad(sum(g[1].pow(2).sum() for g in together), inputs)
+    (single,) = torch.autograd.grad(sum(g.pow(2).sum() for g in alone), inputs)
+    assert batched[1].abs().sum() > 0
+    torch.testing.assert_close(single[1], batched[1], atol=1e-6, rtol=1e-4)
+    with torch.no_grad():
+        assert not any(g.requires_grad for g in ProblemBatch(observations[1:2]).updates(inputs[1:2], labels[1:2]))
 
 
 def test_a_victim_with_batchnorm_in_train_mode_is_matched_at_its_private_batch():
@@ -64,3 +74,39 @@ def test_a_victim_with_batchnorm_in_train_mode_is_matched_at_its_private_batch()
     updates = ProblemBatch([observation]).updates(private.images[None], private.labels[None])
     for got, observed in zip(updates, observation.update):
         torch.testing.assert_close(got[0], observed, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("stride, padding, size", [(1, 1, 7), (2, 2, 9), (2, 0, 8)])
+def test_the_convolution_of_stacked_models_has_torchs_first_and_second_derivatives(stride, padding, size):
+    """Problems with their own weights run their convolutions through _Conv2dFunction: per problem
+    the same ∂update/∂weights as torch's conv2d, and the same gradient of a function of that update
+    w.r.t. the inputs (odd sizes: the rows a strided convolution never reaches)."""
+    from torch.func import grad, vmap
+
+    from benchmark.attacks.components.engine import _Conv2dFunction
+
+    generator = torch.Generator().manual_seed(stride * 10 + padding)
+    x = torch.randn(3, 2, 4, size, size, generator=generator, requires_grad=True)
+    w, b = torch.randn(3, 5, 4, 3, 3, generator=generator), torch.randn(3, 5, generator=generator)
+
+    def update(conv):
+        def loss(params, inputs):
+            return conv(inputs, params[0], params[1]).sigmoid().pow(2).sum()
+        return vmap(grad(loss))((w, b), x)
+
+    ours = update(lambda i, v, c: _Conv2dFunction.apply(i, v, c, (stride, stride), (padding, padding)))
+    torchs = update(lambda i, v, c: torch.nn.functional.conv2d(i, v, c, stride, padding))
+    for a, e in zip(ours, torchs):
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+    (got,) = torch.autograd.grad(sum(u.pow(2).sum() for u in ours), x)
+    (want,) = torch.autograd.grad(sum(u.pow(2).sum() for u in torchs), x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_stacked_models_convolve_without_double_backward():
+    observations = _observations(make_spec(fl={"batch_size": 2}), [0, 1])
+    from benchmark.attacks.components.engine import _Conv2d
+
+    assert any(isinstance(m, _Conv2d) for m in ProblemBatch(observations).model.modules())
+    assert not any(isinstance(m, _Conv2d) for m in ProblemBatch(observations[:1]).model.modules())
+    assert not any(isinstance(m, _Conv2d) for m in observations[0].model.modules())  # the victim's own is torch's
