@@ -55,7 +55,7 @@ class AdamDLG(OptimizationAttack):
         return [self.inputs]
 
     def objective(self) -> Tensor:  # one loss per problem, (K,)
-        return squared_distance(self.problems.updates(self.inputs, self.labels), self.problems.target_updates)
+        return squared_distance(self.problems.flat_updates(self.inputs, self.labels), self.problems.flat_target)
 
     def current(self) -> dict[str, Tensor]:  # images (K, B, C, H, W) in [0, 1], labels (K, B)
         return {"images": self.problems.to_images(self.inputs.detach()), "labels": self.labels}
