@@ -8,8 +8,9 @@ they use; editing another attack's file changes nothing. For a plugin it is its 
 module and the modules of its package that uses (and any of ``benchmark.attacks`` it builds on), whether
 the package is installed or editable. The files are found as the import system would find them, but
 without importing anything (no package's ``__init__`` runs): the identity of an attack that runs
-``--isolated`` is computed without running its code. The rest of leakbench (victims, defences, metrics, the runner) is the protocol, the same for
-every attack; what it measures is fixed by the task's spec hash and version.
+``--isolated`` is computed without running its code. The rest of leakbench (victims, defences,
+metrics, the runner) is the protocol, the same for every attack; what it measures is fixed by the
+task's spec hash and version.
 """
 
 from __future__ import annotations

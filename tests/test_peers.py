@@ -114,9 +114,10 @@ def test_dlg_objective_equals_breachings(task):
     assert ours == pytest.approx(theirs.item(), rel=1e-6, abs=1e-6)
 
 
-def test_psnr_equals_breachings_psnr_compute():
+@pytest.mark.parametrize("task", ["cifar10-lenetzhu-b1", "mnist-lenetzhu-b1"])  # MNIST: black, saturated backgrounds
+def test_psnr_equals_breachings_psnr_compute(task):
     breaching = import_breaching()
-    truth = _problems(PerfSetting(), 4)
+    truth = _problems(PerfSetting(task=task), 4)
     images = torch.cat([private.images for private, _ in truth])
     generator = torch.Generator().manual_seed(3)
     noisy = (images + 0.1 * torch.randn(images.shape, generator=generator)).clamp(0, 1)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import platform
-import re
 from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from benchmark.files import read_text
 from benchmark.leaderboard.schema import EntryError, Environment
@@ -27,11 +28,6 @@ FIRST = ("torch", "torchvision", "pytorch-lightning", "lightning", "torchmetrics
 SHOWN = 6  # differing packages a line names
 
 
-def canonical(name: str) -> str:
-    """A distribution's name as pip compares them (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def installed() -> dict[str, str]:
     """Distribution -> version (its public part: ``2.14.1`` of ``2.14.1+cu130``, as the index serves it)
     of every distribution installed from an index, the first on ``sys.path`` where one is twice."""
@@ -39,7 +35,7 @@ def installed() -> dict[str, str]:
     for dist in distributions():
         name = dist.metadata["Name"]
         if name and dist.read_text("direct_url.json") is None:  # PEP 610: installed from a folder or a URL
-            versions.setdefault(canonical(name), dist.version.split("+")[0])
+            versions.setdefault(canonicalize_name(name), dist.version.split("+")[0])
     return dict(sorted(versions.items()))
 
 
@@ -63,7 +59,7 @@ def read_constraints(path: Path) -> dict[str, str]:
     """Distribution -> version of a constraints file."""
     text = read_text(path, "constraints file", "restore it from git or re-submit the entries that name it", EntryError)
     pins = (line.split("==", 1) for line in text.splitlines() if line.strip() and not line.startswith("#"))
-    return {canonical(name.strip()): version.strip() for name, version in pins}
+    return {canonicalize_name(name.strip()): version.strip() for name, version in pins}
 
 
 def _changes(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:

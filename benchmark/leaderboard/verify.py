@@ -85,11 +85,12 @@ def compare(entry: Entry, rows: list[TargetRow]) -> list[Difference]:
 
 def encoder_difference(entry: Entry, measured: FaceEncoder | None) -> list[Difference]:
     """The face encoder's weights, when the re-run's are not the entry's: its re-id is another measurement."""
+    def named(encoder: FaceEncoder | None) -> str | None:
+        return None if encoder is None else f"{encoder.backend} {encoder.weights_sha256[:8]}"
+
     if entry.face_encoder == measured:
         return []
-    return [Difference("summary", "face encoder", *(None if encoder is None else f"{encoder.backend} "
-                                                    f"{encoder.weights_sha256[:8]}"
-                                                    for encoder in (entry.face_encoder, measured)), None)]
+    return [Difference("summary", "face encoder", named(entry.face_encoder), named(measured), None)]
 
 
 def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"), accelerator: str = "cpu",
