@@ -13,7 +13,7 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from benchmark.attacks.base import ClosedFormAttack, Reconstruction
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import runner
-
+from benchmark.core.seeding import problem_seed
 from benchmark.defenses import ClientRound
-from benchmark.spec import FLSpec, TaskSpec, parse_task
-from benchmark.victim import fedsgd_update
+from benchmark.fl.updates import fedsgd_update
+from benchmark.pipeline import attack
+from benchmark.pipeline.tasks import parse_task
+from benchmark.protocol.spec import FLSpec, TaskSpec
 
 BASE_SPEC: dict[str, Any] = {
     "name": "tiny",
@@ -63,14 +64,14 @@ def fail_targets(monkeypatch: pytest.MonkeyPatch, *numbers: int,
                  error: BaseException = FloatingPointError("the objective became NaN")) -> None:
     """Make every fit of a seed-0 run that holds one of these targets raise ``error`` (by default a
     failure of the attack's mathematics)."""
-    real = runner.fit
+    real = attack.fit
 
     def fit(attack_cls, observations, config, seeds, *args, **kwargs):
-        if any(runner.problem_seed(0, n, 0) in seeds for n in numbers):
+        if any(problem_seed(0, n, 0) in seeds for n in numbers):
             raise error
         return real(attack_cls, observations, config, seeds, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "fit", fit)
+    monkeypatch.setattr(attack, "fit", fit)
 
 
 OWN_PACKAGE = {  # an attack in a package of its own: module mine_attack, class Mine

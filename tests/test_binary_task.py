@@ -3,13 +3,13 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
-from benchmark.data import Samples, load_samples, load_source
-from benchmark.errors import SpecError
-from benchmark.spec import load_task
-from benchmark.victim import Victim, task_loss
-
 from support import make_spec
+
+from benchmark.core.errors import SpecError
+from benchmark.data import Samples, load_samples, load_source
+from benchmark.fl.updates import task_loss
+from benchmark.pipeline.tasks import load_task
+from benchmark.victim.client import Victim
 
 ANIMAL = {"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}}
 

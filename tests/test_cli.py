@@ -3,10 +3,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import fail_targets
 
 from benchmark.cli import main
-
-from support import fail_targets
 
 
 def _one_line_error(capsys, argv) -> str:
@@ -72,7 +71,7 @@ def test_bench_runs_every_applicable_attack(capsys, tmp_path: Path, monkeypatch:
     (tasks / "tiny-b2.yaml").write_text("include: cifar10-lenetzhu-b1\nname: tiny-b2\ndata: {image_size: 16}\nfl: {batch_size: 2}\n")
     (tasks / "suites.yaml").write_text("mini: {targets: 1, max_steps: 1, tasks: [mnist-lenetzhu-b1, tiny-b2]}\n")
     monkeypatch.setenv("LEAKBENCH_TASKS", str(tasks))
-    from benchmark.spec import TASKS
+    from benchmark.protocol.loading import TASKS
     monkeypatch.setattr(TASKS, "_discovered", False)
     assert main(["bench", "--suite", "mini", "--out", str(tmp_path / "bench")]) == 0
     rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["rows"]
@@ -241,7 +240,7 @@ def test_bench_reports_a_cell_whose_metrics_are_null(capsys, tmp_path: Path, mon
     (tasks / "tiny.yaml").write_text(TINY)
     (tasks / "suites.yaml").write_text("one: {targets: 1, max_steps: 1, attacks: [dlg], tasks: [tiny]}\n")
     monkeypatch.setenv("LEAKBENCH_TASKS", str(tasks))
-    from benchmark.spec import TASKS
+    from benchmark.protocol.loading import TASKS
     monkeypatch.setattr(TASKS, "_discovered", False)
     fail_targets(monkeypatch, 0)
     assert main(["bench", "--suite", "one", "--out", str(tmp_path / "bench")]) == 0  # pytest fails on a logging error

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from benchmark.analysis.rank import analyze_model
+from benchmark.apps.analysis import analyze_model
 from benchmark.cli import main
-from benchmark.errors import SettingError
+from benchmark.core.errors import SettingError
 
 
 def test_prints_a_table_with_a_verdict(capsys):

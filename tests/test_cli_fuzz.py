@@ -26,14 +26,16 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from support import fail_targets
 
 import benchmark
-from benchmark import perf, spec
+from benchmark.apps import perf
+from benchmark.apps.leaderboard import build, submit
+from benchmark.apps.training import train_victim
 from benchmark.cli import COUNT, build_parser, main
-from benchmark.leaderboard import build, submit
-from benchmark.training import checkpoint_path, train_victim
-
-from support import fail_targets
+from benchmark.pipeline.tasks import load_task
+from benchmark.protocol import loading
+from benchmark.victim.trained import checkpoint_path
 
 BUDGETS = [pytest.param(1, id="ci"), pytest.param(10, marks=pytest.mark.slow, id="long")]
 
@@ -84,7 +86,7 @@ class World:
 
     @property
     def trained(self) -> tuple[Path, Path]:
-        weights = checkpoint_path(spec.load_task("fztrained"), 1)
+        weights = checkpoint_path(load_task("fztrained"), 1)
         return weights, weights.with_suffix(".json")
 
     def new_folder(self) -> Path:
@@ -107,14 +109,14 @@ def _stamp(path: Path) -> tuple[int, int]:
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_checkout: Path) -> World:
     shipped = tmp_path / "shipped"  # a copy: `spec --record` writes tasks/versions.json
-    shutil.copytree(spec.task_dirs()[-1], shipped)
+    shutil.copytree(loading.task_dirs()[-1], shipped)
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     for name, text in FUZZ_TASKS.items():
         (tasks / name).write_text(text)
-    monkeypatch.setattr(spec, "task_dirs", lambda: [tasks, shipped])
-    monkeypatch.setattr(spec.TASKS, "_entries", {})
-    monkeypatch.setattr(spec.TASKS, "_discovered", False)
+    monkeypatch.setattr(loading, "task_dirs", lambda: [tasks, shipped])
+    monkeypatch.setattr(loading.TASKS, "_entries", {})
+    monkeypatch.setattr(loading.TASKS, "_discovered", False)
     rng = np.random.default_rng(0)
     for person in ("a", "b"):
         (tmp_path / "images" / person).mkdir(parents=True)
@@ -124,7 +126,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_checkout: Path)
     work.mkdir()
     monkeypatch.chdir(work)
     # the commands whose real work is minutes long or needs the network answer at once
-    monkeypatch.setattr(importlib.import_module("benchmark.leaderboard.pull"), "_runs", lambda path: [])
+    monkeypatch.setattr(importlib.import_module("benchmark.apps.leaderboard.pull"), "_runs", lambda path: [])
     monkeypatch.setattr(perf, "_timed_fit", lambda setting, observations: (0.02, 0.01))
     monkeypatch.setattr(perf, "_timed_plain_loop", lambda setting, observations: 0.01)
     monkeypatch.setattr(perf, "peak_memory_mib", lambda setting, size, framework="leakbench": 1.0)
@@ -139,7 +141,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_checkout: Path)
     board = tmp_path / "board"
     (entry,) = submit("dlg", "fzs", root=board, runs=work / "runs", logger=None)
     build(board)
-    train_victim(spec.load_task("fzfolder"), 1)
+    train_victim(load_task("fzfolder"), 1)
     weights = tmp_path / "alexnet.pth"
     weights.write_bytes(b"not a weights file")
     made = World(tmp_path, tasks, shipped, tmp_path / "images", guarded, board, entry, weights, itertools.count())

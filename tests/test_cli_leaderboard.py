@@ -6,14 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import fail_targets, git
+from test_cli import _one_line_error as _error
+from test_cli import _refused
 
 import benchmark
+from benchmark.apps.leaderboard import load_entry, provenance
 from benchmark.attacks import ATTACKS
 from benchmark.cli import main
-from benchmark.leaderboard import load_entry, provenance
-
-from support import fail_targets, git
-from test_cli import _one_line_error as _error, _refused
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards"
 

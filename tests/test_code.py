@@ -5,14 +5,14 @@ import sys
 from pathlib import Path
 
 from benchmark.attacks import ATTACKS
-from benchmark.code import attack_code, code_files
+from benchmark.core.code import attack_code, code_files
 
 
 def test_a_built_in_attack_is_its_module_and_what_it_uses_of_benchmark_attacks():
     files = code_files(ATTACKS.get("idlg").__module__)
     assert {"benchmark.attacks.idlg", "benchmark.attacks.dlg", "benchmark.attacks.base",
             "benchmark.attacks.components.lbfgs"} <= files.keys()
-    assert not {"benchmark.attacks.grnn", "benchmark.victim", "benchmark.runner"} & files.keys()  # others', the protocol
+    assert not {"benchmark.attacks.grnn", "benchmark.victim.client", "benchmark.pipeline.run"} & files.keys()  # others', the protocol
     assert files["benchmark.attacks.idlg"].name == "idlg.py"
 
 

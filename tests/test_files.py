@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.errors import FileError, SpecError
-from benchmark.files import read_json, read_text, read_yaml
+from benchmark.core.errors import FileError, SpecError
+from benchmark.core.files import read_json, read_text, read_yaml
 
 
 def test_text_is_read_as_utf8(tmp_path: Path):

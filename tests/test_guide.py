@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.base import Attack, OptimizationAttack
 from benchmark.data import load_samples, load_source
-from benchmark.runner import fit
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.victim.client import Victim
 
 ROOT = Path(__file__).parent.parent
 GUIDE = ROOT / "docs" / "adding-an-attack.md"

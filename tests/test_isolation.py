@@ -15,18 +15,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import benchmark
-from benchmark import isolation
-from benchmark.attacks import ATTACKS
-from benchmark.data import cache_dir, package_path
-from benchmark.errors import AttackError, LeakBenchError, SettingError
-from benchmark.isolation import Isolation, sandbox_config
-from benchmark.leaderboard import load_entry, submit, verify
-
 from misbehaving import Misbehaving
 from support import make_spec
 from test_runner import _Writes
+
+import benchmark
+from benchmark.apps.leaderboard import load_entry, submit, verify
+from benchmark.attacks import ATTACKS
+from benchmark.core.downloads import cache_dir, package_path
+from benchmark.core.errors import AttackError, LeakBenchError, SettingError
+from benchmark.data import load_samples, load_source
+from benchmark.pipeline import isolation
+from benchmark.pipeline.isolation import Isolation, sandbox_config
+from benchmark.victim.client import Victim
 
 ISOLATED = " (it ran --isolated: no network; it reads only the Python installation, leakbench and its own package"
 
@@ -111,8 +112,8 @@ def test_what_a_sandbox_returns_is_read_without_running_code_and_checked(tmp_pat
     path.symlink_to(tmp_path / "elsewhere.pt")
     with pytest.raises(ValueError, match=r"^no readable output.pt"):
         isolation._read_back(path)
-    observation = benchmark.runner.Victim(make_spec(), 0, benchmark.runner.load_samples(
-        benchmark.runner.load_source(make_spec().data), [0]), 10).observe()
+    observation = Victim(make_spec(), 0, load_samples(
+        load_source(make_spec().data), [0]), 10).observe()
     item = {"images": torch.zeros(1, 3, 8, 8), "labels": torch.zeros(1, dtype=torch.int64), "loss": 0.0, "details": "{}"}
     with pytest.raises(AttackError, match=re.escape("attack Misbehaving ran --isolated and its outcome cannot be used: "
                                                     "problem 0's images are not a float tensor of shape (1, 3, 16, 16)")):

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 import wandb
+from support import make_spec
 from wandb.proto.wandb_internal_pb2 import Record
 
 import benchmark
-from benchmark.loggers import WANDB_RESULT_KEY, OfflineAwareWandbLogger
-
-from support import make_spec
+from benchmark.pipeline.loggers import WANDB_RESULT_KEY, OfflineAwareWandbLogger
 
 
 def wandb_records(path: Path) -> list[Record]:

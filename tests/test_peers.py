@@ -10,15 +10,17 @@ import dataclasses
 import pytest
 import torch
 
+from benchmark.apps.peers import BreachingPeer, Round, import_breaching
+from benchmark.apps.perf import PerfSetting, _problems
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.components.priors import total_variation
-from benchmark.errors import LeakBenchError, NotApplicableError, SettingError
+from benchmark.core.errors import LeakBenchError, NotApplicableError, SettingError
+from benchmark.core.seeding import problem_seed
 from benchmark.metrics import MatchedBatch
 from benchmark.metrics.image import psnr
-from benchmark.peers import BreachingPeer, Round, import_breaching
-from benchmark.perf import PerfSetting, _problems
-from benchmark.runner import attack_config, fit, problem_seed
-from benchmark.spec import load_task
+from benchmark.pipeline.config import attack_config
+from benchmark.pipeline.fit import fit
+from benchmark.pipeline.tasks import load_task
 
 LENET, CONVNET = "cifar10-lenetzhu-b1", "cifar10-convnet-b1"
 

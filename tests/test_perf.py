@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from benchmark import perf
+from benchmark.apps import perf
 from benchmark.cli import main
-from benchmark.errors import SettingError
+from benchmark.core.errors import SettingError
 
 
 def test_perf_reports_speedup_overhead_and_memory_per_batch_size():

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.apps.leaderboard import load_entry
 from benchmark.attacks import ATTACKS
 from benchmark.cli import main
-from benchmark.leaderboard import load_entry
-
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "plugin-attack"
 

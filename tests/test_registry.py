@@ -1,7 +1,7 @@
 import pytest
 
-from benchmark.errors import UnknownNameError
-from benchmark.registry import Registry
+from benchmark.core.errors import UnknownNameError
+from benchmark.core.registry import Registry
 
 
 class Base:
@@ -51,7 +51,7 @@ def test_an_entry_is_found_by_its_name_and_its_name_by_the_entry():
 def test_an_entry_point_that_fails_to_load_is_skipped_and_kept_as_broken(monkeypatch, caplog):
     from importlib.metadata import EntryPoint
 
-    from benchmark.errors import PluginError
+    from benchmark.core.errors import PluginError
 
     points = [EntryPoint("int", "builtins:int", "widgets"), EntryPoint("gone", "no_such_module:Thing", "widgets")]
     monkeypatch.setattr("importlib.metadata.entry_points", lambda group: points)

@@ -9,12 +9,12 @@ import torch
 from skimage.metrics import structural_similarity
 
 from benchmark import run
+from benchmark.apps.rescore import rescore
 from benchmark.cli import main
+from benchmark.core.errors import LeakBenchError
 from benchmark.data import load_samples, load_source
-from benchmark.errors import LeakBenchError
 from benchmark.metrics.matching import match
-from benchmark.rescore import rescore
-from benchmark.spec import load_task
+from benchmark.pipeline.tasks import load_task
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.errors import FileError
-from benchmark.result import Result, TargetResult, in_matched_order, save_comparison, write_atomic
+from benchmark.core.errors import FileError
+from benchmark.core.files import write_atomic
+from benchmark.pipeline.result import Result, TargetResult, in_matched_order, save_comparison
 
 
 def _result(psnrs):

@@ -4,16 +4,25 @@ import re
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from PIL import Image
+from support import fail_targets, make_spec
 
 import benchmark
-from benchmark import runner
+from benchmark.core.errors import (
+    AttackError,
+    AttackFailure,
+    FileError,
+    LeakBenchError,
+    NotApplicableError,
+    SettingError,
+    SpecError,
+)
+from benchmark.data import load_samples, load_source
 from benchmark.defenses import DEFENSES
-from benchmark.errors import (AttackError, AttackFailure, FileError, LeakBenchError, NotApplicableError, SettingError,
-                              SpecError)
-
-from support import fail_targets, make_spec
+from benchmark.pipeline import attack
+from benchmark.victim.client import Victim
 
 
 def test_run_writes_results_picture_and_logs(tmp_path: Path):
@@ -78,7 +87,7 @@ def test_other_loggers_write_their_files(tmp_path: Path, logger: str, pattern: s
     assert list(tmp_path.glob(pattern)), sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))[:20]
 
 
-class _Kill(benchmark.runner.pl.Callback):
+class _Kill(pl.Callback):
     """Interrupts a fit after ``step`` steps, as a killed process would (the checkpoint is older)."""
 
     def __init__(self, step: int) -> None:
@@ -92,11 +101,12 @@ class _Kill(benchmark.runner.pl.Callback):
 @pytest.mark.parametrize("attack", ["inverting_gradients", "dlg", "grnn"])  # Adam + schedule, L-BFGS, RMSprop
 def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_result(tmp_path: Path, attack: str, caplog):
     from benchmark.attacks import ATTACKS
-    from benchmark.runner import FitOptions, attack_config, fit
+    from benchmark.pipeline.config import attack_config
+    from benchmark.pipeline.fit import FitOptions, fit
 
     spec = make_spec()
-    source = benchmark.runner.load_source(spec.data)
-    observation = benchmark.runner.Victim(spec, 0, benchmark.runner.load_samples(source, [0]), 10).observe()
+    source = load_source(spec.data)
+    observation = Victim(spec, 0, load_samples(source, [0]), 10).observe()
     cls = ATTACKS.get(attack)
     config = attack_config(cls, {"max_steps": 6, **({"lbfgs_iterations": 2} if attack == "dlg" else {})})
     (whole,), _ = fit(cls, [observation], config, [0])
@@ -198,7 +208,7 @@ def test_lpips_is_scored_with_the_weights_a_user_gives(tmp_path: Path, monkeypat
 def test_idlg_leaks_less_as_the_defence_strengthens(defense, strengths):
     """iDLG on the first CIFAR-10 test image (offline), 40 L-BFGS steps: the attack succeeds undefended, so a
     falling PSNR is the defence's doing."""
-    from benchmark.spec import DefenseSpec
+    from benchmark.protocol.spec import DefenseSpec
 
     psnr = [benchmark.run(task="cifar10-lenetzhu-b1", attack="idlg", targets=1, max_steps=40, logger=None,
                           defense=DefenseSpec(name=defense, params={DEFENSES.get(defense).strength: value})
@@ -261,7 +271,7 @@ def test_retry_failed_recomputes_only_the_failed_rows(tmp_path: Path, monkeypatc
     before = (tmp_path / "targets.jsonl").read_bytes().splitlines(keepends=True)
     assert benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None,
                          problems=1).summary["failed"] == 1
-    monkeypatch.setattr(runner, "attack_targets", _only(runner.attack_targets, [1]))
+    monkeypatch.setattr(attack, "attack_targets", _only(attack.attack_targets, [1]))
     result = benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None, problems=1,
                            retry_failed=True)
     assert result.summary["failed"] == 0 and "failures" not in result.summary
@@ -303,7 +313,7 @@ def test_a_run_of_fewer_targets_computes_the_whole_groups_that_hold_them(tmp_pat
     rows = [json.loads(line) for line in (tmp_path / "targets.jsonl").read_text().splitlines()]
     assert [(row["target"], row["group"]) for row in rows] == [(0, [0, 1]), (1, [0, 1])]
     with monkeypatch.context() as patch:
-        patch.setattr(runner, "attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target"))
+        patch.setattr(attack, "attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target"))
         assert benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None,
                              problems=2).targets[1].group == [0, 1]
     with pytest.raises(LeakBenchError, match="different targets_per_fit; resume it with the same settings"):

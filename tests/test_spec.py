@@ -7,13 +7,20 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import BASE_SPEC, make_spec
 
 from benchmark.cli import main
-from benchmark.errors import SpecError
-from benchmark.spec import (TASKS, load_suite, load_task, parse_task, record_version, recorded_versions, spec_hash,
-                            suite_names, task_dirs)
-
-from support import BASE_SPEC, make_spec
+from benchmark.core.errors import SpecError
+from benchmark.pipeline.tasks import load_task, parse_task
+from benchmark.protocol.loading import (
+    TASKS,
+    load_suite,
+    record_version,
+    recorded_versions,
+    spec_hash,
+    suite_names,
+    task_dirs,
+)
 
 
 @pytest.mark.parametrize("name", TASKS.names())
@@ -31,7 +38,7 @@ def test_every_shipped_spec_is_recorded_at_its_version(name):
 
 
 def test_a_version_is_recorded_once_with_one_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("benchmark.spec.task_dirs", lambda: [tmp_path])
+    monkeypatch.setattr("benchmark.protocol.loading.task_dirs", lambda: [tmp_path])
     record_version(make_spec())
     record_version(make_spec())  # the same content again: nothing to refuse
     with pytest.raises(SpecError, match="version 1 was recorded with other content: bump its version"):
@@ -187,7 +194,7 @@ def test_bn_statistics_read_off_buffers_need_one_train_mode_fedsgd_step():
 
 
 def test_an_unknown_suite_key_is_answered_with_the_suite_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from benchmark.spec import TASKS, load_suite
+    from benchmark.protocol.loading import TASKS, load_suite
 
     (tmp_path / "suites.yaml").write_text("mine: {tasks: [cifar10-lenetzhu-b1], target: 2}\n")
     monkeypatch.setenv("LEAKBENCH_TASKS", str(tmp_path))

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import fail_targets, make_spec
 
 import benchmark
 from benchmark.cli import main
-from benchmark.errors import LeakBenchError
-
-from support import fail_targets, make_spec
+from benchmark.core.errors import LeakBenchError
 
 TINY = "include: cifar10-lenetzhu-b1\nname: tiny\ndata: {image_size: 16}\n"
 
@@ -74,7 +73,7 @@ def test_a_torn_last_line_is_dropped_and_recomputed(tmp_path: Path, caplog):
 @pytest.mark.parametrize("attack", ["dlg", "inverting_gradients"])  # IG's config holds a tuple, recorded as a list
 def test_finished_targets_are_read_back_not_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attack: str):
     benchmark.run(make_spec(), attack, targets=2, max_steps=1, out=tmp_path, logger=None)
-    monkeypatch.setattr("benchmark.runner.attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target"))
+    monkeypatch.setattr("benchmark.pipeline.attack.attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target"))
     assert benchmark.run(make_spec(), attack, targets=2, max_steps=1, out=tmp_path, logger=None).summary["targets"] == 2
 
 

@@ -2,11 +2,18 @@ import json
 
 import pytest
 
+from benchmark.apps.study import (
+    CRITERIA,
+    batch_size_study,
+    cell_from_result,
+    defense_study,
+    family_tasks,
+    training_study,
+)
 from benchmark.cli import main
-from benchmark.errors import SpecError
-from benchmark.result import Result, TargetResult
-from benchmark.spec import DefenseSpec
-from benchmark.study import CRITERIA, batch_size_study, cell_from_result, defense_study, family_tasks, training_study
+from benchmark.core.errors import SpecError
+from benchmark.pipeline.result import Result, TargetResult
+from benchmark.protocol.spec import DefenseSpec
 
 
 def test_a_family_is_its_batch_size_variants_in_order():

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from benchmark.cli import main
-from benchmark.data import Samples
-from benchmark.errors import DataUnavailableError, FileError
-from benchmark.spec import load_task
-from benchmark.training import checkpoint_path, train_victim, trained_victim
-from benchmark.victim import Victim
-
 from support import make_spec
+
+from benchmark.apps.training import train_victim, trained_victim
+from benchmark.cli import main
+from benchmark.core.errors import DataUnavailableError, FileError
+from benchmark.data import Samples
+from benchmark.pipeline.tasks import load_task
+from benchmark.victim.client import Victim
+from benchmark.victim.trained import checkpoint_path
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_the_digits_victim_trains_offline_and_a_stored_one_is_reused(monkeypatch
     trained = trained_victim(spec, 1)
     assert trained.train_images == 1437 and trained.test_accuracy > 0.5  # one epoch; chance is 0.1
     trainings = []
-    monkeypatch.setattr("benchmark.training.train_victim", lambda *args: trainings.append(args) or trained)
+    monkeypatch.setattr("benchmark.apps.training.train_victim", lambda *args: trainings.append(args) or trained)
     assert trained_victim(spec, 1) == trained and not trainings  # read back from the cache, its weights checked
     trained.path.write_bytes(trained.path.read_bytes()[:-5] + b"xxxxx")
     trained_victim(spec, 1)

@@ -3,12 +3,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from benchmark.errors import DataUnavailableError, SettingError
-from benchmark.spec import DataSpec, DefenseSpec, load_task
-from benchmark.utility import UtilitySetting, measure_utility
-
 from support import make_spec
+
+from benchmark.apps.utility import UtilitySetting, measure_utility
+from benchmark.core.errors import DataUnavailableError, SettingError
+from benchmark.pipeline.tasks import load_task
+from benchmark.protocol.spec import DataSpec, DefenseSpec
 
 SETTING = UtilitySetting(steps=60, batch_size=8, lr=0.05, train_images=24, test_images=12)
 

@@ -4,11 +4,12 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from support import make_spec
 
 from benchmark.data import Samples
-from benchmark.victim import Observation, Victim
-
-from support import make_spec
+from benchmark.fl.observation import Observation
+from benchmark.pipeline.isolation import observation_from_record, observation_record
+from benchmark.victim.client import Victim
 
 
 def _private(seed: int, n: int = 1, size: int = 16) -> Samples:
@@ -90,7 +91,7 @@ def test_normalization_round_trips():
 
 
 def test_inputs_that_do_not_fit_the_model_are_a_spec_error(monkeypatch):
-    from benchmark.errors import SpecError
+    from benchmark.core.errors import SpecError
     from benchmark.models import MODELS
 
     class Fixed(torch.nn.Module):
@@ -154,8 +155,8 @@ def test_bn_statistics_follow_the_threat_model():
 def test_an_observation_crosses_as_tensors_and_plain_values(tmp_path, overrides):
     observation = Victim(make_spec(**overrides), 0, _private(0, n=overrides.get("fl", {}).get("batch_size", 1)),
                          10).observe()
-    torch.save(observation.to_record(), tmp_path / "observation.pt")
-    again = Observation.from_record(torch.load(tmp_path / "observation.pt", weights_only=True))
+    torch.save(observation_record(observation), tmp_path / "observation.pt")
+    again = observation_from_record(torch.load(tmp_path / "observation.pt", weights_only=True))
     for field in dataclasses.fields(Observation):
         if field.name != "model":
             assert str(getattr(again, field.name)) == str(getattr(observation, field.name)), field.name
@@ -165,7 +166,7 @@ def test_an_observation_crosses_as_tensors_and_plain_values(tmp_path, overrides)
 
 
 def test_bn_statistics_need_a_model_with_batchnorm():
-    from benchmark.errors import SpecError
+    from benchmark.core.errors import SpecError
 
     with pytest.raises(SpecError, match="no BatchNorm layer"):
         Victim(make_spec(threat={"bn_statistics": "known"}), 0, _private(0), 10).observe()

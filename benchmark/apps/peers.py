@@ -24,9 +24,9 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor, nn
 
-from benchmark.errors import LeakBenchError, NotApplicableError, SettingError, first_line
-from benchmark.spec import TaskSpec
-from benchmark.victim import Observation, model_inputs
+from benchmark.core.errors import LeakBenchError, NotApplicableError, SettingError, first_line
+from benchmark.fl.observation import Observation, model_inputs
+from benchmark.protocol.spec import TaskSpec
 
 INSTALL = "pip install 'leakbench[peers]'"
 MODELS = {"lenet_zhu": "lenet_zhu", "convnet": "ConvNet"}  # LeakBench's victim name → breaching's

@@ -28,14 +28,20 @@ from typing import Any
 import torch
 from pytorch_lightning.callbacks import Timer
 
+from benchmark.apps.peers import BreachingPeer
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
+from benchmark.core.errors import SettingError, at_least
+from benchmark.core.seeding import problem_seed
+from benchmark.core.tables import format_table
 from benchmark.data import Samples, load_samples, load_source
-from benchmark.errors import SettingError, at_least
-from benchmark.peers import BreachingPeer
-from benchmark.runner import FitOptions, attack_config, check_applies, fit, hardware, problem_seed, run
-from benchmark.spec import load_task
-from benchmark.victim import Observation, Victim
+from benchmark.fl.observation import Observation
+from benchmark.pipeline.config import attack_config, check_applies
+from benchmark.pipeline.fit import FitOptions, fit
+from benchmark.pipeline.hardware import hardware
+from benchmark.pipeline.run import run
+from benchmark.pipeline.tasks import load_task
+from benchmark.victim.client import Victim
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,7 @@ def _timed_plain_loop(setting: PerfSetting, observations: list[Observation]) -> 
     cls = ATTACKS.get(setting.attack)
     config = attack_config(cls, {"max_steps": setting.steps})
     attack: OptimizationAttack = cls(observations, config, [problem_seed(0, k, 0) for k in range(len(observations))])
-    configured = attack.configure_optimizers()
-    optimizer, schedulers = (configured[0][0], configured[1]) if isinstance(configured, tuple | list) else (configured, [])
+    optimizer, schedulers = attack.optimizer_and_schedulers()
     start = time.perf_counter()
     for _ in range(setting.steps):
         attack.optimise_step(optimizer, lambda loss, inputs: loss.backward(inputs=inputs), schedulers)
@@ -216,8 +221,6 @@ def against_breaching(setting: PerfSetting) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    from benchmark.cli import format_table
-
     load = "load average {:.2f} before, {:.2f} after".format(*report["load_average"])
     if "vs" in report:
         header = (f"{report['attack']} on {report['task']}, {report['steps']} steps per problem, {report['threads']} "

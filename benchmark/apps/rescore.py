@@ -15,14 +15,16 @@ from pathlib import Path
 
 import torch
 
+from benchmark.core.errors import LeakBenchError
+from benchmark.core.files import read_json
 from benchmark.data import load_samples, load_source
-from benchmark.errors import LeakBenchError
-from benchmark.files import read_json
 from benchmark.metrics import EvaluationSettings, Evaluator
-from benchmark.result import Result
-from benchmark.runner import collect
-from benchmark.spec import DefenseSpec, TaskSpec, load_task, spec_hash
-from benchmark.store import RUN_FILE, RunStore
+from benchmark.pipeline.folder import RUN_FILE, RunStore
+from benchmark.pipeline.result import Result
+from benchmark.pipeline.store import collect
+from benchmark.pipeline.tasks import load_task
+from benchmark.protocol.loading import spec_hash
+from benchmark.protocol.spec import DefenseSpec, TaskSpec
 
 
 def run_spec(definition: dict, task: str | Path | None = None) -> TaskSpec:

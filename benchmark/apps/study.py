@@ -29,18 +29,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from benchmark.apps.training import held_out_accuracy, trained_victim
+from benchmark.apps.utility import UtilitySetting, measure_utility
 from benchmark.attacks import ATTACKS
+from benchmark.core.errors import DataUnavailableError, NotApplicableError, SpecError
+from benchmark.core.files import write_atomic
+from benchmark.core.registry import Registry, did_you_mean
 from benchmark.data import load_source
 from benchmark.defenses import DEFENSES, defense_record, with_strength
-from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError
 from benchmark.metrics import metric_info
-from benchmark.registry import Registry, did_you_mean
-from benchmark.result import Result, finite_or_null, write_atomic
-from benchmark.runner import run
-from benchmark.spec import TASKS, DefenseSpec, TaskSpec, load_task
-from benchmark.training import BATCH_SIZE, LEARNING_RATE, MOMENTUM, held_out_accuracy, trained_victim
-from benchmark.utility import UtilitySetting, measure_utility
-from benchmark.victim import build_model
+from benchmark.pipeline.result import Result, finite_or_null
+from benchmark.pipeline.run import run
+from benchmark.pipeline.tasks import load_task
+from benchmark.protocol.loading import TASKS
+from benchmark.protocol.spec import DefenseSpec, TaskSpec
+from benchmark.victim.client import build_model
+from benchmark.victim.trained import BATCH_SIZE, LEARNING_RATE, MOMENTUM
 
 log = logging.getLogger(__name__)
 

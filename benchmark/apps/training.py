@@ -20,27 +20,24 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmark.data import Samples, cache_dir, load_samples, load_source
-from benchmark.errors import DataUnavailableError, FileError, at_least, first_line
-from benchmark.files import read_json
-from benchmark.result import write_atomic
-from benchmark.runner import check_accelerator
-from benchmark.spec import TaskSpec
-from benchmark.victim import build_model, model_inputs, task_loss
+from benchmark.core.errors import DataUnavailableError, at_least
+from benchmark.core.files import read_json, write_atomic
+from benchmark.data import Samples, load_samples, load_source
+from benchmark.fl.observation import model_inputs
+from benchmark.fl.updates import task_loss
+from benchmark.pipeline.hardware import check_accelerator
+from benchmark.protocol.spec import TaskSpec
+from benchmark.victim.client import build_model
+from benchmark.victim.trained import (
+    BATCH_SIZE,
+    LEARNING_RATE,
+    MOMENTUM,
+    _train_again,
+    checkpoint_path,
+    load_trained_state,
+)
 
-BATCH_SIZE, LEARNING_RATE, MOMENTUM = 64, 0.01, 0.9
 CHUNK = 1000  # images read at a time
-
-
-def checkpoint_path(spec: TaskSpec, epochs: int) -> Path:
-    """Where the victim of ``spec`` trained for ``epochs`` epochs is kept: one file per weights-defining
-    setting, shared by tasks that differ only in targets, batch size or threat model."""
-    data = spec.data.model_dump(mode="json", exclude={"split"})
-    victim = spec.victim.model_dump(mode="json", include={"model", "init", "init_scale", "seed"})
-    setting = json.dumps({"data": data, "victim": victim, "training": [BATCH_SIZE, LEARNING_RATE, MOMENTUM]},
-                         sort_keys=True)
-    digest = hashlib.sha256(setting.encode()).hexdigest()[:16]
-    return cache_dir() / "victims" / f"{spec.victim.model}-{digest}@{epochs}.pt"
 
 
 @dataclass(frozen=True)
@@ -132,10 +129,6 @@ def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress
     return record
 
 
-def _train_again(spec: TaskSpec, epochs: int) -> str:
-    return f"train it again with `leakbench victim train --task {spec.name} --epochs {epochs}`"
-
-
 def trained_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress: bool = False) -> TrainedVictim:
     """``spec``'s victim trained for ``epochs`` epochs: the stored one where its weights check out against
     their sha256, else trained now (:func:`train_victim`)."""
@@ -151,21 +144,3 @@ def trained_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progre
                          record["train_accuracy"])
 
 
-def load_trained_state(spec: TaskSpec, epochs: int) -> dict[str, Tensor]:
-    """The stored weights of ``spec``'s victim trained for ``epochs`` epochs, checked against their sha256."""
-    path = checkpoint_path(spec, epochs)
-    if not path.is_file() or not path.with_suffix(".json").is_file():
-        raise DataUnavailableError(
-            f"task '{spec.name}' needs its victim trained for {epochs} epochs, which is not in {path.parent}: run "
-            f"`leakbench victim train --task {spec.name} --epochs {epochs}` (it needs the {spec.data.dataset} "
-            f"training split)")
-    again = _train_again(spec, epochs)
-    content = path.read_bytes()
-    if hashlib.sha256(content).hexdigest() != read_json(path.with_suffix(".json"), "trained victim record", again).get("sha256"):
-        raise DataUnavailableError(f"{path}: its sha256 differs from the one recorded when it was trained (a changed "
-                                   f"or torn file); {again}")
-    try:
-        return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
-    except Exception as err:  # the recorded hash matches: a file written by another version, whatever torch says
-        raise FileError(f"{path}: unreadable trained weights ({type(err).__name__}: {first_line(err, 100)}); "
-                        f"{again}") from None

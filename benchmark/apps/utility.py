@@ -16,12 +16,14 @@ from typing import Any
 
 import torch
 
+from benchmark.apps.training import accuracy
+from benchmark.core.errors import DataUnavailableError, at_least, finite
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.defenses import ClientRound, build_defense, client_generator
-from benchmark.errors import DataUnavailableError, at_least, finite
-from benchmark.spec import DataSpec, TaskSpec
-from benchmark.training import accuracy
-from benchmark.victim import build_model, fedsgd_update, model_inputs
+from benchmark.fl.observation import model_inputs
+from benchmark.fl.updates import fedsgd_update
+from benchmark.protocol.spec import DataSpec, TaskSpec
+from benchmark.victim.client import build_model
 
 
 @dataclass(frozen=True)

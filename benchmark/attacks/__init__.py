@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 
 from benchmark.attacks.base import Attack
-from benchmark.errors import UnknownNameError
-from benchmark.registry import Registry
+from benchmark.core.errors import UnknownNameError
+from benchmark.core.registry import Registry
 
 _BUILTIN = ("dlg", "idlg", "inverting_gradients", "grnn", "bias", "rgap", "ssras")
 

@@ -18,9 +18,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from benchmark.attacks.components.engine import ProblemBatch
-from benchmark.errors import AttackFailure
-from benchmark.loggers import log_images
-from benchmark.victim import Observation
+from benchmark.core.errors import AttackFailure
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,6 @@ class Attack(pl.LightningModule):
         if len(self.seeds) != len(self.observations):
             raise ValueError("give one seed per observation")
         self.log_step_offset = 0  # set by the runner: steps of several fits share one logger axis
-        self.images_every: int | None = None  # set by the runner: log the current reconstructions every N steps
 
     @classmethod
     def unsupported(cls, observation: Observation) -> str | None:
@@ -179,10 +177,27 @@ class OptimizationAttack(Attack):
             self.log("attack/grad_loss", losses[~self.done].mean() if not bool(self.done.all()) else losses.mean(),
                      prog_bar=True)
             self.log("step", float(step))
-        if self.images_every and self.global_step % self.images_every == 0:
-            log_images(self.logger, "attack/reconstructions", self.current()["images"].flatten(0, 1)[:16], step)
         if bool(self.done.all()):
             self.trainer.should_stop = True
+
+    def optimizer_and_schedulers(self) -> tuple[torch.optim.Optimizer, list[Any]]:
+        """What :meth:`configure_optimizers` returns, as (optimiser, schedulers), for a loop without Lightning."""
+        configured = self.configure_optimizers()
+        return (configured[0][0], list(configured[1])) if isinstance(configured, tuple | list) else (configured, [])
+
+    @classmethod
+    def solve_plainly(cls, observations: Sequence[Observation], config: Any, seeds: Sequence[int]) -> list[Reconstruction]:
+        """The attack's reconstructions from a plain PyTorch loop of :meth:`optimise_step`, the steps a
+        Lightning fit takes (seeded as it is, at most ``config.max_steps``, until every problem is
+        done), for an attack that runs another inside its own step (SSRAS's DLG label guess)."""
+        pl.seed_everything(seeds[0] % 2**32, verbose=False)
+        attack = cls(observations, config, seeds)
+        optimizer, schedulers = attack.optimizer_and_schedulers()
+        for _ in range(config.max_steps):
+            attack.optimise_step(optimizer, lambda loss, inputs: loss.backward(inputs=inputs), schedulers)
+            if bool(attack.done.all()):
+                break
+        return attack.reconstructions()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["best_candidates"] = self._best  # the best points seen so far are not parameters

@@ -13,8 +13,8 @@ from benchmark.attacks.base import ClosedFormAttack, Reconstruction
 from benchmark.attacks.components.equations import invert_biased_linear, single_gradient_problem
 from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import first_layer
-from benchmark.errors import NotApplicableError
-from benchmark.victim import Observation
+from benchmark.core.errors import NotApplicableError
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)

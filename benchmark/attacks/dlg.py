@@ -12,7 +12,7 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.attacks.components.distances import squared_distance
 from benchmark.attacks.components.lbfgs import BatchedLBFGS
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.attacks.components.distances import squared_distance
 from benchmark.attacks.components.priors import squared_total_variation
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 def _up_block(inputs: int, outputs: int) -> nn.Sequential:

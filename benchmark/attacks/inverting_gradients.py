@@ -10,11 +10,11 @@ from torch import Tensor, nn
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
-from benchmark.errors import NotApplicableError
 from benchmark.attacks.components.distances import cosine_distance
 from benchmark.attacks.components.labels import idlg_label
 from benchmark.attacks.components.priors import total_variation
-from benchmark.victim import Observation
+from benchmark.core.errors import NotApplicableError
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,14 @@ from typing import Any
 
 from torch import nn
 
-from benchmark.analysis.rank import layer_rank, recoverable_by_rgap
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import ClosedFormAttack, Reconstruction
-from benchmark.attacks.components.equations import (Descent, descend, head_equations, most_plausible,
-                                                    single_sample_chain)
+from benchmark.attacks.components.equations import Descent, descend, head_equations, most_plausible, single_sample_chain
 from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import Layer, activation_problem
-from benchmark.errors import NotApplicableError
-from benchmark.victim import Observation
+from benchmark.attacks.components.rank import layer_rank, recoverable_by_rgap
+from benchmark.core.errors import NotApplicableError
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,18 @@ from torch import Tensor
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Reconstruction
-from benchmark.attacks.components.equations import Descent, descend, invert_biased_linear, single_sample_chain, step_down
+from benchmark.attacks.components.equations import (
+    Descent,
+    descend,
+    invert_biased_linear,
+    single_sample_chain,
+    step_down,
+)
 from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import Layer
 from benchmark.attacks.dlg import DLG
 from benchmark.attacks.rgap import RGAP, chain_problem, head_problem
-from benchmark.runner import fit
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class SSRAS(RGAP):
     def _dlg_labels(self, observation: Observation) -> list[int]:
         """Label candidates, the one a short DLG run converges to first (improved R-GAP)."""
         seed = self.seeds[next(i for i, o in enumerate(self.observations) if o is observation)]
-        (guess,), _ = fit(DLG, [observation], DLG.Config(max_steps=self.config.dlg_steps), [seed])
+        (guess,) = DLG.solve_plainly([observation], DLG.Config(max_steps=self.config.dlg_steps), [seed])
         first = int(guess.labels[0])
         return [first] + [label for label in range(observation.num_classes) if label != first]
 

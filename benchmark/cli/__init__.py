@@ -17,34 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 if TYPE_CHECKING:
-    from benchmark.spec import DefenseSpec
+    from benchmark.protocol.spec import DefenseSpec
 
-from benchmark.errors import LeakBenchError, NotApplicableError, SettingError, integer_problem
-from benchmark.sandbox import MEMORY_LIMIT, TIME_LIMIT
-from benchmark.registry import did_you_mean
+from benchmark.core.errors import LeakBenchError, NotApplicableError, SettingError, integer_problem
+from benchmark.core.registry import did_you_mean
+from benchmark.core.tables import format_table, format_value
+from benchmark.pipeline.sandbox import MEMORY_LIMIT, TIME_LIMIT
 
 log = logging.getLogger("benchmark")
 
 COLUMNS = ("task", "attack", "targets", "failed", "psnr", "ssim", "mse", "lpips", "label_accuracy", "seconds")
 REID_ROWS = (("reconstructions", ""), ("originals (ceiling)", "_ceiling"), ("noise images (chance)", "_chance"))
-
-
-def format_value(value: Any) -> str:
-    """A value as a table shows it: floats with 4 significant digits, a missing one as '-'."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    """Plain-text table of :func:`format_value` cells."""
-    cells = [[format_value(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
 
 
 def _summary_row(result) -> dict[str, Any]:
@@ -82,7 +65,7 @@ def _progress(args: argparse.Namespace) -> bool:
 def cmd_run(args: argparse.Namespace) -> int:
     from lightning_fabric.utilities.rank_zero import rank_zero_only
 
-    from benchmark.runner import run
+    from benchmark.pipeline.run import run
 
     out = Path(args.out) if args.out else Path("runs") / Path(args.task).stem / args.attack
     result = run(args.task, args.attack, targets=args.targets, seed=args.seed, max_steps=args.max_steps,
@@ -110,8 +93,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows.sort(key=lambda row: row["attack"])
         print(format_table(rows, ("attack", "description")))
     else:
-        from benchmark.runner import data_available
-        from benchmark.spec import TASKS, load_task, threat_model
+        from benchmark.pipeline.prepare import data_available
+        from benchmark.pipeline.tasks import load_task
+        from benchmark.protocol.loading import TASKS
+        from benchmark.protocol.spec import threat_model
 
         rows = []
         for name in TASKS.names():
@@ -126,7 +111,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_spec(args: argparse.Namespace) -> int:
     import yaml
 
-    from benchmark.spec import load_task, record_version, spec_hash
+    from benchmark.pipeline.tasks import load_task
+    from benchmark.protocol.loading import record_version, spec_hash
 
     spec = load_task(args.task)
     if args.record:
@@ -138,7 +124,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
-    from benchmark.rescore import rescore
+    from benchmark.apps.rescore import rescore
 
     results = [rescore(folder, task=args.task, lpips_weights=args.lpips_weights, reid=args.reid) for folder in args.folders]
     print(format_table([_summary_row(result) for result in results], COLUMNS))
@@ -148,7 +134,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from benchmark import perf
+    from benchmark.apps import perf
 
     report = perf.measure(perf.PerfSetting(task=args.task, attack=args.attack, steps=args.steps, repeats=args.repeats,
                                            processes=args.processes, process_steps=args.process_steps,
@@ -161,9 +147,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from lightning_fabric.utilities.rank_zero import rank_zero_only
 
     from benchmark.attacks import ATTACKS
-    from benchmark.result import write_atomic
-    from benchmark.runner import run
-    from benchmark.spec import load_suite
+    from benchmark.core.files import write_atomic
+    from benchmark.pipeline.run import run
+    from benchmark.protocol.loading import load_suite
 
     suite = load_suite(args.suite)
     chosen = args.attacks.split(",") if args.attacks else None
@@ -198,7 +184,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import build, load_entry, submit
+    from benchmark.apps.leaderboard import build, load_entry, submit
 
     root = Path(args.root)
     paths = submit(args.attack, args.suite, tasks=args.tasks, targets=args.targets, root=root, runs=Path(args.out),
@@ -219,7 +205,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import build, format_verdict, verify
+    from benchmark.apps.leaderboard import build, format_verdict, verify
 
     failed, isolation = 0, _isolation(args)
     for path in map(Path, args.paths):
@@ -233,7 +219,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard_build(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import build
+    from benchmark.apps.leaderboard import build
 
     for path in build(Path(args.root)):
         print(f"wrote {path}")
@@ -241,7 +227,7 @@ def cmd_leaderboard_build(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard_check(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import check
+    from benchmark.apps.leaderboard import check
 
     problems = check(Path(args.root))
     for problem in problems:
@@ -252,7 +238,7 @@ def cmd_leaderboard_check(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard_pull(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import build, pull
+    from benchmark.apps.leaderboard import build, pull
 
     root = Path(args.root)
     paths = pull(args.wandb, args.suite, root=root, replace=args.replace)
@@ -265,7 +251,8 @@ def cmd_leaderboard_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from benchmark.analysis.rank import analyze_model, recoverable_by_rgap
+    from benchmark.apps.analysis import analyze_model
+    from benchmark.attacks.components.rank import recoverable_by_rgap
 
     try:
         shape = tuple(int(part) for part in args.input_shape.split(","))
@@ -290,8 +277,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_victim_train(args: argparse.Namespace) -> int:
-    from benchmark.spec import load_task
-    from benchmark.training import separate_test_split, train_victim
+    from benchmark.apps.training import separate_test_split, train_victim
+    from benchmark.pipeline.tasks import load_task
 
     spec = load_task(args.task)
     trained = train_victim(spec, args.epochs, accelerator=args.accelerator, progress=_progress(args))
@@ -305,7 +292,7 @@ def cmd_victim_train(args: argparse.Namespace) -> int:
 
 
 def cmd_study_batch_size(args: argparse.Namespace) -> int:
-    from benchmark.study import batch_size_study
+    from benchmark.apps.study import batch_size_study
 
     out = Path(args.out) if args.out else Path("runs") / f"study-batch-size-{args.task_family}"
     study = batch_size_study(args.task_family, args.attacks.split(","), batch_sizes=args.batch_sizes,
@@ -348,8 +335,8 @@ def _describe_defense(record: dict[str, Any]) -> str:
 
 
 def cmd_study_defense(args: argparse.Namespace) -> int:
-    from benchmark.study import defense_study
-    from benchmark.utility import UtilitySetting
+    from benchmark.apps.study import defense_study
+    from benchmark.apps.utility import UtilitySetting
 
     out = Path(args.out) if args.out else Path("runs") / f"study-defense-{Path(args.task).stem}-{args.attack}-{args.defense.name}"
     setting = UtilitySetting(steps=args.utility_steps, train_images=args.utility_train_images,
@@ -376,7 +363,7 @@ def cmd_study_defense(args: argparse.Namespace) -> int:
 
 
 def cmd_study_training(args: argparse.Namespace) -> int:
-    from benchmark.study import training_study
+    from benchmark.apps.study import training_study
 
     out = Path(args.out) if args.out else Path("runs") / f"study-training-{Path(args.task).stem}-{args.attack}"
     study = training_study(args.task, args.attack, args.epochs, out=out, targets=args.targets, max_steps=args.max_steps,
@@ -407,7 +394,7 @@ def _parse_value(text: str) -> int | float | str:
 def _defense(text: str) -> DefenseSpec:
     """NAME or NAME:key=value[,key=value...] → a checked defence spec."""
     from benchmark.defenses import build_defense
-    from benchmark.spec import DefenseSpec
+    from benchmark.protocol.spec import DefenseSpec
 
     name, _, rest = text.partition(":")
     params = {}
@@ -483,7 +470,7 @@ def _add_isolation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _isolation(args: argparse.Namespace):
     """The sandbox ``--isolated`` asks for, with its limits (a :class:`benchmark.isolation.Isolation`), or None."""
-    from benchmark.isolation import Isolation
+    from benchmark.pipeline.isolation import Isolation
 
     limits = {name: value for name in ("time_limit", "memory_limit") if (value := getattr(args, name)) is not None}
     if not args.isolated:
@@ -547,7 +534,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     if (p := _command(commands, only, "run", help="attack the targets of one task and evaluate")) is not None:
         from benchmark.defenses import DEFENSES
-        from benchmark.loggers import LOGGERS
+        from benchmark.pipeline.loggers import LOGGERS
 
         p.add_argument("--task", required=True, help="task name (leakbench ls tasks) or YAML path")
         p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
@@ -624,7 +611,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     if (p := _command(commands, only, "submit",
                       help="run an attack under a suite's fixed protocols and write leaderboard entries")) is not None:
-        from benchmark.loggers import LOGGERS
+        from benchmark.pipeline.loggers import LOGGERS
 
         p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
         p.add_argument("--suite", required=True, help="suite name from tasks/suites.yaml")
@@ -669,8 +656,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     if (p := _command(commands, only, "study", help="how attacks fare across a protocol setting (batch size, "
                                                     "defence strength, victim training)")) is not None:
-        from benchmark.study import CRITERIA, DEFAULT_CRITERIA
-        from benchmark.utility import UtilitySetting
+        from benchmark.apps.study import CRITERIA, DEFAULT_CRITERIA
+        from benchmark.apps.utility import UtilitySetting
 
         studies = p.add_subparsers(dest="study", required=True)
         a = studies.add_parser("batch-size", help="success rate against batch size over a task family (GRNN's Table 3)")

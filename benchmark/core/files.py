@@ -8,12 +8,14 @@ raises (a spec's is :class:`~benchmark.errors.SpecError`, an entry's its own).
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from benchmark.errors import FileError, LeakBenchError
+from benchmark.core.errors import FileError, LeakBenchError
 
 
 def read_text(path: Path, what: str, fix: str, error: type[LeakBenchError] = FileError) -> str:
@@ -56,3 +58,30 @@ def _mapping(content: Any, path: Path, what: str, kind: str, fix: str, error: ty
         got = type(content).__name__ if not isinstance(content, dict) else "a key that is not text"
         raise error(f"{path}: {what} must be {kind} mapping of named keys, got {got}; {fix}")
     return content
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a part
+    (temporary file in the same folder, fsync, rename); a folder that cannot hold it is a one-line
+    :class:`~benchmark.errors.FileError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+            try:
+                os.chmod(handle.name, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
+                handle.write(data.encode() if isinstance(data, str) else data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                os.unlink(handle.name)
+                raise
+        os.replace(handle.name, path)
+    except OSError as err:
+        raise FileError(f"cannot write {path}: {err.strerror or err}; choose a folder that can hold it") from None
+    return path

@@ -15,7 +15,7 @@ import difflib
 import logging
 from typing import TYPE_CHECKING, Callable, Generic, Iterator, TypeVar
 
-from benchmark.errors import PluginError, UnknownNameError, first_line
+from benchmark.core.errors import PluginError, UnknownNameError, first_line
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, package_path
-from benchmark.errors import DataUnavailableError
+from benchmark.core.downloads import package_path
+from benchmark.core.errors import DataUnavailableError
+from benchmark.data import DATASETS, ImageSource
 
 TRAIN = 1437  # digits 0..1436 train, 1437..1796 test
 MAX_VALUE = 16  # load_digits pixels are integers 0..16

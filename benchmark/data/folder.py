@@ -9,8 +9,8 @@ import torch
 import torchvision
 from torch import Tensor
 
+from benchmark.core.errors import DataUnavailableError, FileError, SpecError
 from benchmark.data import DATASETS, ImageSource
-from benchmark.errors import DataUnavailableError, FileError, SpecError
 
 
 @DATASETS.register("folder")

@@ -25,8 +25,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, attempt_download, cache_dir
-from benchmark.errors import DataUnavailableError, FileError, SpecError, first_line
+from benchmark.core.downloads import attempt_download, cache_dir
+from benchmark.core.errors import DataUnavailableError, FileError, SpecError, first_line
+from benchmark.data import DATASETS, ImageSource
 
 PEOPLE, IMAGES = 5749, 13233  # LFW's published size; a folder holding other counts is refused
 SIZE = 250  # every funneled image is 250×250

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, package_path
-from benchmark.errors import DataUnavailableError, SpecError
+from benchmark.core.downloads import package_path
+from benchmark.core.errors import DataUnavailableError, SpecError
+from benchmark.data import DATASETS, ImageSource
 
 FACES = 100  # lfw_subset() holds 100 faces, then 100 non-face patches
 

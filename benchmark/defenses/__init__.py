@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from benchmark.errors import SpecError
-from benchmark.registry import Registry, did_you_mean
-from benchmark.spec import DefenseSpec, FLSpec
+from benchmark.core.errors import SpecError
+from benchmark.core.registry import Registry, did_you_mean
+from benchmark.protocol.spec import DefenseSpec, FLSpec
 
 Update = dict[str, Tensor]  # parameter name -> its tensor of the shared update
 

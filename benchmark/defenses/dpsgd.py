@@ -24,12 +24,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from benchmark.defenses import DEFENSES, ClientRound, Defense, Update
 from benchmark.defenses.clipping import clip_factor
+from benchmark.fl.updates import fedsgd_update
 
 
 def per_example_gradients(client: ClientRound) -> Update:
     """∇θ L(f_θ(x_n), y_n) for each example n: one tensor (N, *shape) per parameter name."""
-    from benchmark.victim import fedsgd_update
-
     def one(inputs, targets):
         return fedsgd_update(client.model, client.params, client.buffers, inputs[None], targets[None], client.fl)
 

@@ -19,16 +19,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
 
-from benchmark.errors import LeakBenchError
-from benchmark.registry import Registry
-
-if TYPE_CHECKING:
-    from benchmark.data import ImageSource
+from benchmark.core.errors import LeakBenchError
+from benchmark.core.registry import Registry
+from benchmark.metrics.matching import match
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +34,15 @@ log = logging.getLogger(__name__)
 class MetricUnavailableError(LeakBenchError):
     """A metric whose model weights, package or reference data are absent here; the message says how
     to provide them."""
+
+
+class Gallery(Protocol):
+    """What the metrics need of a task's data source (a :class:`benchmark.data.ImageSource`): the
+    gallery a face re-identification ranks people in."""
+
+    def gallery(self) -> tuple[Tensor, Tensor]:
+        """The gallery's images (M, C, H, W) in [0, 1] and their people (M,)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class EvaluationSettings:
     """What stateful metrics are built from: the task's data source (a face gallery), the LPIPS
     backbone weights a user gives, and the face re-identification backend."""
 
-    source: ImageSource | None = None
+    source: Gallery | None = None
     lpips_weights: Path | None = None
     reid_backend: str = "auto"
 
@@ -178,7 +185,6 @@ class Evaluator:
 
     def __call__(self, images: Tensor, labels: Tensor, truth_images: Tensor, truth_labels: Tensor) -> dict[str, Tensor]:
         """Match reconstructions to ground truth (Hungarian, on MSE), then compute each metric."""
-        from benchmark.metrics.matching import match
 
         images = images.detach().to(torch.float64).clamp(0, 1).cpu()
         truth_images = truth_images.to(torch.float64).cpu()

@@ -24,10 +24,17 @@ import torchvision
 from torch import Tensor
 from torch.nn import functional as F
 
-from benchmark.data import downloads_allowed
-from benchmark.errors import first_line
-from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
-                               Tolerance, describe)
+from benchmark.core.downloads import downloads_allowed
+from benchmark.core.errors import first_line
+from benchmark.metrics import (
+    METRICS,
+    EvaluationSettings,
+    MatchedBatch,
+    MetricInfo,
+    MetricUnavailableError,
+    Tolerance,
+    describe,
+)
 
 BACKBONE = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
 BACKBONE_FILE = Path(BACKBONE.url).name  # alexnet-owt-7be5be79.pth

@@ -31,13 +31,20 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import attempt_download, cache_dir
-from benchmark.errors import NotApplicableError
-from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
-                               Tolerance, describe)
+from benchmark.core.downloads import attempt_download, cache_dir
+from benchmark.core.errors import NotApplicableError
+from benchmark.core.files import write_atomic
+from benchmark.core.registry import Registry
+from benchmark.metrics import (
+    METRICS,
+    EvaluationSettings,
+    MatchedBatch,
+    MetricInfo,
+    MetricUnavailableError,
+    Tolerance,
+    describe,
+)
 from benchmark.metrics.perceptual import sha256
-from benchmark.registry import Registry
-from benchmark.result import write_atomic
 
 RANKS = (1, 5)
 DETECTION_SIZE = 160  # MTCNN looks for faces of at least 20 px: small images are enlarged to this first

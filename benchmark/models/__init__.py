@@ -6,7 +6,7 @@ import importlib
 
 from torch import nn
 
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 _BUILTIN = ("lenet_zhu", "lenet5", "cnn6", "fcn3", "mlp", "convnet", "resnet")
 

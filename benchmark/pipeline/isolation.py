@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import io
 import json
 import keyword
@@ -28,7 +27,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -36,15 +34,28 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 from torch import Tensor
 
-from benchmark import errors, sandbox
 from benchmark.attacks.base import Attack, Reconstruction
-from benchmark.code import find_spec
-from benchmark.data import DATASETS, cache_dir
-from benchmark.errors import (ATTACK_FAILURES, AttackError, LeakBenchError, NotApplicableError, PluginError,
-                              SettingError, at_least, attack_error, finite, first_line)
-from benchmark.registry import load_failure
-from benchmark.result import write_atomic
-from benchmark.victim import Observation
+from benchmark.core import errors
+from benchmark.core.code import find_spec
+from benchmark.core.downloads import cache_dir
+from benchmark.core.errors import (
+    ATTACK_FAILURES,
+    AttackError,
+    LeakBenchError,
+    PluginError,
+    SettingError,
+    at_least,
+    attack_error,
+    finite,
+    first_line,
+)
+from benchmark.core.files import write_atomic
+from benchmark.core.registry import load_failure
+from benchmark.data import DATASETS
+from benchmark.fl.observation import Observation
+from benchmark.models import MODELS
+from benchmark.pipeline import sandbox
+from benchmark.protocol.spec import FLSpec, Normalization
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -315,7 +326,7 @@ def _payload(attack_cls: type[Attack], observations: Sequence[Observation], conf
     distinct = list({id(o): o for o in observations}.values())
     position = {id(o): k for k, o in enumerate(distinct)}
     return {"attack": [attack_cls.__module__, attack_cls.__qualname__], "config": _values(config),
-            "seeds": [int(seed) for seed in seeds], "observations": [o.to_record() for o in distinct],
+            "seeds": [int(seed) for seed in seeds], "observations": [observation_record(o) for o in distinct],
             "problems": [position[id(o)] for o in observations], "threads": torch.get_num_threads(),
             "fit": {"progress": options.progress, "checkpoint_every": options.checkpoint_every, "step_offset": step_offset,
                     "checkpoint": None if options.checkpoint is None else str(options.checkpoint)}}
@@ -389,68 +400,29 @@ def _reconstructions(attack_cls: type[Attack], outcome: Any, observations: Seque
     return reconstructions, outcome["steps"]
 
 
-def serve(folder: Path) -> None:
-    """The sandbox's side of an isolated fit (or description): its input from ``folder``, the fit, its
-    outcome (the reconstructions, or the error as [kind, type name, message]; the kind is the failure
-    class of :data:`~benchmark.errors.ATTACK_FAILURES` it is, ``error``, ``memory``, ``crash``, or, for
-    a description, ``load``) left in ``folder``."""
-    try:
-        payload = torch.load(folder / INPUT, map_location="cpu", weights_only=True)
-        torch.set_num_threads(payload["threads"])
-        outcome = (_description if "describe" in payload else _fitted)(payload)
-    except Exception as err:  # every error crosses back as its kind, name and message; its traceback stays here
-        failure = [cls.__name__ for cls in ATTACK_FAILURES if isinstance(err, cls)]
-        if failure:
-            kind = failure[0]
-        elif isinstance(err, LeakBenchError):
-            kind = "error"
-        elif isinstance(err, MemoryError) or "can't allocate memory" in str(err):  # torch's CPU allocator
-            kind = "memory"
-        else:
-            kind = "crash"
-            traceback.print_exc()
-        outcome = {"error": [kind, type(err).__name__, str(err)]}
-    write_atomic(folder / OUTPUT, _saved(outcome))
+def observation_record(observation: Observation) -> dict[str, Any]:
+    """``observation`` as tensors and JSON-ready values, for ``torch.save`` and a reader that loads with
+    ``weights_only=True`` (no object that runs code crosses): the model as its registered architecture,
+    mode and state."""
+    o = observation
+    return {"model": MODELS.name_of(type(o.model)), "training": o.model.training,
+            "state": o.model.state_dict(), "update": list(o.update), "fl": o.fl.model_dump(mode="json"),
+            "batch_size": o.batch_size, "input_shape": list(o.input_shape), "num_classes": o.num_classes,
+            "normalization": None if o.normalization is None else o.normalization.model_dump(mode="json"),
+            "labels": o.labels,
+            "bn_statistics": None if o.bn_statistics is None else [list(layer) for layer in o.bn_statistics]}
 
 
-def _imported(module: str, attribute: str) -> Any:
-    found = importlib.import_module(module)
-    for part in attribute.split("."):
-        found = getattr(found, part)
-    return found
-
-
-def _description(payload: dict[str, Any]) -> dict[str, Any]:
-    """The sandbox's side of :meth:`Isolation.describe`: the class's name and its config's values."""
-    from benchmark.attacks import ATTACKS
-    from benchmark.runner import attack_config
-
-    request = payload["describe"]
-    try:
-        attack_cls = _imported(*payload["attack"])
-        ATTACKS.check(request["name"], attack_cls)
-    except Exception as err:  # what would make the entry point a broken plugin unisolated
-        return {"error": ["load", type(err).__name__, str(err)]}
-    config = attack_config(attack_cls, request["overrides"], request["max_steps_cap"])
-    return {"name": attack_cls.__name__, "config": _values(config)}
-
-
-def _fitted(payload: dict[str, Any]) -> dict[str, Any]:
-    """The sandbox's side of :meth:`Isolation.fit`: after asking the attack's ``unsupported()`` of each
-    observation (a reason is a :class:`NotApplicableError`), the fit's reconstructions and steps."""
-    from benchmark.runner import FitOptions, fit
-
-    attack_cls = _imported(*payload["attack"])
-    distinct = [Observation.from_record(record) for record in payload["observations"]]
-    for observation in distinct:
-        if (reason := attack_cls.unsupported(observation)) is not None:
-            raise NotApplicableError(reason)
-    settings = payload["fit"]
-    options = FitOptions(progress=settings["progress"], checkpoint_every=settings["checkpoint_every"],
-                         checkpoint=None if settings["checkpoint"] is None else Path(settings["checkpoint"]))
-    reconstructions, steps = fit(attack_cls, [distinct[k] for k in payload["problems"]],
-                                 attack_cls.Config(**payload["config"]), payload["seeds"], options,
-                                 settings["step_offset"])
-    return {"steps": int(steps), "reconstructions": [
-        {"images": r.images.detach().cpu(), "labels": r.labels.detach().cpu(), "loss": float(r.loss),
-         "details": json.dumps(r.details)} for r in reconstructions]}
+def observation_from_record(record: dict[str, Any]) -> Observation:
+    """The observation :func:`observation_record` made."""
+    channels, size, _ = shape = tuple(record["input_shape"])
+    model = MODELS.get(record["model"])(channels, size, record["num_classes"])
+    model.load_state_dict(record["state"])
+    statistics = record["bn_statistics"]
+    return Observation(model=model.train(record["training"]), update=tuple(record["update"]),
+                       fl=FLSpec.model_validate(record["fl"]), batch_size=record["batch_size"], input_shape=shape,
+                       num_classes=record["num_classes"],
+                       normalization=None if record["normalization"] is None else Normalization.model_validate(
+                           record["normalization"]),
+                       labels=record["labels"],
+                       bn_statistics=None if statistics is None else tuple(tuple(layer) for layer in statistics))

@@ -16,9 +16,9 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from benchmark.errors import LeakBenchError
-from benchmark.registry import Registry
-from benchmark.result import Result
+from benchmark.core.errors import LeakBenchError
+from benchmark.core.registry import Registry
+from benchmark.pipeline.result import Result
 
 WANDB_RESULT_KEY = "leakbench/result"  # the W&B summary key holding a run's results.json content
 

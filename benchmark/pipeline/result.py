@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -16,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from benchmark.errors import FileError
+from benchmark.core.files import write_atomic
 from benchmark.metrics.matching import match
 
 SUMMARY_METRICS = ("psnr", "ssim", "mse", "label_accuracy", "lpips")
@@ -143,33 +141,6 @@ def finite_or_null(value: Any) -> Any:
     if isinstance(value, list):
         return [finite_or_null(v) for v in value]
     return value
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a part
-    (temporary file in the same folder, fsync, rename); a folder that cannot hold it is a one-line
-    :class:`~benchmark.errors.FileError`."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-            try:
-                os.chmod(handle.name, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
-                handle.write(data.encode() if isinstance(data, str) else data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            except BaseException:
-                os.unlink(handle.name)
-                raise
-        os.replace(handle.name, path)
-    except OSError as err:
-        raise FileError(f"cannot write {path}: {err.strerror or err}; choose a folder that can hold it") from None
-    return path
 
 
 def in_matched_order(truth: Tensor, reconstructions: Tensor, recovered_labels: Sequence[Sequence[int]]

@@ -168,7 +168,7 @@ def main(argv: list[str]) -> int:
     if config["probe"]:
         return 0
     sys.path[:0] = config["python_path"]
-    from benchmark.isolation import serve
+    from benchmark.pipeline.isolated import serve
 
     serve(Path(config["writable"]))
     return 0

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from benchmark.analysis.rank import analyze, analyze_model, recoverable_by_rgap
+from benchmark.apps.analysis import analyze_model
+from benchmark.attacks.components.rank import analyze, recoverable_by_rgap
 from benchmark.models import MODELS
-from benchmark.runner import run
+from benchmark.pipeline.run import run
 
 NETWORKS = {"cnn6": "cifar10-cnn6-b1", "cnn6d": "cifar10-cnn6d-b1"}
 

@@ -1,12 +1,11 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.bias import BiasAttack, biased_linear_inputs
 from benchmark.data import Samples
-from benchmark.runner import run
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.run import run
+from benchmark.victim.client import Victim
 
 MLP = {"model": "mlp", "init": "default", "seed": 0}
 

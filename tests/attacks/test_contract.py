@@ -9,14 +9,14 @@ import json
 
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.data import load_samples, load_source
-from benchmark.runner import attack_config, fit
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.config import attack_config
+from benchmark.pipeline.fit import fit
+from benchmark.victim.client import Victim
 
 STEPS = 3
 

@@ -1,16 +1,15 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from support import make_spec
 from torch.func import functional_call
 
 from benchmark.attacks.grnn import GRNN, GRNNConfig, GRNNGenerator
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.metrics import evaluate
-from benchmark.runner import fit
-from benchmark.spec import load_task
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.pipeline.tasks import load_task
+from benchmark.victim.client import Victim
 
 
 def _observation(batch: int = 2, size: int = 16, **overrides):

@@ -1,11 +1,10 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.components.labels import bias_sign_label, idlg_label, label_from_update, row_norm_label
 from benchmark.data import Samples
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.victim.client import Victim
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -2,13 +2,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.rgap import RGAP
 from benchmark.data import Samples
-from benchmark.runner import fit, run
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.pipeline.run import run
+from benchmark.victim.client import Victim
 
 CNN6 = {"model": "cnn6", "init": "default", "seed": 0, "mode": "eval"}
 ANIMAL = {"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}}

@@ -1,12 +1,11 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.ssras import SSRAS
 from benchmark.data import Samples
-from benchmark.runner import fit
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.victim.client import Victim
 
 DEFAULT_INIT = {"init": "default", "seed": 0, "mode": "eval"}
 ANIMAL = {"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}}

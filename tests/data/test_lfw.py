@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 
 from benchmark.cli import main
+from benchmark.core.errors import DataUnavailableError, FileError, SpecError
 from benchmark.data import lfw, load_samples, load_source
-from benchmark.errors import DataUnavailableError, FileError, SpecError
 from benchmark.metrics.reid import WEIGHTS
-from benchmark.spec import DataSpec, TargetsSpec
+from benchmark.protocol.spec import DataSpec, TargetsSpec
 
 # In scikit-learn's order of names ("_" read as a space: Ann_Lee before Ann-Marie_Cole, which a plain sort of
 # the folder names reverses); Alan_Reed has one image, so the per-identity protocol skips him.

@@ -8,10 +8,11 @@ import torch
 import torchvision
 from PIL import Image
 
-from benchmark.data import downloads_allowed, load_samples, load_source, local_only, package_path
+from benchmark.core.downloads import downloads_allowed, local_only, package_path
+from benchmark.core.errors import DataUnavailableError, SpecError
+from benchmark.data import load_samples, load_source
 from benchmark.data.torchvision_sources import TorchvisionSource
-from benchmark.errors import DataUnavailableError, SpecError
-from benchmark.spec import DataSpec
+from benchmark.protocol.spec import DataSpec
 
 # The first test labels of each set, as published with the datasets.
 FIRST_TEST_LABELS = {"mnist": [7, 2, 1, 0, 4], "cifar10": [3, 8, 8, 0, 6], "cifar100": [49, 33, 72, 51, 71]}
@@ -119,7 +120,7 @@ def test_lfwmini_serves_the_hundred_scikit_image_faces():
 
 
 def test_per_identity_targets_take_each_persons_first_image_and_leave_the_rest_to_the_gallery(tmp_path: Path):
-    from benchmark.spec import TargetsSpec
+    from benchmark.protocol.spec import TargetsSpec
 
     for person, count in (("ada", 3), ("bob", 1), ("cy", 2)):
         (tmp_path / person).mkdir()

@@ -1,10 +1,10 @@
 import pytest
-
-from benchmark.defenses import DEFENSES, Defense, build_defense, with_strength
-from benchmark.errors import SpecError, UnknownNameError
-from benchmark.spec import DefenseSpec, spec_hash
-
 from support import make_spec
+
+from benchmark.core.errors import SpecError, UnknownNameError
+from benchmark.defenses import DEFENSES, Defense, build_defense, with_strength
+from benchmark.protocol.loading import spec_hash
+from benchmark.protocol.spec import DefenseSpec
 
 
 def test_every_defence_is_registered_and_all_but_sign_have_a_strength():

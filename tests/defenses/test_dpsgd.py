@@ -2,16 +2,15 @@ import math
 
 import pytest
 import torch
+from support import make_client, update_of
 from torch import nn
 
+from benchmark.core.errors import SpecError
 from benchmark.defenses import global_norm
 from benchmark.defenses.clipping import clip_factor
 from benchmark.defenses.dpsgd import DPSGD, per_example_gradients
-from benchmark.errors import SpecError
-from benchmark.spec import FLSpec
-from benchmark.victim import fedsgd_update
-
-from support import make_client, update_of
+from benchmark.fl.updates import fedsgd_update
+from benchmark.protocol.spec import FLSpec
 
 
 def _one_at_a_time(client):

@@ -1,11 +1,10 @@
 import pytest
 import torch
+from support import make_client, update_of
 from torch import nn
 
+from benchmark.core.errors import SpecError
 from benchmark.defenses.soteria import Soteria, feature_scores, representation
-from benchmark.errors import SpecError
-
-from support import make_client, update_of
 
 WEIGHT = "3.weight"  # the fully connected layer of the test model; its input has 4·8·8 = 256 features
 

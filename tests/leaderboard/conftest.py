@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from benchmark.leaderboard.schema import write_entry
-
 from support import git
 from synthetic import fake_entry, png, traced
+
+from benchmark.apps.leaderboard.schema import write_entry
 
 
 @pytest.fixture

@@ -8,13 +8,14 @@ from typing import Any, Sequence
 import torch
 from torchvision.utils import save_image
 
-from benchmark.leaderboard.protocol import suite_protocols
-from benchmark.leaderboard.provenance import NO_GIT
-from benchmark.leaderboard.schema import Entry, Verification
-from benchmark.leaderboard.submit import entry_from_result
+from benchmark.apps.leaderboard.protocol import suite_protocols
+from benchmark.apps.leaderboard.provenance import NO_GIT
+from benchmark.apps.leaderboard.schema import Entry, Verification
+from benchmark.apps.leaderboard.submit import entry_from_result
 from benchmark.metrics import definitions
-from benchmark.result import TargetResult
-from benchmark.spec import load_task, spec_hash
+from benchmark.pipeline.result import TargetResult
+from benchmark.pipeline.tasks import load_task
+from benchmark.protocol.loading import spec_hash
 
 ENVIRONMENT = {"leakbench": "0.1.0", "torch": "2.5.0", "lightning": "2.4.0", "python": "3.11.7", "device": "cpu"}
 

@@ -3,12 +3,11 @@
 from pathlib import Path
 
 import torch
-
-from benchmark.leaderboard.environment import compare_environment, installed, read_constraints, write_constraints
-from benchmark.leaderboard.render import check
-from benchmark.leaderboard.schema import write_entry
-
 from synthetic import ENVIRONMENT, fake_entry, png, traced
+
+from benchmark.apps.leaderboard.environment import compare_environment, installed, read_constraints, write_constraints
+from benchmark.apps.leaderboard.render import check
+from benchmark.apps.leaderboard.schema import write_entry
 
 
 def test_the_constraints_file_pins_what_the_index_serves_and_is_named_by_its_content(tmp_path: Path):

@@ -1,9 +1,9 @@
+from synthetic import fake_entry
+
+from benchmark.apps.leaderboard.protocol import nonconformity, suite_protocols
 from benchmark.attacks import ATTACKS
 from benchmark.data.torchvision_sources import OFFLINE_COUNT
-from benchmark.leaderboard.protocol import nonconformity, suite_protocols
-from benchmark.spec import load_suite
-
-from synthetic import fake_entry
+from benchmark.protocol.loading import load_suite
 
 CLOSED_FORM = ("bias", "rgap", "ssras")
 PAPER_STEPS = {"dlg": 300, "idlg": 300, "inverting_gradients": 24_000, "grnn": 1_000}  # L-BFGS, L-BFGS, Adam, RMSprop

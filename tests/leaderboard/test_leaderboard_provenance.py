@@ -1,12 +1,11 @@
 from pathlib import Path
 
 import pytest
-
-from benchmark.leaderboard import provenance
-from benchmark.leaderboard.provenance import NO_GIT, compare_code, git_state, machine_paths, trace_problems
-
 from support import git
 from synthetic import fake_entry, traced
+
+from benchmark.apps.leaderboard import provenance
+from benchmark.apps.leaderboard.provenance import NO_GIT, compare_code, git_state, machine_paths, trace_problems
 
 PATH = Path("leaderboards/quick/mnist-lenetzhu-b1/dlg.json")
 
@@ -20,11 +19,11 @@ def test_the_checkout_state_names_uncommitted_files_but_not_entries_or_runs(clea
     (clean_checkout / "runs").mkdir()
     (clean_checkout / "runs" / "results.json").write_text("{}")
     assert git_state(ignore=(clean_checkout / "leaderboards", clean_checkout / "runs")).uncommitted == ()
-    with (clean_checkout / "benchmark" / "runner.py").open("a") as file:
+    with (clean_checkout / "benchmark" / "pipeline" / "run.py").open("a") as file:
         file.write("# an edit\n")
     (clean_checkout / "benchmark" / "new.py").write_text("")
     state = git_state(ignore=(clean_checkout / "leaderboards", Path("elsewhere")))
-    assert state.uncommitted == ("benchmark/runner.py", "benchmark/new.py", "runs/")
+    assert state.uncommitted == ("benchmark/pipeline/run.py", "benchmark/new.py", "runs/")
     assert state.record() == {"git_commit": commit, "git_dirty": True}
 
 

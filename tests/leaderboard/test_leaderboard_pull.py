@@ -2,13 +2,12 @@ from pathlib import Path
 
 import pytest
 import wandb
-
-from benchmark.errors import LeakBenchError
-from benchmark.leaderboard.pull import pull
-from benchmark.leaderboard.schema import load_entry
-from benchmark.loggers import WANDB_RESULT_KEY
-
 from synthetic import fake_result
+
+from benchmark.apps.leaderboard.pull import pull
+from benchmark.apps.leaderboard.schema import load_entry
+from benchmark.core.errors import LeakBenchError
+from benchmark.pipeline.loggers import WANDB_RESULT_KEY
 
 
 class FakeRun:

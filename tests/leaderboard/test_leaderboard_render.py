@@ -2,11 +2,11 @@ import html
 import json
 from pathlib import Path
 
-from benchmark.leaderboard.render import build, check, load_boards, make_board
-from benchmark.leaderboard.schema import FaceEncoder, write_entry
-from benchmark.spec import load_suite
-
 from synthetic import fake_entry, png, traced
+
+from benchmark.apps.leaderboard.render import build, check, load_boards, make_board
+from benchmark.apps.leaderboard.schema import FaceEncoder, write_entry
+from benchmark.protocol.loading import load_suite
 
 
 def test_a_board_ranks_by_its_primary_metric_and_lists_partial_entries_last(board: Path):

@@ -2,10 +2,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from benchmark.leaderboard.schema import EntryError, load_entry, write_entry
-
 from synthetic import fake_entry, png
+
+from benchmark.apps.leaderboard.schema import EntryError, load_entry, write_entry
 
 
 def test_an_entry_round_trips_with_its_picture(tmp_path: Path):

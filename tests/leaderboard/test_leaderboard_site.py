@@ -9,11 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from benchmark.leaderboard.render import build
-from benchmark.leaderboard.schema import entry_files, load_entry, write_entry
-
 from synthetic import fake_entry, png, traced
+
+from benchmark.apps.leaderboard.render import build
+from benchmark.apps.leaderboard.schema import entry_files, load_entry, write_entry
 
 COMMITTED = Path(__file__).parents[2] / "leaderboards"
 

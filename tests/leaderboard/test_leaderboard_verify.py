@@ -1,15 +1,15 @@
 import json
 from pathlib import Path
 
-from benchmark.isolation import Isolation
-from benchmark.leaderboard import load_entry, submit, verify
-from benchmark.leaderboard.provenance import CodeComparison
-from benchmark.leaderboard.schema import FaceEncoder, rows_of
-from benchmark.leaderboard.submit import face_encoder_of
-from benchmark.leaderboard.verify import Difference, Verdict, compare, encoder_difference, format_verdict
-from benchmark.metrics import metric_info
-
 from synthetic import fake_entry, fake_result
+
+from benchmark.apps.leaderboard import load_entry, submit, verify
+from benchmark.apps.leaderboard.provenance import CodeComparison
+from benchmark.apps.leaderboard.schema import FaceEncoder, rows_of
+from benchmark.apps.leaderboard.submit import face_encoder_of
+from benchmark.apps.leaderboard.verify import Difference, Verdict, compare, encoder_difference, format_verdict
+from benchmark.metrics import metric_info
+from benchmark.pipeline.isolation import Isolation
 
 
 def _rows(psnr):

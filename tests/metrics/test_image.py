@@ -11,7 +11,7 @@ from benchmark.data import load_samples, load_source
 from benchmark.metrics import MatchedBatch, MetricUnavailableError, definitions, evaluate, metric_info
 from benchmark.metrics.image import as_png_bytes, ssim
 from benchmark.metrics.matching import match
-from benchmark.spec import load_task
+from benchmark.pipeline.tasks import load_task
 
 
 def _reference_ssim(image: torch.Tensor, truth: torch.Tensor) -> float:

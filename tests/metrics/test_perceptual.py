@@ -6,8 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from benchmark.metrics import EvaluationSettings, Evaluator, MatchedBatch, MetricUnavailableError
-from benchmark.metrics import perceptual
+from benchmark.metrics import EvaluationSettings, Evaluator, MatchedBatch, MetricUnavailableError, perceptual
 from benchmark.metrics.perceptual import LPIPS, load_lpips, sha256
 
 

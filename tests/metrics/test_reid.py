@@ -10,12 +10,20 @@ import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
 
-from benchmark.data import cache_dir, load_samples, load_source
+from benchmark.core.downloads import cache_dir
+from benchmark.data import load_samples, load_source
 from benchmark.metrics import EvaluationSettings, Evaluator, MatchedBatch, MetricUnavailableError
 from benchmark.metrics import reid as reid_module
 from benchmark.metrics.perceptual import sha256
-from benchmark.metrics.reid import WEIGHTS, Aligner, FaceReidentification, dlib_model_file, facenet_weights, load_encoder
-from benchmark.spec import DataSpec
+from benchmark.metrics.reid import (
+    WEIGHTS,
+    Aligner,
+    FaceReidentification,
+    dlib_model_file,
+    facenet_weights,
+    load_encoder,
+)
+from benchmark.protocol.spec import DataSpec
 
 
 @pytest.fixture(scope="module")

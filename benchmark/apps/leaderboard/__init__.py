@@ -6,10 +6,10 @@ W&B), re-run by :func:`verify`, and rendered to ``leaderboards/README.md`` and
 stale rendering.
 """
 
-from benchmark.leaderboard.pull import pull
-from benchmark.leaderboard.render import build, check
-from benchmark.leaderboard.schema import Entry, load_entry
-from benchmark.leaderboard.submit import submit
-from benchmark.leaderboard.verify import format_verdict, verify
+from benchmark.apps.leaderboard.pull import pull
+from benchmark.apps.leaderboard.render import build, check
+from benchmark.apps.leaderboard.schema import Entry, load_entry
+from benchmark.apps.leaderboard.submit import submit
+from benchmark.apps.leaderboard.verify import format_verdict, verify
 
 __all__ = ["Entry", "build", "check", "format_verdict", "load_entry", "pull", "submit", "verify"]

@@ -19,9 +19,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from benchmark.files import read_text
-from benchmark.leaderboard.schema import EntryError, Environment
-from benchmark.result import write_atomic
+from benchmark.apps.leaderboard.schema import EntryError, Environment
+from benchmark.core.files import read_text, write_atomic
 
 ENVIRONMENTS = "environments"  # under a leaderboard root
 FIRST = ("torch", "torchvision", "pytorch-lightning", "lightning", "torchmetrics", "numpy", "scipy", "lpips")

@@ -7,7 +7,7 @@ target to match. Label accuracy is stored as a fraction, as the benchmark measur
 
 from __future__ import annotations
 
-from benchmark.leaderboard.schema import PaperFigure
+from benchmark.apps.leaderboard.schema import PaperFigure
 
 _IDLG = "Zhao, Mopuri, Bilen: iDLG: Improved Deep Leakage from Gradients (2020)"
 _IDLG_URL = "https://arxiv.org/abs/2001.02610"

@@ -7,11 +7,13 @@ from typing import Sequence
 
 from pydantic import ValidationError
 
-from benchmark.errors import LeakBenchError
-from benchmark.leaderboard.schema import Entry
+from benchmark.apps.leaderboard.schema import Entry
+from benchmark.core.errors import LeakBenchError
+from benchmark.core.registry import did_you_mean
 from benchmark.metrics import metric_info
-from benchmark.registry import did_you_mean
-from benchmark.spec import TaskSpec, load_suite, load_task, spec_hash
+from benchmark.pipeline.tasks import load_task
+from benchmark.protocol.loading import load_suite, spec_hash
+from benchmark.protocol.spec import TaskSpec
 
 PROTOCOL_SEED = 0  # the attack seed of every board; target t, restart r are seeded from (0, t, r)
 

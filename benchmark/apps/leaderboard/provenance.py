@@ -15,13 +15,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import benchmark
+from benchmark.apps.leaderboard.schema import Entry
 from benchmark.attacks import code_module
-from benchmark.code import attack_code
-from benchmark.errors import LeakBenchError
-from benchmark.leaderboard.schema import Entry
+from benchmark.core.code import attack_code
+from benchmark.core.errors import LeakBenchError
+from benchmark.core.version import __version__
 
-SOURCE = Path(benchmark.__file__).resolve().parent.parent  # the leakbench checkout, when it is one
+SOURCE = Path(__file__).resolve().parents[3]  # the leakbench checkout, when it is one
 CODE = "benchmark"  # the folder of the checkout that holds the code an entry runs
 NO_GIT = {"git_commit": None, "git_dirty": None}
 NO_CHECKOUT = "leakbench does not run from a git checkout here"
@@ -98,7 +98,7 @@ def attack_package(attack: str) -> str | None:
     """'distribution version' of the package that provides ``attack``; None if it cannot be told."""
     for point in entry_points(group="leakbench.attacks", name=attack):
         return f"{point.dist.name} {point.dist.version}" if point.dist else None
-    return f"leakbench {benchmark.__version__}" if attack_module(attack) is not None else None
+    return f"leakbench {__version__}" if attack_module(attack) is not None else None
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import LeakBenchError
-from benchmark.leaderboard.protocol import nonconformity, suite_protocols
-from benchmark.leaderboard.provenance import NO_GIT
-from benchmark.leaderboard.schema import entry_path, write_entry
-from benchmark.leaderboard.submit import entry_from_result
-from benchmark.loggers import WANDB_RESULT_KEY
-from benchmark.spec import spec_hash
+from benchmark.apps.leaderboard.protocol import nonconformity, suite_protocols
+from benchmark.apps.leaderboard.provenance import NO_GIT
+from benchmark.apps.leaderboard.schema import entry_path, write_entry
+from benchmark.apps.leaderboard.submit import entry_from_result
+from benchmark.core.errors import LeakBenchError
+from benchmark.pipeline.loggers import WANDB_RESULT_KEY
+from benchmark.protocol.loading import spec_hash
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import jinja2
 
-from benchmark.errors import LeakBenchError
-from benchmark.leaderboard.protocol import nonconformity, protocol_of
-from benchmark.leaderboard.provenance import trace_problems
-from benchmark.leaderboard.schema import Entry, entry_files, load_entry
+from benchmark.apps.leaderboard.protocol import nonconformity, protocol_of
+from benchmark.apps.leaderboard.provenance import trace_problems
+from benchmark.apps.leaderboard.schema import Entry, entry_files, load_entry
+from benchmark.core.errors import LeakBenchError
+from benchmark.core.files import write_atomic
 from benchmark.metrics import metric_info
-from benchmark.result import write_atomic
-from benchmark.spec import load_suite, suite_names
+from benchmark.protocol.loading import load_suite, suite_names
 
 OUTPUTS = ("README.md", "site/index.html")
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from benchmark.errors import LeakBenchError
-from benchmark.files import read_text
-from benchmark.result import Result, TargetResult, write_atomic
+from benchmark.core.errors import LeakBenchError
+from benchmark.core.files import read_text, write_atomic
+from benchmark.pipeline.result import Result, TargetResult
 
 ENTRY_GLOB = "*/*/*.json"  # <suite>/<task>/<attack>.json under a leaderboard root
 

@@ -8,15 +8,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from benchmark.apps.leaderboard.environment import write_constraints
+from benchmark.apps.leaderboard.papers import paper_figures
+from benchmark.apps.leaderboard.protocol import PROTOCOL_SEED, Protocol, suite_protocols
+from benchmark.apps.leaderboard.provenance import GitState, attack_package, git_state
+from benchmark.apps.leaderboard.schema import Entry, Environment, FaceEncoder, rows_of, summarize, write_entry
 from benchmark.attacks import ATTACKS
-from benchmark.errors import LeakBenchError, NotApplicableError
-from benchmark.isolation import Isolation
-from benchmark.leaderboard.environment import write_constraints
-from benchmark.leaderboard.papers import paper_figures
-from benchmark.leaderboard.protocol import PROTOCOL_SEED, Protocol, suite_protocols
-from benchmark.leaderboard.provenance import GitState, attack_package, git_state
-from benchmark.leaderboard.schema import Entry, Environment, FaceEncoder, rows_of, summarize, write_entry
-from benchmark.runner import run
+from benchmark.core.errors import LeakBenchError, NotApplicableError
+from benchmark.pipeline.isolation import Isolation
+from benchmark.pipeline.run import run
 
 log = logging.getLogger(__name__)
 

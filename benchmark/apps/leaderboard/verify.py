@@ -18,18 +18,26 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmark.errors import LeakBenchError
-from benchmark.isolation import Isolation
-from benchmark.leaderboard.environment import compare_environment, write_constraints
-from benchmark.leaderboard.protocol import protocol_of, same_task
-from benchmark.leaderboard.schema import (Entry, FaceEncoder, TargetRow, Verification, load_entry, rows_of, summarize,
-                                          write_entry)
-from benchmark.leaderboard.provenance import CodeComparison, compare_code, git_state
-from benchmark.leaderboard.submit import environment_of, face_encoder_of
+from benchmark.apps.leaderboard.environment import compare_environment, write_constraints
+from benchmark.apps.leaderboard.protocol import protocol_of, same_task
+from benchmark.apps.leaderboard.provenance import CodeComparison, compare_code, git_state
+from benchmark.apps.leaderboard.schema import (
+    Entry,
+    FaceEncoder,
+    TargetRow,
+    Verification,
+    load_entry,
+    rows_of,
+    summarize,
+    write_entry,
+)
+from benchmark.apps.leaderboard.submit import environment_of, face_encoder_of
+from benchmark.core.errors import LeakBenchError
 from benchmark.metrics import metric_info
-from benchmark.result import TargetResult
-from benchmark.runner import run
-from benchmark.spec import spec_hash
+from benchmark.pipeline.isolation import Isolation
+from benchmark.pipeline.result import TargetResult
+from benchmark.pipeline.run import run
+from benchmark.protocol.loading import spec_hash
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import replace_all_batch_norm_modules_, vmap
 
-from benchmark.victim import PROTOCOLS, BatchStatistics, Observation, batch_statistics, plain_autograd
+from benchmark.fl.batchnorm import BatchStatistics, batch_statistics
+from benchmark.fl.observation import Observation
+from benchmark.fl.updates import PROTOCOLS, plain_autograd
 
 
 def flatten(tensors: Sequence[Tensor]) -> Tensor:

@@ -24,8 +24,8 @@ from scipy.special import expit
 from torch import Tensor
 
 from benchmark.attacks.components.layers import INVERTIBLE, Layer, linear_chain
-from benchmark.errors import NotApplicableError
-from benchmark.victim import Observation
+from benchmark.core.errors import NotApplicableError
+from benchmark.fl.observation import Observation
 
 FLOAT = torch.float64
 

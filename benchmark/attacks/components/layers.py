@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.errors import NotApplicableError
+from benchmark.core.errors import NotApplicableError
 
 
 @dataclass(frozen=True)

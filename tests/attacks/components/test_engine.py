@@ -1,11 +1,11 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.components.engine import ProblemBatch
 from benchmark.data import Samples
-from benchmark.victim import Victim, task_loss
-
-from support import make_spec
+from benchmark.fl.updates import task_loss
+from benchmark.victim.client import Victim
 
 
 def _observations(spec, targets):

@@ -4,8 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.attacks.components.equations import (LayerSystem, _logistic_roots, head_equations,
-                                                    invert_biased_linear)
+from benchmark.attacks.components.equations import LayerSystem, _logistic_roots, head_equations, invert_biased_linear
 from benchmark.attacks.components.layers import linear_chain
 
 DOUBLE = torch.float64

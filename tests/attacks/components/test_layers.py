@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from benchmark.attacks.components.layers import INVERTIBLE, activation_problem, first_layer, linear_chain
-from benchmark.errors import NotApplicableError
+from benchmark.core.errors import NotApplicableError
 from benchmark.models import MODELS
 
 
