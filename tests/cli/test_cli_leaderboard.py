@@ -15,7 +15,7 @@ from benchmark.apps.leaderboard import load_entry, provenance
 from benchmark.attacks import ATTACKS
 from benchmark.cli import main
 
-COMMITTED = Path(__file__).parent.parent / "leaderboards"
+COMMITTED = Path(__file__).parents[2] / "leaderboards"
 
 
 def test_the_committed_boards_pass_check(capsys):

@@ -14,7 +14,7 @@ from synthetic import fake_entry, png, traced
 from benchmark.apps.leaderboard.render import build
 from benchmark.apps.leaderboard.schema import entry_files, load_entry, write_entry
 
-COMMITTED = Path(__file__).parents[2] / "leaderboards"
+COMMITTED = Path(__file__).parents[3] / "leaderboards"
 
 # Run after the load event (every image decoded or failed): one record per row into <pre id="probe">.
 PROBE = """<pre id="probe"></pre>
