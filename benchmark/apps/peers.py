@@ -7,7 +7,7 @@ and attack configs (``breaching.get_case_config``, ``get_attack_config``), the m
 with the private batch as ``custom_data``) and its attacker (``breaching.attacks.prepare_attack``,
 ``reconstruct``). LeakBench's settings are translated into breaching's config keys; a setting
 breaching cannot express is refused, never approximated. ``leakbench perf --vs breaching`` times
-it beside LeakBench; ``tests/test_peers.py`` holds the two frameworks' objectives, metrics and
+it beside LeakBench; ``tests/apps/test_peers.py`` holds the two frameworks' objectives, metrics and
 reconstructions to each other; ``docs/breaching.md`` lists what differs by design.
 """
 

@@ -8,7 +8,7 @@ measured in a fresh process); (4) with ``processes`` above 1, a run's wall time 
 processes sharing its targets against one process.
 
 With ``vs="breaching"`` it measures instead LeakBench's batched fits against breaching (Geiping
-et al.; :mod:`benchmark.peers`) attacking the same problems one after another, as its own loop
+et al.; :mod:`benchmark.apps.peers`) attacking the same problems one after another, as its own loop
 does: the same attack config, victim weights, images, steps and threads, the two alternated.
 """
 
@@ -134,7 +134,7 @@ def peak_memory_mib(setting: PerfSetting, size: int, framework: str = "leakbench
     breaching: one after another), in MiB."""
     work = ("p._timed_fit(s, p._observations(s, {size}))" if framework == "leakbench" else
             "q = p._problems(s, {size}); p._timed_breaching(p._peer(s, q), q)").format(size=size)
-    code = (f"import resource, benchmark.perf as p; s = p.PerfSetting(task={setting.task!r}, attack={setting.attack!r}, "
+    code = (f"import resource, benchmark.apps.perf as p; s = p.PerfSetting(task={setting.task!r}, attack={setting.attack!r}, "
             f"steps={setting.steps}); {work}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return int(output.strip().splitlines()[-1]) / 1024

@@ -2,10 +2,10 @@
 
 The defence study runs one attack on one task under a defence at several strengths and reports,
 per strength, the attack's metrics (privacy) beside the victim's test accuracy after a short
-training run with that defence (utility, :mod:`benchmark.utility`): the privacy-utility trade-off.
+training run with that defence (utility, :mod:`benchmark.apps.utility`): the privacy-utility trade-off.
 
 The training study runs one attack on one task's victim untrained and after E epochs of training on
-the dataset's training split (:mod:`benchmark.training`, ``victim.state: trained@E``) and reports,
+the dataset's training split (:mod:`benchmark.apps.training`, ``victim.state: trained@E``) and reports,
 per E, the attack's metrics beside the victim's test accuracy: how leakage changes as the model
 learns (the seed protocols attack untrained victims; Geiping et al. 2020, Table 1, compare trained
 and untrained ResNets).

@@ -57,7 +57,7 @@ def separate_test_split(spec: TaskSpec) -> bool:
 
 
 class Classification(pl.LightningModule):
-    """The victim's own loss (:func:`benchmark.victim.task_loss`) minimised by SGD with momentum."""
+    """The victim's own loss (:func:`benchmark.fl.updates.task_loss`) minimised by SGD with momentum."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -5,7 +5,7 @@ architecture (its init and seed) from scratch for a fixed number of FedSGD round
 split of the task's dataset, each round's update (the gradient of a random mini-batch) transformed
 by the task's defence before the SGD step θ ← θ − η·g̃, and reports the accuracy on the first images
 of the test split (as many as the setting asks, or the whole split where it is smaller). Missing
-training data raises :class:`~benchmark.errors.DataUnavailableError` (with how to get it); no other
+training data raises :class:`~benchmark.core.errors.DataUnavailableError` (with how to get it); no other
 data is substituted.
 """
 

@@ -58,7 +58,7 @@ class RGAP(ClosedFormAttack):
     logistic equation (a correctly classified sample) give the same image up to scale on
     positively homogeneous networks: the one inside the image box [0, 1] is kept
     (:func:`most_plausible`; R-GAP's code instead flips the label to make the root unique). Every
-    layer's rank (analysis in :mod:`benchmark.analysis.rank`) is reported in ``details``; a
+    layer's rank (analysis in :mod:`benchmark.attacks.components.rank`) is reported in ``details``; a
     rank-deficient layer gets its minimum-norm solution and is flagged, not hidden.
     """
 

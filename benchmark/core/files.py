@@ -2,7 +2,7 @@
 
 Bad bytes, a wrong encoding, malformed YAML or JSON and a wrong top-level type are told apart; the
 caller names what the file is (``what``), what to do about it (``fix``) and the error class it
-raises (a spec's is :class:`~benchmark.errors.SpecError`, an entry's its own).
+raises (a spec's is :class:`~benchmark.core.errors.SpecError`, an entry's its own).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _umask() -> int:
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a part
     (temporary file in the same folder, fsync, rename); a folder that cannot hold it is a one-line
-    :class:`~benchmark.errors.FileError`."""
+    :class:`~benchmark.core.errors.FileError`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:

@@ -1,7 +1,7 @@
 """Dataset sources: real loading code (torchvision, image folders) with an offline fallback.
 
 :func:`load_samples` returns the exact images a protocol names, or raises
-:class:`~benchmark.errors.DataUnavailableError` saying how to get them; it never substitutes others.
+:class:`~benchmark.core.errors.DataUnavailableError` saying how to get them; it never substitutes others.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def _discover() -> None:
 
 METRICS: Registry[Metric | type] = Registry("metric", discover=_discover)
 # computed for every task's images besides the metrics its spec lists: LPIPS, and the SSIM variant of
-# the FedKL success criterion (so every run can be judged by it, see benchmark.study)
+# the FedKL success criterion (so every run can be judged by it, see benchmark.apps.study)
 ALWAYS = ("lpips", "ssim_skimage7")
 
 

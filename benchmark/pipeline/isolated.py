@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def serve(folder: Path) -> None:
     """The sandbox's side of an isolated fit (or description): its input from ``folder``, the fit, its
     outcome (the reconstructions, or the error as [kind, type name, message]; the kind is the failure
-    class of :data:`~benchmark.errors.ATTACK_FAILURES` it is, ``error``, ``memory``, ``crash``, or, for
+    class of :data:`~benchmark.core.errors.ATTACK_FAILURES` it is, ``error``, ``memory``, ``crash``, or, for
     a description, ``load``) left in ``folder``."""
     try:
         payload = torch.load(folder / INPUT, map_location="cpu", weights_only=True)

@@ -2,7 +2,7 @@
 
 The trust model, what is withheld and what is not: ``docs/trust.md``. This process draws the private
 batch, computes the observations and scores the reconstructions; the fit itself
-(:func:`benchmark.runner.fit`) runs in a fresh process inside :mod:`benchmark.sandbox`: no network;
+(:func:`benchmark.pipeline.fit.fit`) runs in a fresh process inside :mod:`benchmark.pipeline.sandbox`: no network;
 read-only, only the Python installation, leakbench and the attack's own package, the datasets' files
 covered; writable, only the fit's folder; a memory, time and file-size limit; no privileges. The two
 sides exchange files of tensors and plain values in the fit's folder, each read with
@@ -111,7 +111,7 @@ class Isolation:
                  ) -> tuple[Described, Any]:
         """A plugin's attack and its config, importing nothing of it here: a sandbox (given no
         observation) imports ``point`` and builds the config from ``overrides`` as
-        :func:`benchmark.runner.attack_config` does; what it reports, checked as untrusted data (a
+        :func:`benchmark.pipeline.config.attack_config` does; what it reports, checked as untrusted data (a
         class name, a JSON object of plain values), comes back as a :class:`Described` and a frozen
         dataclass of those values. An entry point that does not load is a :class:`PluginError`, as unisolated."""
         attack = Described(point.module, point.attr, point.name)
@@ -134,7 +134,7 @@ class Isolation:
 
     def fit(self, attack_cls: type[Attack] | Described, observations: Sequence[Observation], config: Any,
             seeds: Sequence[int], options: Any, step_offset: int) -> tuple[list[Reconstruction], int]:
-        """:func:`benchmark.runner.fit` in a sandbox, in the checkpoint's folder (else a temporary one):
+        """:func:`benchmark.pipeline.fit.fit` in a sandbox, in the checkpoint's folder (else a temporary one):
         its reconstructions, read back and checked, and its steps; what the fit raised, raised here."""
         where = f"{attack_cls.__module__}.{attack_cls.__qualname__}"
         if attack_cls.__module__ == "__main__" or "<locals>" in attack_cls.__qualname__:
@@ -204,7 +204,7 @@ def described_config(name: str, values: dict[str, Any]) -> Any:
 
 
 def sandbox_config(module: str | None, isolation: Isolation, probe: bool = False) -> dict[str, Any]:
-    """What the sandbox of an attack in ``module`` is made of (:mod:`benchmark.sandbox`): the paths it
+    """What the sandbox of an attack in ``module`` is made of (:mod:`benchmark.pipeline.sandbox`): the paths it
     shows read-only, those it covers, the Python path to leakbench and the attack, its limits, and the
     user it runs as (None: the one running leakbench, in a user namespace)."""
     packages = [_locations(name) for name in dict.fromkeys(
@@ -271,7 +271,7 @@ def _flags() -> list[str]:
 
 
 def _sandboxed(folder: Path, config: dict[str, Any], timeout: float, capture: bool = False) -> subprocess.CompletedProcess:
-    """Run :mod:`benchmark.sandbox` on ``folder`` as ``config`` says; its output goes to standard error
+    """Run :mod:`benchmark.pipeline.sandbox` on ``folder`` as ``config`` says; its output goes to standard error
     (captured, with ``capture``)."""
     root = tempfile.mkdtemp(prefix="leakbench-root-")  # stays empty here: the mounts are the sandbox's own
     try:

@@ -76,7 +76,7 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
             hash, recorded in the run, changes with it).
         retry_failed: recompute the targets ``out`` holds as failed (and the pending ones); the
             finished ones are kept.
-        isolation: run the attack's fits in a sandbox with these limits (:mod:`benchmark.isolation`,
+        isolation: run the attack's fits in a sandbox with these limits (:mod:`benchmark.pipeline.isolation`,
             docs/trust.md): it sees its observations and nothing of the private batch, the network or
             this machine's files but the Python installation, leakbench and its own package. A
             plugin's attack is then never imported here: a sandbox builds its config and a fit's
@@ -89,7 +89,7 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
 
     Every count is checked first (at least 1; ``seed`` at least 0; None, not 0, means the default),
     then the accelerator and the sandbox, all before any work: a bad setting raises a one-line
-    :class:`~benchmark.errors.SettingError` and writes nothing.
+    :class:`~benchmark.core.errors.SettingError` and writes nothing.
     """
     o = dataclasses.replace(options or RunOptions(), **fields)
     for name in ("targets", "max_steps", "restarts", "problems", "max_steps_cap", "images_every", "devices",

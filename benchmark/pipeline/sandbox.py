@@ -1,6 +1,6 @@
 """The sandbox an isolated fit runs in (``--isolated``; what it withholds: ``docs/trust.md``).
 
-Standard library only: :mod:`benchmark.isolation` runs this file as a script (``python -I``, before
+Standard library only: :mod:`benchmark.pipeline.isolation` runs this file as a script (``python -I``, before
 anything of leakbench or torch is imported) as the first process of new mount, network, PID and IPC
 namespaces that util-linux ``unshare`` makes (with a user namespace too where it is not root). It
 
@@ -13,7 +13,7 @@ namespaces that util-linux ``unshare`` makes (with a user namespace too where it
 4. drops its privileges: as root, to user ``nobody`` without capabilities; otherwise into a nested
    user namespace, where the kernel locks every mount (no unmounting a cover, no remounting
    read-write); either way with ``no_new_privs``;
-5. imports :func:`benchmark.isolation.serve` and runs the fit (or, for a probe, stops there).
+5. imports :func:`benchmark.pipeline.isolated.serve` and runs the fit (or, for a probe, stops there).
 
 A step that fails writes one line (``setup-error.txt`` in the fit folder) and exits with
 :data:`SETUP_FAILED`.
@@ -138,7 +138,7 @@ def _drop(user: int | None) -> None:
 
 
 def enter(config: dict) -> None:
-    """Build the sandbox of ``config`` (see :func:`benchmark.isolation.sandbox_config`) and move this process into it."""
+    """Build the sandbox of ``config`` (see :func:`benchmark.pipeline.isolation.sandbox_config`) and move this process into it."""
     root, folder = config["root"], config["writable"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here propagates to the machine
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755")

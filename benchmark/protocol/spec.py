@@ -42,7 +42,7 @@ class BinaryLabels(_Strict):
     """A binary task on a multi-class dataset: the classes in ``positive`` are label 1, all others 0.
 
     A binary task has K = 2; models give it a one-logit head (the binary logistic loss of
-    :func:`benchmark.victim.task_loss`), as R-GAP's victims do.
+    :func:`benchmark.fl.updates.task_loss`), as R-GAP's victims do.
     """
 
     name: str = Field(description="what label 1 means, e.g. 'animal'")

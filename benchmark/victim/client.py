@@ -37,7 +37,7 @@ def build_model(spec: TaskSpec, input_shape: tuple[int, int, int], num_classes: 
 
 def global_model(spec: TaskSpec, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> nn.Module:
     """The model the server sends: initialised from ``seed``, or the stored trained weights of
-    ``victim.state: trained@E`` (see :mod:`benchmark.training`)."""
+    ``victim.state: trained@E`` (see :mod:`benchmark.apps.training`)."""
     model = build_model(spec, input_shape, num_classes, seed)
     if spec.victim.trained_epochs is not None:
         try:

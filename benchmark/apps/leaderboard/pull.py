@@ -1,7 +1,7 @@
 """``leakbench leaderboard pull --wandb ENTITY/PROJECT``: entries from runs kept on W&B.
 
 A run logged with ``--logger wandb`` carries its whole ``results.json`` in its summary (key
-:data:`benchmark.loggers.WANDB_RESULT_KEY`). Finished runs of a suite's tasks measured under the
+:data:`benchmark.pipeline.loggers.WANDB_RESULT_KEY`). Finished runs of a suite's tasks measured under the
 suite's protocol become unverified entries without a picture (``leakbench verify`` re-runs them);
 a run with more targets than the protocol contributes its first targets (their rows record the groups
 they were computed in, which ``verify`` compares with the protocol's). Runs that are unfinished, of other tasks or of another protocol are skipped.

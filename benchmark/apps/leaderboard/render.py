@@ -2,7 +2,7 @@
 
 Both are generated, never edited: :func:`check` re-renders them and fails when the files differ, when
 an entry is invalid, when an entry was not measured under its task's current protocol, or when it
-cannot be traced to the commit of its code or is unverified (:func:`~benchmark.leaderboard.provenance.trace_problems`).
+cannot be traced to the commit of its code or is unverified (:func:`~benchmark.apps.leaderboard.provenance.trace_problems`).
 Suites appear in the order ``tasks/suites.yaml`` lists them (``reference`` first), each board under
 its suite's description, and a suite's boards in the order of its tasks.
 """

@@ -41,7 +41,7 @@ class PaperFigure(_Strict):
 
 
 class TargetRow(_Strict):
-    """One target, as the run recorded it (see :class:`benchmark.result.TargetResult`)."""
+    """One target, as the run recorded it (see :class:`benchmark.pipeline.result.TargetResult`)."""
 
     target: int = Field(ge=0)
     indices: list[int]
@@ -105,7 +105,7 @@ class Entry(_Strict):
     attack_config: dict[str, Any] = Field(description="the attack's full resolved config")
     attack_package: str | None = Field(description="distribution and version that provide the attack")
     attack_code: dict[str, str] | None = Field(
-        None, description="sha256 of each module of the attack's code (benchmark.code); None: not recorded")
+        None, description="sha256 of each module of the attack's code (benchmark.core.code); None: not recorded")
     seed: int
     restarts: int = Field(ge=1)
     targets: int = Field(ge=1, description="targets measured: the first `targets` of the protocol")
@@ -162,7 +162,7 @@ def _same(a: float | None, b: float | None) -> bool:
 
 
 def summarize(rows: list[TargetRow]) -> Summary:
-    """The summary of rows, as :attr:`benchmark.result.Result.summary` computes it."""
+    """The summary of rows, as :attr:`benchmark.pipeline.result.Result.summary` computes it."""
     result = Result(task="", task_version=1, spec_hash="", attack="", config={}, data_origin="", environment={},
                     targets=[TargetResult(**row.model_dump()) for row in rows])
     summary = result.summary

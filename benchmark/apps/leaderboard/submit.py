@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def environment_of(run_environment: dict[str, Any], git: dict[str, Any], constraints: str | None = None) -> Environment:
     """An entry's environment: what the run recorded (versions, device), the source's git state, and the
-    constraints file of the installed versions (:mod:`benchmark.leaderboard.environment`)."""
+    constraints file of the installed versions (:mod:`benchmark.apps.leaderboard.environment`)."""
     return Environment.model_validate({name: run_environment.get(name) for name in Environment.model_fields} | git
                                       | {"constraints": constraints})
 
@@ -79,7 +79,7 @@ def submit(attack: str, suite: str, *, tasks: Sequence[str] | None = None, targe
     instead, for local trials. Each task runs in ``runs/submit-SUITE/TASK/ATTACK``, so an interrupted
     submission resumes (``retry_failed``: recomputing its failed targets). ``targets`` (fewer than the
     protocol's) makes partial entries: shown, never ranked; their run computes the whole fits that
-    hold those targets (the protocol's grouping, see :func:`benchmark.runner.run`), which the full
+    hold those targets (the protocol's grouping, see :func:`benchmark.pipeline.run.run`), which the full
     submission then resumes. A run with failed targets writes no entry,
     none of the suite's does, unless ``allow_failed`` (its entry then counts them as failed). Returns
     the entry paths written. With ``isolation``, the attack runs in a sandbox (for a submission made

@@ -2,7 +2,7 @@
 
 A re-run uses the entry's recorded attack config, seed, restarts and task (which must not have
 changed since: same spec hash), and computes each target in the same group as the entry (the
-protocol's grouping over its targets, :func:`benchmark.runner.run`): a re-run of the first N
+protocol's grouping over its targets, :func:`benchmark.pipeline.run.run`): a re-run of the first N
 targets computes the whole groups that hold them. Each target's metric means are compared (and the
 group it was computed in, where the entry records it), and the summary too when every target was
 re-run. A value may move by max(abs, rel · |recorded|) (each metric's
