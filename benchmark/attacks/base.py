@@ -9,12 +9,13 @@ interface with a single step.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from benchmark.attacks.components.engine import ProblemBatch
@@ -216,6 +217,40 @@ class OptimizationAttack(Attack):
         images, labels = self._best["images"].cpu(), self._best["labels"].cpu()
         return [Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]))
                 for k in range(len(self.observations))]
+
+
+class GradientMatchingAttack(OptimizationAttack):
+    """Dummy inputs x' ~ N(0, 1), and where no labels are known dummy label logits y' ~ N(0, 1) (drawn
+    in that order from each problem's stream), optimised so that their update matches the observed one:
+    the set-up DLG (Zhu et al., NeurIPS 2019) and Inverting Gradients (Geiping et al., NeurIPS 2020)
+    share. Subclasses give :meth:`objective`, :meth:`configure_optimizers` and, for labels read
+    before optimising, :meth:`known_labels`."""
+
+    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+        super().__init__(observations, config, seeds)
+        first = self.observations[0]
+        self.inputs = nn.Parameter(self.randn(first.batch_size, *first.input_shape))
+        labels = self.known_labels()
+        self.learns_labels = labels is None
+        if self.learns_labels:
+            self.label_logits = nn.Parameter(self.randn(first.batch_size, first.num_classes))
+        else:
+            self.register_buffer("labels", labels)
+
+    def known_labels(self) -> Tensor | None:
+        """(K, B) labels fixed before optimising: the threat model's, if any."""
+        return self.problems.labels
+
+    def candidates(self) -> list[Tensor]:
+        return [self.inputs, self.label_logits] if self.learns_labels else [self.inputs]
+
+    def label_targets(self) -> Tensor:
+        """What the dummy update is computed with: softmax(y') (K, B, classes), or the fixed labels (K, B)."""
+        return self.label_logits.softmax(dim=-1) if self.learns_labels else self.labels
+
+    def current(self) -> dict[str, Tensor]:
+        labels = self.label_logits.argmax(dim=-1) if self.learns_labels else self.labels
+        return {"images": self.problems.to_images(self.inputs.detach()), "labels": labels.detach()}
 
 
 class ClosedFormAttack(Attack):

@@ -15,7 +15,7 @@ double backward, which loops over the K problems (vmap folds them into groups).
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

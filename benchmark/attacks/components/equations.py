@@ -11,9 +11,9 @@ Shapes: a layer's input x is (C, H, W), its pre-activation z and output gradient
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 import torch

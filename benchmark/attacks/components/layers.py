@@ -12,9 +12,9 @@ formulas serves both kinds.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
