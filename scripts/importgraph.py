@@ -1,82 +1,151 @@
-"""benchmark/'s project import graph, by ast: module-level, function-level, and registry discovery
-(importlib.import_module("benchmark...") strings; an f-string prefix stands for every submodule)."""
+"""benchmark/'s import graph, read from the source with ``ast`` (nothing is imported).
+
+An edge is one import of a project module by another: at module level, inside a function, or a
+registry's discovery (``importlib.import_module("benchmark...")``; an f-string's constant prefix
+stands for every module it starts). ``tests/test_dependencies.py`` checks the layer contract on it;
+``python scripts/importgraph.py [ROOT]`` prints each module's imports, the import cycles and the
+imports inside functions.
+"""
+
+from __future__ import annotations
+
 import ast
 import collections
-import pathlib
 import sys
+from pathlib import Path
+from typing import NamedTuple
 
 
-def modules(root):
-    out = {}
-    for p in sorted((root / "benchmark").rglob("*.py")):
-        parts = list(p.relative_to(root).with_suffix("").parts)
-        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
-    return out
+class Edge(NamedTuple):
+    source: str  # the importing module
+    target: str  # the imported module (the longest project module the import names)
+    kind: str  # module | function | discovery
+    line: int
+    type_checking: bool  # under ``if TYPE_CHECKING:``
 
-def edges(root):
-    """(src, dst, kind, line, type_checking); kind: module | function | discovery."""
+
+def modules(root: Path) -> dict[str, Path]:
+    """Every module of ``root/benchmark`` by dotted name (a package by its own name)."""
+    found = {}
+    for path in sorted((root / "benchmark").rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _project_module(name: str, files: dict[str, Path]) -> str:
+    """The longest prefix of the dotted ``name`` that is a module of the project."""
+    parts = name.split(".")
+    return next(".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in files)
+
+
+def _imported(node: ast.AST, package: str, files: dict[str, Path]) -> list[str]:
+    """The modules an import statement names (a ``from`` import of a submodule names the submodule)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+            base = ".".join(anchor + ([base] if base else []))
+        return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base for alias in node.names]
+    return []
+
+
+def _discovered(node: ast.AST, files: dict[str, Path]) -> list[str]:
+    """The project modules an ``import_module(...)`` call names."""
+    if not (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module") and node.args):
+        return []
+    argument = node.args[0]
+    if isinstance(argument, ast.Constant) and str(argument.value).startswith("benchmark"):
+        return [argument.value]
+    if isinstance(argument, ast.JoinedStr) and argument.values and isinstance(argument.values[0], ast.Constant):
+        prefix = argument.values[0].value
+        return [m for m in files if m.startswith(prefix)] if prefix.startswith("benchmark.") else []
+    return []
+
+
+def _visit(node: ast.AST, source: str, package: str, files: dict[str, Path], found: list[Edge],
+           in_function: bool = False, type_checking: bool = False) -> None:
+    for child in ast.iter_child_nodes(node):
+        function = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        checking = type_checking or (isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test))
+        for name in _imported(child, package, files):
+            if name.split(".")[0] == "benchmark":
+                kind = "function" if function else "module"
+                found.append(Edge(source, _project_module(name, files), kind, child.lineno, checking))
+        for name in _discovered(child, files):
+            found.append(Edge(source, name, "discovery", child.lineno, False))
+        _visit(child, source, package, files, found, function, checking)
+
+
+def edges(root: Path) -> list[Edge]:
+    """Every import of a project module by another under ``root/benchmark``."""
     files, found = modules(root), []
-    known = lambda m: next(m[:i] for i in range(len(m), 0, -1) if m[:i] in files and (i == len(m) or m[i] == "."))
-    for src, path in files.items():
-        package = src if path.name == "__init__.py" else src.rpartition(".")[0]
-        def visit(node, in_function, tc):
-            for child in ast.iter_child_nodes(node):
-                fn = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-                t = tc or (isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test))
-                targets = []
-                if isinstance(child, ast.Import):
-                    targets = [a.name for a in child.names]
-                elif isinstance(child, ast.ImportFrom):
-                    base = child.module or ""
-                    if child.level:
-                        anchor = package.split(".")[: len(package.split(".")) - child.level + 1]
-                        base = ".".join(anchor + ([base] if base else []))
-                    targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in child.names]
-                elif isinstance(child, ast.Call) and ast.unparse(child.func).endswith("import_module") and child.args:
-                    arg = child.args[0]
-                    if isinstance(arg, ast.Constant) and str(arg.value).startswith("benchmark"):
-                        found.append((src, arg.value, "discovery", child.lineno, False))
-                    elif isinstance(arg, ast.JoinedStr) and isinstance(arg.values[0], ast.Constant):
-                        prefix = arg.values[0].value
-                        found.extend((src, m, "discovery", child.lineno, False) for m in files
-                                     if m.startswith(prefix) and prefix.startswith("benchmark."))
-                for t_ in targets:
-                    if t_.split(".")[0] == "benchmark":
-                        found.append((src, known(t_), "function" if fn else "module", child.lineno, t))
-                visit(child, fn, t)
-        visit(ast.parse(path.read_text(), str(path)), False, False)
-    return [e for e in found if e[0] != e[1]]
+    for source, path in files.items():
+        package = source if path.name == "__init__.py" else source.rpartition(".")[0]
+        _visit(ast.parse(path.read_text(), str(path)), source, package, files, found)
+    return [edge for edge in found if edge.source != edge.target]
 
-def sccs(graph):
-    index, low, stack, on, out = {}, {}, [], set(), []
-    def strong(v):
-        index[v] = low[v] = len(index); stack.append(v); on.add(v)
+
+def sccs(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (the import cycles), by Tarjan's algorithm."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
         for w in sorted(graph.get(v, ())):
             if w not in index:
-                strong(w); low[v] = min(low[v], low[w])
-            elif w in on:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
                 low[v] = min(low[v], index[w])
         if low[v] == index[v]:
-            c = []
-            while not c or c[-1] != v:
-                c.append(stack.pop()); on.discard(c[-1])
-            if len(c) > 1: out.append(sorted(c))
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
     for v in sorted(graph):
-        if v not in index: strong(v)
-    return out
+        if v not in index:
+            connect(v)
+    return cycles
+
+
+def main(root: Path) -> None:
+    found = edges(root)
+
+    def short(module: str) -> str:
+        return module.removeprefix("benchmark.") or "benchmark"
+
+    imports: dict[str, dict[str, set[str]]] = collections.defaultdict(lambda: collections.defaultdict(set))
+    for edge in found:
+        imports[edge.source][edge.kind].add(short(edge.target) + (" (TYPE_CHECKING)" if edge.type_checking else ""))
+    for module in modules(root):
+        kinds = [f"{kind}: {', '.join(sorted(imports[module][kind]))}" for kind in ("module", "function", "discovery")
+                 if imports[module][kind]]
+        if kinds:
+            print(f"{short(module)}  " + "; ".join(kinds))
+    for kinds in (("module",), ("module", "function"), ("module", "function", "discovery")):
+        graph: dict[str, set[str]] = collections.defaultdict(set)
+        for edge in found:
+            if edge.kind in kinds:
+                graph[edge.source].add(edge.target)
+        cycles = [[short(m) for m in cycle] for cycle in sccs(graph)]
+        print(f"cycles over {' + '.join(kinds)} imports: {cycles or 'none'}")
+    print("imports inside functions, outside the CLI:")
+    for edge in sorted(set(found), key=lambda e: (e.source, e.line)):
+        if edge.kind == "function" and not edge.source.startswith("benchmark.cli"):
+            print(f"  {modules(root)[edge.source].relative_to(root)}:{edge.line} -> {edge.target}")
+
 
 if __name__ == "__main__":
-    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
-    E, short = edges(root), lambda m: m.removeprefix("benchmark.") or "benchmark"
-    by = collections.defaultdict(lambda: collections.defaultdict(set))
-    for s, d, k, l, tc in E: by[s][k].add(short(d) + ("(TC)" if tc else ""))
-    for m in modules(root):
-        if by[m]: print(f"{short(m)}: " + "; ".join(f"{k[0].upper()}[{', '.join(sorted(by[m][k]))}]" for k in ("module", "function", "discovery") if by[m][k]))
-    for kinds in (("module",), ("module", "function"), ("module", "function", "discovery")):
-        g = collections.defaultdict(set)
-        for s, d, k, l, tc in E:
-            if k in kinds: g[s].add(d)
-        print(f"SCCs over {'+'.join(kinds)}:", [[short(m) for m in c] for c in sccs(g)] or "none")
-    print("function-level imports outside cli:")
-    for s, d, k, l, tc in sorted(set(E), key=lambda e: (e[0], e[3])):
-        if k == "function" and s != "benchmark.cli": print(f"  {modules(root)[s].relative_to(root)}:{l} -> {d}")
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "."))

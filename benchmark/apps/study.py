@@ -25,9 +25,10 @@ import json
 import logging
 import re
 import textwrap
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from benchmark.apps.training import held_out_accuracy, trained_victim
 from benchmark.apps.utility import UtilitySetting, measure_utility

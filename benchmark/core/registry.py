@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import difflib
 import logging
-from typing import TYPE_CHECKING, Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from benchmark.core.errors import PluginError, UnknownNameError, first_line
 

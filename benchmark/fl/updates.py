@@ -3,9 +3,9 @@ the victim and the attacker compute an update with one function."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F

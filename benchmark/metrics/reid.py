@@ -20,11 +20,11 @@ import hashlib
 import importlib.util
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -27,9 +27,10 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -292,7 +293,7 @@ def _sandboxed(folder: Path, config: dict[str, Any], timeout: float, capture: bo
         os.rmdir(root)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe() -> str | None:
     """Why no sandbox can be made here (one line: the problem and the fix), or None: a trial sandbox."""
     if shutil.which("unshare") is None:

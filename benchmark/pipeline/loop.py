@@ -3,7 +3,7 @@ rows stored before the next group starts (prepare → attack → evaluate → st
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from benchmark.pipeline.attack import attack_group
 from benchmark.pipeline.evaluate import score

@@ -1,10 +1,11 @@
 import sys
 from pathlib import Path
 
+from support import make_spec
+
 import benchmark
 from benchmark.pipeline import loop
 from benchmark.pipeline.plan import RunOptions
-from support import make_spec
 
 
 def _stages(**settings) -> list[str]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from benchmark.apps.leaderboard.schema import Entry
 from benchmark.attacks import code_module

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from benchmark.apps.leaderboard.environment import write_constraints
 from benchmark.apps.leaderboard.papers import paper_figures

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torchvision.utils import save_image
