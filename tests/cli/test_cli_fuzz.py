@@ -358,7 +358,7 @@ def test_damaged_files_of_every_kind(world: World, caplog, budget: int):
 
 def test_the_harness_fails_on_a_crash_a_two_line_error_and_a_lost_row(world: World, caplog,
                                                                        monkeypatch: pytest.MonkeyPatch):
-    from benchmark import cli
+    from benchmark.cli import catalog
 
     def crash(args):
         raise ValueError("a bug")
@@ -374,6 +374,6 @@ def test_the_harness_fails_on_a_crash_a_two_line_error_and_a_lost_row(world: Wor
 
     for command, caught in ((crash, ValueError), (two_lines, AssertionError), (lose_a_row, AssertionError)):
         with monkeypatch.context() as patch:
-            patch.setattr(cli, "cmd_ls", command)
+            patch.setattr(catalog, "cmd_ls", command)
             with pytest.raises(caught):
                 _run_cli(["ls", "attacks"], world, caplog)
