@@ -107,7 +107,7 @@ def add_isolation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def isolation_of(args: argparse.Namespace):
-    """The sandbox ``--isolated`` asks for, with its limits (a :class:`benchmark.isolation.Isolation`), or None."""
+    """The sandbox ``--isolated`` asks for, with its limits (a :class:`benchmark.pipeline.isolation.Isolation`), or None."""
     from benchmark.pipeline.isolation import Isolation
 
     limits = {name: value for name in ("time_limit", "memory_limit") if (value := getattr(args, name)) is not None}
