@@ -1,8 +1,8 @@
 """LeakBench: a benchmark of gradient inversion attacks in federated learning.
 
-    >>> import benchmark
-    >>> result = benchmark.run(task="cifar10-lenetzhu-b1", attack="idlg", targets=2)
-    >>> result.summary["psnr"]
+>>> import benchmark
+>>> result = benchmark.run(task="cifar10-lenetzhu-b1", attack="idlg", targets=2)
+>>> result.summary["psnr"]
 """
 
 from __future__ import annotations

@@ -65,8 +65,15 @@ def _discovered(node: ast.AST, files: dict[str, Path]) -> list[str]:
     return []
 
 
-def _visit(node: ast.AST, source: str, package: str, files: dict[str, Path], found: list[Edge],
-           in_function: bool = False, type_checking: bool = False) -> None:
+def _visit(
+    node: ast.AST,
+    source: str,
+    package: str,
+    files: dict[str, Path],
+    found: list[Edge],
+    in_function: bool = False,
+    type_checking: bool = False,
+) -> None:
     for child in ast.iter_child_nodes(node):
         function = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
         checking = type_checking or (isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test))
@@ -130,8 +137,11 @@ def main(root: Path) -> None:
     for edge in found:
         imports[edge.source][edge.kind].add(short(edge.target) + (" (TYPE_CHECKING)" if edge.type_checking else ""))
     for module in modules(root):
-        kinds = [f"{kind}: {', '.join(sorted(imports[module][kind]))}" for kind in ("module", "function", "discovery")
-                 if imports[module][kind]]
+        kinds = [
+            f"{kind}: {', '.join(sorted(imports[module][kind]))}"
+            for kind in ("module", "function", "discovery")
+            if imports[module][kind]
+        ]
         if kinds:
             print(f"{short(module)}  " + "; ".join(kinds))
     for kinds in (("module",), ("module", "function"), ("module", "function", "discovery")):

@@ -15,10 +15,14 @@ import tempfile
 from pathlib import Path
 
 REGISTRIES = {  # registry -> the modules that have held it, newest first
-    "ATTACKS": ["benchmark.attacks"], "DATASETS": ["benchmark.data"], "MODELS": ["benchmark.models"],
-    "METRICS": ["benchmark.metrics"], "DEFENSES": ["benchmark.defenses"],
+    "ATTACKS": ["benchmark.attacks"],
+    "DATASETS": ["benchmark.data"],
+    "MODELS": ["benchmark.models"],
+    "METRICS": ["benchmark.metrics"],
+    "DEFENSES": ["benchmark.defenses"],
     "LOGGERS": ["benchmark.pipeline.loggers", "benchmark.loggers"],
-    "ENCODERS": ["benchmark.metrics.reid"], "CRITERIA": ["benchmark.apps.study", "benchmark.study"],
+    "ENCODERS": ["benchmark.metrics.reid"],
+    "CRITERIA": ["benchmark.apps.study", "benchmark.study"],
     "TASKS": ["benchmark.protocol.loading", "benchmark.spec"],
     "PROTOCOLS": ["benchmark.fl.updates", "benchmark.victim"],
 }
@@ -34,6 +38,7 @@ def _registry(name):
 
 def _help(argv):
     from benchmark.cli import main
+
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
         main(argv + ["--help"])
@@ -53,18 +58,51 @@ def snapshot():
     from benchmark.pipeline.tasks import load_task
     from benchmark.protocol.loading import spec_hash, suite_names
 
-    commands = [[], ["run"], ["rescore"], ["ls"], ["spec"], ["perf"], ["bench"], ["submit"], ["verify"],
-                ["leaderboard"], ["leaderboard", "build"], ["leaderboard", "check"], ["leaderboard", "pull"],
-                ["study"], ["study", "batch-size"], ["study", "defense"], ["study", "training"], ["victim"],
-                ["victim", "train"], ["analyze"]]
+    commands = [
+        [],
+        ["run"],
+        ["rescore"],
+        ["ls"],
+        ["spec"],
+        ["perf"],
+        ["bench"],
+        ["submit"],
+        ["verify"],
+        ["leaderboard"],
+        ["leaderboard", "build"],
+        ["leaderboard", "check"],
+        ["leaderboard", "pull"],
+        ["study"],
+        ["study", "batch-size"],
+        ["study", "defense"],
+        ["study", "training"],
+        ["victim"],
+        ["victim", "train"],
+        ["analyze"],
+    ]
     found = {"help": {" ".join(c) or "leakbench": _help(c) for c in commands}}
     found["registries"] = {name: _registry(name).names() for name in REGISTRIES}
     found["spec_hashes"] = {task: spec_hash(load_task(task)) for task in _registry("TASKS").names()}
     found["suites"] = suite_names()
     with tempfile.TemporaryDirectory() as out:
         with contextlib.redirect_stdout(io.StringIO()):
-            main(["run", "--task", "digits-lenet5-b1", "--attack", "idlg", "--targets", "2", "--max-steps", "5",
-                  "--out", out, "--logger", "csv"])
+            main(
+                [
+                    "run",
+                    "--task",
+                    "digits-lenet5-b1",
+                    "--attack",
+                    "idlg",
+                    "--targets",
+                    "2",
+                    "--max-steps",
+                    "5",
+                    "--out",
+                    out,
+                    "--logger",
+                    "csv",
+                ]
+            )
         root = Path(out)
         found["run_files"] = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
         for name in ("run.json", "results.json"):

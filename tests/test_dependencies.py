@@ -10,8 +10,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from importgraph import edges, sccs  # noqa: E402
 
 # bottom-up; the packages of one set are siblings, which do not import each other
-LAYERS = [{"core"}, {"protocol"}, {"fl"}, {"data", "models", "defenses", "metrics", "attacks"}, {"victim"},
-          {"pipeline"}, {"apps"}, {"cli"}]
+LAYERS = [
+    {"core"},
+    {"protocol"},
+    {"fl"},
+    {"data", "models", "defenses", "metrics", "attacks"},
+    {"victim"},
+    {"pipeline"},
+    {"apps"},
+    {"cli"},
+]
 SHIMS = {"benchmark.errors"}  # old public paths: leaves no layer may import
 # imports kept inside a function, each for its reason: the package's lazy API (importing it imports no
 # torch), and the sandbox's entry script, which imports leakbench only once it has set its Python path
@@ -60,16 +68,26 @@ def _copy_with(tmp_path: Path, file: str, text: str) -> list[str]:
 
 
 def test_an_upward_a_sibling_a_hidden_and_a_circular_import_each_fail(tmp_path):
-    assert any("pipeline is above core" in v for v in _copy_with(tmp_path / "1", "core/errors.py",
-                                                                  "\nimport benchmark.pipeline.run\n"))
-    assert any("data is a sibling of metrics" in v for v in _copy_with(tmp_path / "2", "metrics/image.py",
-                                                                       "\nfrom benchmark.data import Samples\n"))
-    assert any("inside a function" in v for v in _copy_with(tmp_path / "3", "fl/updates.py",
-                                                            "\ndef f():\n    from benchmark.core import errors\n"))
-    assert any("import cycle" in v for v in _copy_with(tmp_path / "4", "pipeline/folder.py",
-                                                       "\nimport benchmark.pipeline.run\n"))
-    assert any("imports the shim" in v for v in _copy_with(tmp_path / "5", "apps/perf.py",
-                                                           "\nfrom benchmark.errors import SettingError\n"))
+    assert any(
+        "pipeline is above core" in v
+        for v in _copy_with(tmp_path / "1", "core/errors.py", "\nimport benchmark.pipeline.run\n")
+    )
+    assert any(
+        "data is a sibling of metrics" in v
+        for v in _copy_with(tmp_path / "2", "metrics/image.py", "\nfrom benchmark.data import Samples\n")
+    )
+    assert any(
+        "inside a function" in v
+        for v in _copy_with(tmp_path / "3", "fl/updates.py", "\ndef f():\n    from benchmark.core import errors\n")
+    )
+    assert any(
+        "import cycle" in v
+        for v in _copy_with(tmp_path / "4", "pipeline/folder.py", "\nimport benchmark.pipeline.run\n")
+    )
+    assert any(
+        "imports the shim" in v
+        for v in _copy_with(tmp_path / "5", "apps/perf.py", "\nfrom benchmark.errors import SettingError\n")
+    )
 
 
 def test_a_shim_only_forwards():

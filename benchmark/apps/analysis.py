@@ -22,6 +22,8 @@ def analyze_model(name: str, input_shape: tuple[int, int, int], num_classes: int
         with torch.no_grad():
             model(torch.zeros(1, *input_shape))
     except (RuntimeError, ValueError) as err:  # torch's shape errors
-        raise SettingError(f"model '{name}' cannot take inputs of shape {','.join(map(str, input_shape))} "
-                           f"({first_line(err, 120)}); give another --input-shape") from None
+        raise SettingError(
+            f"model '{name}' cannot take inputs of shape {','.join(map(str, input_shape))} "
+            f"({first_line(err, 120)}); give another --input-shape"
+        ) from None
     return analyze(model, input_shape, seed=seed)

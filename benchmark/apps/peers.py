@@ -64,14 +64,21 @@ def _attack_config(attack: str, config: Any, labels_known: bool) -> tuple[str, l
         raise SettingError("breaching runs every step: compare it without patience")
     if attack == "inverting_gradients":
         if config.bn_prior > 0 or tuple(config.lr_decay_at) != IG_DECAY:
-            raise SettingError("breaching's Inverting Gradients has no BatchNorm prior and decays lr at 3/8, 5/8, 7/8 "
-                               "only: compare it with bn_prior 0 and the default lr_decay_at")
+            raise SettingError(
+                "breaching's Inverting Gradients has no BatchNorm prior and decays lr at 3/8, 5/8, 7/8 "
+                "only: compare it with bn_prior 0 and the default lr_decay_at"
+            )
         return ATTACKS[attack], steps + [
-            f"regularization.total_variation.scale={config.tv}", f"optim.signed={'hard' if config.signed else 'null'}",
-            f"optim.boxed={config.boxed}", "label_strategy=iDLG"]
+            f"regularization.total_variation.scale={config.tv}",
+            f"optim.signed={'hard' if config.signed else 'null'}",
+            f"optim.boxed={config.boxed}",
+            "label_strategy=iDLG",
+        ]
     if config.lbfgs_iterations != 20 or config.stop_loss is not None:
-        raise SettingError("breaching's DLG runs torch's L-BFGS with 20 iterations a step and no stopping loss: "
-                           "compare it with lbfgs_iterations 20 and no stop_loss")
+        raise SettingError(
+            "breaching's DLG runs torch's L-BFGS with 20 iterations a step and no stopping loss: "
+            "compare it with lbfgs_iterations 20 and no stop_loss"
+        )
     # breaching's euclidean objective is ½·Σ‖∇'−∇‖²; scale 2 makes it DLG's Σ‖∇'−∇‖²
     known = ["attack_type=optimization"] if labels_known else []  # its joint (label-learning) attacker refuses labels
     return ATTACKS[attack], steps + ["objective.scale=2.0", *known]
@@ -81,8 +88,10 @@ def copy_weights(source: nn.Module, target: nn.Module, input_shape: tuple[int, .
     """Copy ``source``'s parameters and buffers into ``target`` in registration order, refused unless
     every shape matches and the two models then give the same output on a random input."""
     pairs = list(zip(source.parameters(), target.parameters())) + list(zip(source.buffers(), target.buffers()))
-    counts = (len(list(source.parameters())) + len(list(source.buffers())),
-              len(list(target.parameters())) + len(list(target.buffers())))
+    counts = (
+        len(list(source.parameters())) + len(list(source.buffers())),
+        len(list(target.parameters())) + len(list(target.buffers())),
+    )
     if counts[0] != counts[1] or any(a.shape != b.shape for a, b in pairs):
         raise NotApplicableError("breaching builds this model with other parameter shapes than LeakBench's")
     with torch.no_grad():
@@ -117,30 +126,44 @@ class BreachingPeer:
         breaching = import_breaching()
         if spec.victim.model not in MODELS:
             raise SettingError(f"the breaching peer builds {', '.join(MODELS)}, not '{spec.victim.model}'")
-        if observation.model.training and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-                                              for m in observation.model.modules()):
-            raise NotApplicableError("breaching's honest server sends BatchNorm buffers, so its user runs in eval "
-                                     "mode: compare a task with victim.mode: eval")
+        if observation.model.training and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in observation.model.modules()
+        ):
+            raise NotApplicableError(
+                "breaching's honest server sends BatchNorm buffers, so its user runs in eval "
+                "mode: compare a task with victim.mode: eval"
+            )
         labels_known = observation.labels is not None
         if attack == "inverting_gradients" and not labels_known and observation.batch_size != 1:
-            raise NotApplicableError("LeakBench's Inverting Gradients learns unknown labels of a batch, breaching's "
-                                     "reads them off the update: compare batch size 1 or known labels")
+            raise NotApplicableError(
+                "LeakBench's Inverting Gradients learns unknown labels of a batch, breaching's "
+                "reads them off the update: compare batch size 1 or known labels"
+            )
         self.spec, self.input_shape = spec, observation.input_shape
         channels, height, width = observation.input_shape
         normalization = observation.normalization
         mean, std = (normalization.mean, normalization.std) if normalization else ((0.0,) * channels, (1.0,) * channels)
         name, overrides = _attack_config(attack, config, labels_known)
         with _quiet():
-            case = breaching.get_case_config("1_single_image_small", overrides=[
-                f"model={MODELS[spec.victim.model]}", f"data.classes={observation.num_classes}",
-                f"data.shape=[{channels},{height},{width}]", f"data.mean={list(mean)}", f"data.std={list(std)}",
-                f"user.num_data_points={observation.batch_size}", f"user.provide_labels={labels_known}"])
+            case = breaching.get_case_config(
+                "1_single_image_small",
+                overrides=[
+                    f"model={MODELS[spec.victim.model]}",
+                    f"data.classes={observation.num_classes}",
+                    f"data.shape=[{channels},{height},{width}]",
+                    f"data.mean={list(mean)}",
+                    f"data.std={list(std)}",
+                    f"user.num_data_points={observation.batch_size}",
+                    f"user.provide_labels={labels_known}",
+                ],
+            )
             model, loss = breaching.cases.construct_model(case.model, case.data, pretrained=False)
             self.server = breaching.cases.construct_server(model, loss, case, SETUP)
             self.model = self.server.vet_model(model)
             self.user = breaching.cases.users.UserSingleStep(self.model, loss, None, SETUP, idx=0, cfg_user=case.user)
-            self.attacker = breaching.attacks.prepare_attack(self.model, loss, breaching.get_attack_config(
-                name, overrides=overrides), SETUP)
+            self.attacker = breaching.attacks.prepare_attack(
+                self.model, loss, breaching.get_attack_config(name, overrides=overrides), SETUP
+            )
         self.user.data_key = "inputs"  # what the user sets when it loads its own data, which custom_data skips
         self.case = case
 
@@ -149,10 +172,14 @@ class BreachingPeer:
         ``images`` (N, C, H, W) in [0, 1] with ``labels`` (N,)."""
         copy_weights(model, self.model, self.input_shape)
         payload = self.server.distribute_payload()
-        payload = {**payload, "parameters": [p.detach().clone() for p in payload["parameters"]],
-                   "buffers": None if payload["buffers"] is None else [b.clone() for b in payload["buffers"]]}
+        payload = {
+            **payload,
+            "parameters": [p.detach().clone() for p in payload["parameters"]],
+            "buffers": None if payload["buffers"] is None else [b.clone() for b in payload["buffers"]],
+        }
         shared, _ = self.user.compute_local_updates(
-            payload, custom_data={"inputs": model_inputs(self.spec, images), "labels": labels})
+            payload, custom_data={"inputs": model_inputs(self.spec, images), "labels": labels}
+        )
         return Round(payload, shared)
 
     def reconstruct(self, round_: Round, initial: Tensor | None = None) -> Tensor:

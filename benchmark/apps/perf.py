@@ -64,8 +64,10 @@ class PerfSetting:
             at_least("sizes", size, 1)
         if not issubclass(ATTACKS.get(self.attack), OptimizationAttack):
             optimising = [name for name, cls in ATTACKS if issubclass(cls, OptimizationAttack)]
-            raise SettingError(f"attack '{self.attack}' is solved in closed form, with no optimisation loop to time; "
-                               f"perf measures one of {', '.join(optimising)}")
+            raise SettingError(
+                f"attack '{self.attack}' is solved in closed form, with no optimisation loop to time; "
+                f"perf measures one of {', '.join(optimising)}"
+            )
 
 
 def _problems(setting: PerfSetting, count: int) -> list[tuple[Samples, Observation]]:
@@ -78,7 +80,7 @@ def _problems(setting: PerfSetting, count: int) -> list[tuple[Samples, Observati
     problems = []
     for k in range(count):
         t = k % targets
-        private = Samples(samples.images[t * batch:(t + 1) * batch], samples.labels[t * batch:(t + 1) * batch], "")
+        private = Samples(samples.images[t * batch : (t + 1) * batch], samples.labels[t * batch : (t + 1) * batch], "")
         problems.append((private, Victim(spec, t, private, source.num_classes).observe()))
     check_applies(setting.attack, spec, problems[0][1])
     return problems
@@ -113,8 +115,9 @@ def _timed_plain_loop(setting: PerfSetting, observations: list[Observation]) -> 
 
 def _peer(setting: PerfSetting, problems: list[tuple[Samples, Observation]]) -> BreachingPeer:
     cls = ATTACKS.get(setting.attack)
-    return BreachingPeer(load_task(setting.task), setting.attack, attack_config(cls, {"max_steps": setting.steps}),
-                         problems[0][1])
+    return BreachingPeer(
+        load_task(setting.task), setting.attack, attack_config(cls, {"max_steps": setting.steps}), problems[0][1]
+    )
 
 
 def _timed_breaching(peer: BreachingPeer, problems: list[tuple[Samples, Observation]]) -> float:
@@ -132,10 +135,15 @@ def _timed_breaching(peer: BreachingPeer, problems: list[tuple[Samples, Observat
 def peak_memory_mib(setting: PerfSetting, size: int, framework: str = "leakbench") -> float:
     """Peak resident memory of a fresh process attacking ``size`` problems (LeakBench: one fit;
     breaching: one after another), in MiB."""
-    work = ("p._timed_fit(s, p._observations(s, {size}))" if framework == "leakbench" else
-            "q = p._problems(s, {size}); p._timed_breaching(p._peer(s, q), q)").format(size=size)
-    code = (f"import resource, benchmark.apps.perf as p; s = p.PerfSetting(task={setting.task!r}, attack={setting.attack!r}, "
-            f"steps={setting.steps}); {work}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    work = (
+        "p._timed_fit(s, p._observations(s, {size}))"
+        if framework == "leakbench"
+        else "q = p._problems(s, {size}); p._timed_breaching(p._peer(s, q), q)"
+    ).format(size=size)
+    code = (
+        f"import resource, benchmark.apps.perf as p; s = p.PerfSetting(task={setting.task!r}, attack={setting.attack!r}, "
+        f"steps={setting.steps}); {work}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return int(output.strip().splitlines()[-1]) / 1024
 
@@ -148,11 +156,21 @@ def process_scaling(setting: PerfSetting) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         for processes in (1, setting.processes):
             start = time.perf_counter()
-            run(setting.task, setting.attack, targets=20, max_steps=setting.process_steps, logger=None,
-                out=Path(folder) / str(processes), devices=processes)
+            run(
+                setting.task,
+                setting.attack,
+                targets=20,
+                max_steps=setting.process_steps,
+                logger=None,
+                out=Path(folder) / str(processes),
+                devices=processes,
+            )
             times[processes] = time.perf_counter() - start
-    return {"one_process_s": times[1], f"{setting.processes}_processes_s": times[setting.processes],
-            "process_speedup": times[1] / times[setting.processes]}
+    return {
+        "one_process_s": times[1],
+        f"{setting.processes}_processes_s": times[setting.processes],
+        "process_speedup": times[1] / times[setting.processes],
+    }
 
 
 def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
@@ -170,25 +188,46 @@ def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
         for _ in range(setting.repeats):  # alternated, so that a burst of load hits both alike
             fits.append(_timed_fit(setting, observations))
             plains.append(_timed_plain_loop(setting, observations))
-        batched, loop, plain = (statistics.median(values) for values in ([f[0] for f in fits], [f[1] for f in fits], plains))
+        batched, loop, plain = (
+            statistics.median(values) for values in ([f[0] for f in fits], [f[1] for f in fits], plains)
+        )
         overhead = statistics.median(f[1] / q for f, q in zip(fits, plains))
         one_by_one = sum(_timed_fit(setting, [o])[0] for o in observations) if size > 1 else single
-        rows.append({"problems": size, "batched_s": batched, "one_by_one_s": one_by_one,
-                     "speedup": one_by_one / batched, "lightning_loop_s": loop, "plain_loop_s": plain,
-                     "lightning_overhead": overhead, "lightning_setup_s": batched - loop,
-                     "problem_steps_per_s": size * setting.steps / batched,
-                     "peak_memory_mib": peak_memory_mib(setting, size)})
+        rows.append(
+            {
+                "problems": size,
+                "batched_s": batched,
+                "one_by_one_s": one_by_one,
+                "speedup": one_by_one / batched,
+                "lightning_loop_s": loop,
+                "plain_loop_s": plain,
+                "lightning_overhead": overhead,
+                "lightning_setup_s": batched - loop,
+                "problem_steps_per_s": size * setting.steps / batched,
+                "peak_memory_mib": peak_memory_mib(setting, size),
+            }
+        )
     largest = rows[-1]
-    return {**_header(setting, load), "rows": rows, f"batched_speedup_k{largest['problems']}": largest["speedup"],
-            "lightning_overhead": largest["lightning_overhead"]} | (
-                {"processes": process_scaling(setting)} if setting.processes > 1 else {})
+    return {
+        **_header(setting, load),
+        "rows": rows,
+        f"batched_speedup_k{largest['problems']}": largest["speedup"],
+        "lightning_overhead": largest["lightning_overhead"],
+    } | ({"processes": process_scaling(setting)} if setting.processes > 1 else {})
 
 
 def _header(setting: PerfSetting, load: float) -> dict[str, Any]:
     """What every report starts with; the load average over the minute before the measurement and
     at its end, since the machine may be shared."""
-    return {"task": setting.task, "attack": setting.attack, "steps": setting.steps, "repeats": setting.repeats,
-            "threads": torch.get_num_threads(), "device": hardware("cpu"), "load_average": [load, os.getloadavg()[0]]}
+    return {
+        "task": setting.task,
+        "attack": setting.attack,
+        "steps": setting.steps,
+        "repeats": setting.repeats,
+        "threads": torch.get_num_threads(),
+        "device": hardware("cpu"),
+        "load_average": [load, os.getloadavg()[0]],
+    }
 
 
 def against_breaching(setting: PerfSetting) -> dict[str, Any]:
@@ -208,31 +247,64 @@ def against_breaching(setting: PerfSetting) -> dict[str, Any]:
             theirs.append(_timed_breaching(peer, problems[:size]))
             ours.append(_timed_fit(setting, [observation for _, observation in problems[:size]])[0])
         problem_steps = size * setting.steps
-        rows.append({"problems": size, "breaching_s": statistics.median(theirs), "leakbench_s": statistics.median(ours),
-                     "breaching_ms_per_problem_step": 1000 * statistics.median(theirs) / problem_steps,
-                     "leakbench_ms_per_problem_step": 1000 * statistics.median(ours) / problem_steps,
-                     "step_ratio": statistics.median(o / t for o, t in zip(ours, theirs)),
-                     "speedup": statistics.median(t / o for o, t in zip(ours, theirs)),
-                     "breaching_peak_mib": peak_memory_mib(setting, size, "breaching"),
-                     "leakbench_peak_mib": peak_memory_mib(setting, size)})
-    return {**_header(setting, load), "vs": "breaching " + importlib.metadata.version("breaching"), "rows": rows,
-            f"breaching_step_ratio_k{rows[0]['problems']}": rows[0]["step_ratio"],
-            f"breaching_speedup_k{rows[-1]['problems']}": rows[-1]["speedup"]}
+        rows.append(
+            {
+                "problems": size,
+                "breaching_s": statistics.median(theirs),
+                "leakbench_s": statistics.median(ours),
+                "breaching_ms_per_problem_step": 1000 * statistics.median(theirs) / problem_steps,
+                "leakbench_ms_per_problem_step": 1000 * statistics.median(ours) / problem_steps,
+                "step_ratio": statistics.median(o / t for o, t in zip(ours, theirs)),
+                "speedup": statistics.median(t / o for o, t in zip(ours, theirs)),
+                "breaching_peak_mib": peak_memory_mib(setting, size, "breaching"),
+                "leakbench_peak_mib": peak_memory_mib(setting, size),
+            }
+        )
+    return {
+        **_header(setting, load),
+        "vs": "breaching " + importlib.metadata.version("breaching"),
+        "rows": rows,
+        f"breaching_step_ratio_k{rows[0]['problems']}": rows[0]["step_ratio"],
+        f"breaching_speedup_k{rows[-1]['problems']}": rows[-1]["speedup"],
+    }
 
 
 def format_report(report: dict[str, Any]) -> str:
     load = "load average {:.2f} before, {:.2f} after".format(*report["load_average"])
     if "vs" in report:
-        header = (f"{report['attack']} on {report['task']}, {report['steps']} steps per problem, {report['threads']} "
-                  f"threads, {report['device']}, {load}: LeakBench's fit of K problems against {report['vs']} "
-                  f"attacking them one after another; medians of {report['repeats']} alternated runs")
-        columns = ("problems", "breaching_s", "leakbench_s", "breaching_ms_per_problem_step",
-                   "leakbench_ms_per_problem_step", "step_ratio", "speedup", "breaching_peak_mib", "leakbench_peak_mib")
+        header = (
+            f"{report['attack']} on {report['task']}, {report['steps']} steps per problem, {report['threads']} "
+            f"threads, {report['device']}, {load}: LeakBench's fit of K problems against {report['vs']} "
+            f"attacking them one after another; medians of {report['repeats']} alternated runs"
+        )
+        columns = (
+            "problems",
+            "breaching_s",
+            "leakbench_s",
+            "breaching_ms_per_problem_step",
+            "leakbench_ms_per_problem_step",
+            "step_ratio",
+            "speedup",
+            "breaching_peak_mib",
+            "leakbench_peak_mib",
+        )
         return header + "\n" + format_table(report["rows"], columns)
-    header = (f"{report['attack']} on {report['task']}, {report['steps']} steps per fit, {report['threads']} threads, "
-              f"{report['device']}, {load}; Lightning and plain loops: medians of {report['repeats']} alternated runs")
-    columns = ("problems", "batched_s", "one_by_one_s", "speedup", "lightning_loop_s", "plain_loop_s",
-               "lightning_overhead", "lightning_setup_s", "problem_steps_per_s", "peak_memory_mib")
+    header = (
+        f"{report['attack']} on {report['task']}, {report['steps']} steps per fit, {report['threads']} threads, "
+        f"{report['device']}, {load}; Lightning and plain loops: medians of {report['repeats']} alternated runs"
+    )
+    columns = (
+        "problems",
+        "batched_s",
+        "one_by_one_s",
+        "speedup",
+        "lightning_loop_s",
+        "plain_loop_s",
+        "lightning_overhead",
+        "lightning_setup_s",
+        "problem_steps_per_s",
+        "peak_memory_mib",
+    )
     text = header + "\n" + format_table(report["rows"], columns)
     if "processes" in report:
         scaling = report["processes"]

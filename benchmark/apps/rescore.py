@@ -33,13 +33,16 @@ def run_spec(definition: dict, task: str | Path | None = None) -> TaskSpec:
     if definition.get("defense") is not None:
         spec = spec.model_copy(update={"defense": DefenseSpec.model_validate(definition["defense"])})
     if spec_hash(spec) != definition["spec_hash"]:
-        raise LeakBenchError(f"task '{spec.name}' is not the one this run measured (spec hash {spec_hash(spec)[:12]}, "
-                             f"recorded {definition['spec_hash'][:12]}); give its YAML with --task, or re-run")
+        raise LeakBenchError(
+            f"task '{spec.name}' is not the one this run measured (spec hash {spec_hash(spec)[:12]}, "
+            f"recorded {definition['spec_hash'][:12]}); give its YAML with --task, or re-run"
+        )
     return spec
 
 
-def rescore(folder: str | Path, *, task: str | Path | None = None, lpips_weights: Path | None = None,
-            reid: str | None = None) -> Result:
+def rescore(
+    folder: str | Path, *, task: str | Path | None = None, lpips_weights: Path | None = None, reid: str | None = None
+) -> Result:
     """Score every finished target of ``folder`` anew and rewrite its rows and outputs.
 
     Args:
@@ -58,13 +61,19 @@ def rescore(folder: str | Path, *, task: str | Path | None = None, lpips_weights
     count = len(recorded.get("targets", []))
     missing = [t for t in range(count) if t not in finished]
     if missing:
-        raise LeakBenchError(f"{folder}: targets {missing[:5]} have no stored row or reconstruction; resume the run "
-                             f"(the same leakbench run command) before rescoring it")
+        raise LeakBenchError(
+            f"{folder}: targets {missing[:5]} have no stored row or reconstruction; resume the run "
+            f"(the same leakbench run command) before rescoring it"
+        )
     source = load_source(spec.data, spec.targets)
     samples = load_samples(source, [i for t in range(count) for i in spec.target_indices(t)])
     batch = spec.fl.batch_size
-    evaluator = Evaluator.for_task(spec.metrics, EvaluationSettings(
-        source=source, lpips_weights=lpips_weights, reid_backend=reid or definition.get("reid_backend", "auto")))
+    evaluator = Evaluator.for_task(
+        spec.metrics,
+        EvaluationSettings(
+            source=source, lpips_weights=lpips_weights, reid_backend=reid or definition.get("reid_backend", "auto")
+        ),
+    )
     rows = []
     for target in range(count):
         row, images = finished[target]
@@ -74,7 +83,11 @@ def rescore(folder: str | Path, *, task: str | Path | None = None, lpips_weights
             row = dataclasses.replace(row, metrics={name: values.tolist() for name, values in metrics.items()})
         rows.append((row, images))
     store.rewrite([row for row, _ in rows])
-    result = Result(**{key: recorded[key] for key in ("task", "task_version", "spec_hash", "attack", "config",
-                                                       "data_origin", "environment")})
+    result = Result(
+        **{
+            key: recorded[key]
+            for key in ("task", "task_version", "spec_hash", "attack", "config", "data_origin", "environment")
+        }
+    )
     collect(result, rows, evaluator, samples.images, batch, folder)
     return result

@@ -49,6 +49,7 @@ from benchmark.victim.trained import BATCH_SIZE, LEARNING_RATE, MOMENTUM
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Criterion:
     """When an image counts as recovered: ``metric`` (a per-image value of the run) ≥ ``threshold``."""
@@ -63,12 +64,19 @@ class Criterion:
 
 
 CRITERIA: Registry[Criterion] = Registry("success criterion")
-CRITERIA.add("fedkl-asr", Criterion(
-    "fedkl-asr", "ssim_skimage7", 0.6,
-    "Rand2AI/FedKL evaluation_metrics.py, Quantitation.ASR ('successfully reconstructed if SSIM >= 0.6'), with its "
-    "SSIM: scikit-image's defaults on 8-bit images; GRNN's authors' later code (the GRNN paper states no criterion)"))
-CRITERIA.add("ssim-0.6", Criterion(
-    "ssim-0.6", "ssim", 0.6, "the reference SSIM (Wang et al. 2004) at FedKL's threshold 0.6"))
+CRITERIA.add(
+    "fedkl-asr",
+    Criterion(
+        "fedkl-asr",
+        "ssim_skimage7",
+        0.6,
+        "Rand2AI/FedKL evaluation_metrics.py, Quantitation.ASR ('successfully reconstructed if SSIM >= 0.6'), with its "
+        "SSIM: scikit-image's defaults on 8-bit images; GRNN's authors' later code (the GRNN paper states no criterion)",
+    ),
+)
+CRITERIA.add(
+    "ssim-0.6", Criterion("ssim-0.6", "ssim", 0.6, "the reference SSIM (Wang et al. 2004) at FedKL's threshold 0.6")
+)
 DEFAULT_CRITERIA = ("fedkl-asr", "ssim-0.6")
 
 
@@ -78,8 +86,9 @@ def family_tasks(family: str) -> dict[int, str]:
     found = {int(m.group(1)): name for name in TASKS.names() if (m := pattern.fullmatch(name))}
     if not found:
         families = sorted({name.rsplit("-b", 1)[0] for name in TASKS.names() if re.search(r"-b\d+$", name)})
-        raise SpecError(f"no tasks named '{family}-bB'{did_you_mean(family, families)}; task families: "
-                        f"{', '.join(families)}")
+        raise SpecError(
+            f"no tasks named '{family}-bB'{did_you_mean(family, families)}; task families: {', '.join(families)}"
+        )
     return dict(sorted(found.items()))
 
 
@@ -106,13 +115,27 @@ class StudyCell:
 def cell_from_result(result: Result, batch_size: int, criteria: Sequence[Criterion], seed: int = 0) -> StudyCell:
     """Success counted per image under each criterion; the images of a failed target count as not recovered."""
     images = sum(len(row.indices) for row in result.targets)
-    recovered = {c.name: sum(value is not None and value >= c.threshold
-                             for row in result.targets for value in row.metrics.get(c.metric, []))
-                 for c in criteria}
+    recovered = {
+        c.name: sum(
+            value is not None and value >= c.threshold
+            for row in result.targets
+            for value in row.metrics.get(c.metric, [])
+        )
+        for c in criteria
+    }
     summary = result.summary
-    return StudyCell(attack=result.attack, batch_size=batch_size, task=result.task, seed=seed,
-                     targets=len(result.targets), images=images, recovered=recovered, psnr=summary.get("psnr"),
-                     ssim=summary.get("ssim"), label_accuracy=summary.get("label_accuracy"))
+    return StudyCell(
+        attack=result.attack,
+        batch_size=batch_size,
+        task=result.task,
+        seed=seed,
+        targets=len(result.targets),
+        images=images,
+        recovered=recovered,
+        psnr=summary.get("psnr"),
+        ssim=summary.get("ssim"),
+        label_accuracy=summary.get("label_accuracy"),
+    )
 
 
 def spread(values: Sequence[float | None]) -> dict[str, float | None]:
@@ -142,9 +165,13 @@ class BatchSizeStudy:
         rows = []
         for (attack, batch_size), cells in self.groups().items():
             measured = [c for c in cells if c.unavailable is None]
-            row: dict[str, Any] = {"attack": attack, "batch_size": batch_size, "seeds": len(measured),
-                                   "images": measured[0].images if measured else 0,
-                                   "unavailable": next((c.unavailable for c in cells if c.unavailable), None)}
+            row: dict[str, Any] = {
+                "attack": attack,
+                "batch_size": batch_size,
+                "seeds": len(measured),
+                "images": measured[0].images if measured else 0,
+                "unavailable": next((c.unavailable for c in cells if c.unavailable), None),
+            }
             for criterion in self.criteria:
                 row[criterion.name] = spread([c.success_rate(criterion.name) for c in measured])
             for name in ("psnr", "ssim", "label_accuracy"):
@@ -154,23 +181,41 @@ class BatchSizeStudy:
 
     def largest_recovered(self, attack: str, criterion: str, share: float = 0.5) -> int | None:
         """The largest batch size at which at least ``share`` of the images are recovered (mean over seeds)."""
-        sizes = [row["batch_size"] for row in self.summary() if row["attack"] == attack
-                 and row[criterion]["mean"] is not None and row[criterion]["mean"] >= share]
+        sizes = [
+            row["batch_size"]
+            for row in self.summary()
+            if row["attack"] == attack and row[criterion]["mean"] is not None and row[criterion]["mean"] >= share
+        ]
         return max(sizes, default=None)
 
     def as_dict(self) -> dict[str, Any]:
         attacks = dict.fromkeys(c.attack for c in self.cells)
-        return {"study": "batch-size", "family": self.family, "seeds": self.seeds,
-                "criteria": [{**asdict(c), "description": c.describe()} for c in self.criteria],
-                "largest_batch_recovered": {c.name: {a: self.largest_recovered(a, c.name) for a in attacks}
-                                            for c in self.criteria},
-                "summary": self.summary(), "cells": [asdict(c) for c in self.cells]}
+        return {
+            "study": "batch-size",
+            "family": self.family,
+            "seeds": self.seeds,
+            "criteria": [{**asdict(c), "description": c.describe()} for c in self.criteria],
+            "largest_batch_recovered": {
+                c.name: {a: self.largest_recovered(a, c.name) for a in attacks} for c in self.criteria
+            },
+            "summary": self.summary(),
+            "cells": [asdict(c) for c in self.cells],
+        }
 
 
-def batch_size_study(family: str, attacks: Sequence[str], *, batch_sizes: Sequence[int] | None = None,
-                     criteria: Sequence[str] = DEFAULT_CRITERIA, seeds: Sequence[int] = (0,), out: str | Path,
-                     targets: int | None = None, max_steps: int | None = None, accelerator: str = "cpu",
-                     progress: bool = False) -> BatchSizeStudy:
+def batch_size_study(
+    family: str,
+    attacks: Sequence[str],
+    *,
+    batch_sizes: Sequence[int] | None = None,
+    criteria: Sequence[str] = DEFAULT_CRITERIA,
+    seeds: Sequence[int] = (0,),
+    out: str | Path,
+    targets: int | None = None,
+    max_steps: int | None = None,
+    accelerator: str = "cpu",
+    progress: bool = False,
+) -> BatchSizeStudy:
     """Run ``attacks`` on the family's batch-size variants under each seed (run folders
     ``out/TASK/ATTACK/seed-S``) and write ``study.json`` and ``success-rate.png`` into ``out``; a cell
     whose data is missing is reported unavailable, not fatal."""
@@ -192,12 +237,25 @@ def batch_size_study(family: str, attacks: Sequence[str], *, batch_sizes: Sequen
             for seed in seeds:
                 log.info("%s on %s, seed %d", attack, task, seed)
                 try:
-                    result = run(task, attack, targets=targets, max_steps=max_steps, seed=seed,
-                                 out=out / task / attack / f"seed-{seed}", accelerator=accelerator, progress=progress)
+                    result = run(
+                        task,
+                        attack,
+                        targets=targets,
+                        max_steps=max_steps,
+                        seed=seed,
+                        out=out / task / attack / f"seed-{seed}",
+                        accelerator=accelerator,
+                        progress=progress,
+                    )
                     cell = cell_from_result(result, batch_size, chosen, seed)
                 except (DataUnavailableError, NotApplicableError) as err:
-                    cell = StudyCell(attack=ATTACKS.canonical(attack), batch_size=batch_size, task=task, seed=seed,
-                                     unavailable=str(err))
+                    cell = StudyCell(
+                        attack=ATTACKS.canonical(attack),
+                        batch_size=batch_size,
+                        task=task,
+                        seed=seed,
+                        unavailable=str(err),
+                    )
                 study.cells.append(cell)
                 write_atomic(out / "study.json", json.dumps(finite_or_null(study.as_dict()), indent=2))
     plot_success(study, out / "success-rate.png")
@@ -292,14 +350,27 @@ class DefenseStudy:
     cells: list[DefenseCell] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"study": "defense", **{k: v for k, v in asdict(self).items() if k != "cells"},
-                "cells": [asdict(c) for c in self.cells]}
+        return {
+            "study": "defense",
+            **{k: v for k, v in asdict(self).items() if k != "cells"},
+            "cells": [asdict(c) for c in self.cells],
+        }
 
 
-def defense_study(task: str, attack: str, defense: DefenseSpec, strengths: Sequence[float], *, out: str | Path,
-                  targets: int | None = None, max_steps: int | None = None, seed: int = 0,
-                  utility: UtilitySetting | None = None, accelerator: str = "cpu",
-                  progress: bool = False) -> DefenseStudy:
+def defense_study(
+    task: str,
+    attack: str,
+    defense: DefenseSpec,
+    strengths: Sequence[float],
+    *,
+    out: str | Path,
+    targets: int | None = None,
+    max_steps: int | None = None,
+    seed: int = 0,
+    utility: UtilitySetting | None = None,
+    accelerator: str = "cpu",
+    progress: bool = False,
+) -> DefenseStudy:
     """Run ``attack`` on ``task`` with ``defense`` at each strength (one resumable run folder each,
     ``out/NAME-STRENGTH``), measure the defended victim's utility, and write ``study.json`` and
     ``privacy-utility.png`` into ``out``. Missing training data makes utility unavailable, with the
@@ -309,13 +380,27 @@ def defense_study(task: str, attack: str, defense: DefenseSpec, strengths: Seque
     attack = ATTACKS.canonical(attack)
     cells = [with_strength(defense, value) for value in strengths]  # bad names and values fail before any work
     out = Path(out)
-    study = DefenseStudy(task=spec.name, attack=attack, defense=DEFENSES.canonical(defense.name),
-                         strength=DEFENSES.get(defense.name).strength, utility_setting=asdict(utility))
+    study = DefenseStudy(
+        task=spec.name,
+        attack=attack,
+        defense=DEFENSES.canonical(defense.name),
+        strength=DEFENSES.get(defense.name).strength,
+        utility_setting=asdict(utility),
+    )
     for value, cell_defense in zip(strengths, cells):
         log.info("%s on %s, %s %s = %g", attack, spec.name, study.defense, study.strength, value)
         cell = DefenseCell(strength=value, defense=defense_record(cell_defense))
-        cell.measure(spec, attack, out / f"{study.defense}-{value:g}", targets=targets, max_steps=max_steps, seed=seed,
-                     defense=cell_defense, accelerator=accelerator, progress=progress)
+        cell.measure(
+            spec,
+            attack,
+            out / f"{study.defense}-{value:g}",
+            targets=targets,
+            max_steps=max_steps,
+            seed=seed,
+            defense=cell_defense,
+            accelerator=accelerator,
+            progress=progress,
+        )
         try:
             measured = measure_utility(spec.model_copy(update={"defense": cell_defense}), utility)
             cell.utility, cell.utility_privacy = measured.accuracy, measured.privacy
@@ -342,15 +427,23 @@ def plot_privacy_utility(study: DefenseStudy, path: Path) -> Path:
     by_strength.set_title(study.task)
     measured = [c for c in attacked if c.utility is not None]
     for cell in measured:
-        by_utility.annotate(f"{cell.strength:g}", (100 * cell.utility, cell.psnr), textcoords="offset points",
-                            xytext=(4, 4), fontsize=8)
+        by_utility.annotate(
+            f"{cell.strength:g}", (100 * cell.utility, cell.psnr), textcoords="offset points", xytext=(4, 4), fontsize=8
+        )
     by_utility.plot([100 * c.utility for c in measured], [c.psnr for c in measured], marker="o")
     by_utility.set_xlabel("utility: test accuracy (%)")
     by_utility.set_ylabel(f"{study.attack} PSNR (dB)")
     if not measured:
         reason = next((c.utility_unavailable for c in study.cells if c.utility_unavailable), "no cell measured")
-        by_utility.text(0.5, 0.5, "utility unavailable:\n" + textwrap.fill(reason[:300], 50), ha="center",
-                        va="center", fontsize=7, transform=by_utility.transAxes)
+        by_utility.text(
+            0.5,
+            0.5,
+            "utility unavailable:\n" + textwrap.fill(reason[:300], 50),
+            ha="center",
+            va="center",
+            fontsize=7,
+            transform=by_utility.transAxes,
+        )
         by_utility.set_xticks([])
         by_utility.set_yticks([])
     by_utility.set_title("privacy-utility trade-off")
@@ -378,9 +471,18 @@ class TrainingStudy:
         return {"study": "training", **asdict(self)}
 
 
-def training_study(task: str, attack: str, epochs: Sequence[int], *, out: str | Path, targets: int | None = None,
-                   max_steps: int | None = None, seed: int = 0, accelerator: str = "cpu",
-                   progress: bool = False) -> TrainingStudy:
+def training_study(
+    task: str,
+    attack: str,
+    epochs: Sequence[int],
+    *,
+    out: str | Path,
+    targets: int | None = None,
+    max_steps: int | None = None,
+    seed: int = 0,
+    accelerator: str = "cpu",
+    progress: bool = False,
+) -> TrainingStudy:
     """Run ``attack`` on ``task``'s victim after each number of training ``epochs``, one resumable run
     folder each (``out/epochs-E``), and write ``study.json`` and ``leakage-training.png`` into ``out``.
 
@@ -392,8 +494,11 @@ def training_study(task: str, attack: str, epochs: Sequence[int], *, out: str | 
     spec = load_task(task)
     attack = ATTACKS.canonical(attack)
     out = Path(out)
-    study = TrainingStudy(task=spec.name, attack=attack, training={"batch_size": BATCH_SIZE, "lr": LEARNING_RATE,
-                                                                   "momentum": MOMENTUM, "optimizer": "sgd"})
+    study = TrainingStudy(
+        task=spec.name,
+        attack=attack,
+        training={"batch_size": BATCH_SIZE, "lr": LEARNING_RATE, "momentum": MOMENTUM, "optimizer": "sgd"},
+    )
     for count in epochs:
         log.info("%s on %s, victim trained for %d epoch(s)", attack, spec.name, count)
         cell = TrainingCell(epochs=count)
@@ -406,12 +511,21 @@ def training_study(task: str, attack: str, epochs: Sequence[int], *, out: str | 
             else:
                 source = load_source(spec.data)
                 cell.test_accuracy = held_out_accuracy(
-                    spec, build_model(spec, source.input_shape(), source.num_classes, spec.victim.seed))
+                    spec, build_model(spec, source.input_shape(), source.num_classes, spec.victim.seed)
+                )
         except DataUnavailableError as err:
             cell.unavailable = str(err)
         else:
-            cell.measure(cell_spec, attack, out / f"epochs-{count}", targets=targets, max_steps=max_steps, seed=seed,
-                         accelerator=accelerator, progress=progress)
+            cell.measure(
+                cell_spec,
+                attack,
+                out / f"epochs-{count}",
+                targets=targets,
+                max_steps=max_steps,
+                seed=seed,
+                accelerator=accelerator,
+                progress=progress,
+            )
         study.cells.append(cell)
         write_atomic(out / "study.json", json.dumps(finite_or_null(study.as_dict()), indent=2))
     plot_training(study, out / "leakage-training.png")
@@ -427,8 +541,9 @@ def plot_training(study: TrainingStudy, path: Path) -> Path:
     psnr_axis.set_ylabel(f"{study.attack} PSNR (dB, higher leaks more)", color="C0")
     accuracy_axis = psnr_axis.twinx()
     measured = [c for c in study.cells if c.test_accuracy is not None]
-    accuracy_axis.plot([c.epochs for c in measured], [100 * c.test_accuracy for c in measured], marker="s",
-                       color="C1", linestyle="--")
+    accuracy_axis.plot(
+        [c.epochs for c in measured], [100 * c.test_accuracy for c in measured], marker="s", color="C1", linestyle="--"
+    )
     accuracy_axis.set_ylabel("victim test accuracy (%)", color="C1")
     accuracy_axis.set_ylim(-5, 105)
     psnr_axis.set_xticks(sorted({c.epochs for c in study.cells}))

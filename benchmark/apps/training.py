@@ -111,21 +111,48 @@ def train_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progress
     check_accelerator(accelerator)
     train, num_classes = load_split(spec, "train")
     model = build_model(spec, tuple(train.images.shape[1:]), num_classes, spec.victim.seed).train()
-    loader = DataLoader(TensorDataset(train.images, train.labels), batch_size=BATCH_SIZE, shuffle=True,
-                        generator=torch.Generator().manual_seed(spec.victim.seed))
-    trainer = pl.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False)
+    loader = DataLoader(
+        TensorDataset(train.images, train.labels),
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(spec.victim.seed),
+    )
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+    )
     trainer.fit(Classification(model), loader)
     test_accuracy = held_out_accuracy(spec, model)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
-    record = TrainedVictim(checkpoint_path(spec, epochs), hashlib.sha256(buffer.getvalue()).hexdigest(), epochs,
-                           test_accuracy, len(train.labels), accuracy(model.cpu(), train))
+    record = TrainedVictim(
+        checkpoint_path(spec, epochs),
+        hashlib.sha256(buffer.getvalue()).hexdigest(),
+        epochs,
+        test_accuracy,
+        len(train.labels),
+        accuracy(model.cpu(), train),
+    )
     write_atomic(record.path, buffer.getvalue())
-    write_atomic(record.path.with_suffix(".json"), json.dumps(
-        {"sha256": record.sha256, "epochs": epochs, "test_accuracy": test_accuracy,
-         "train_accuracy": record.train_accuracy, "train_images": record.train_images, "trained_for": spec.name},
-        indent=1))
+    write_atomic(
+        record.path.with_suffix(".json"),
+        json.dumps(
+            {
+                "sha256": record.sha256,
+                "epochs": epochs,
+                "test_accuracy": test_accuracy,
+                "train_accuracy": record.train_accuracy,
+                "train_images": record.train_images,
+                "trained_for": spec.name,
+            },
+            indent=1,
+        ),
+    )
     return record
 
 
@@ -139,8 +166,9 @@ def trained_victim(spec: TaskSpec, epochs: int, accelerator: str = "cpu", progre
     path = checkpoint_path(spec, epochs)
     record = read_json(path.with_suffix(".json"), "trained victim record", _train_again(spec, epochs))
     if not all(key in record for key in ("test_accuracy", "train_images", "train_accuracy")):
-        return train_victim(spec, epochs, accelerator, progress)  # a record of an earlier version: its facts are not all there
-    return TrainedVictim(path, record["sha256"], epochs, record["test_accuracy"], record["train_images"],
-                         record["train_accuracy"])
-
-
+        return train_victim(
+            spec, epochs, accelerator, progress
+        )  # a record of an earlier version: its facts are not all there
+    return TrainedVictim(
+        path, record["sha256"], epochs, record["test_accuracy"], record["train_images"], record["train_accuracy"]
+    )

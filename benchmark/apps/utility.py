@@ -53,8 +53,13 @@ class Utility:
     privacy: dict[str, float] | None = None  # the defence's guarantee for the whole training run, if any
 
 
-def measure_utility(spec: TaskSpec, setting: UtilitySetting = UtilitySetting(), *, train: DataSpec | None = None,
-                    test: DataSpec | None = None) -> Utility:
+def measure_utility(
+    spec: TaskSpec,
+    setting: UtilitySetting = UtilitySetting(),
+    *,
+    train: DataSpec | None = None,
+    test: DataSpec | None = None,
+) -> Utility:
     """Train the task's victim with its defence on every update; its test accuracy.
 
     Args:
@@ -65,11 +70,16 @@ def measure_utility(spec: TaskSpec, setting: UtilitySetting = UtilitySetting(), 
     train = train or spec.data.model_copy(update={"split": "train"})
     test = test or spec.data.model_copy(update={"split": "test"})
     if train.path is not None and train.path == test.path:
-        raise DataUnavailableError(f"the task's data is one image folder ({train.path}) whatever the split; utility "
-                                   "needs separate training and test images: pass train= and test= folders")
+        raise DataUnavailableError(
+            f"the task's data is one image folder ({train.path}) whatever the split; utility "
+            "needs separate training and test images: pass train= and test= folders"
+        )
     source, test_source = load_source(train), load_source(test)
-    setting = replace(setting, train_images=min(setting.train_images, len(source)),
-                      test_images=min(setting.test_images, len(test_source)))
+    setting = replace(
+        setting,
+        train_images=min(setting.train_images, len(source)),
+        test_images=min(setting.test_images, len(test_source)),
+    )
     data = load_samples(source, list(range(setting.train_images)))
     held_out = load_samples(test_source, list(range(setting.test_images)))
     model = build_model(spec, tuple(data.images.shape[1:]), source.num_classes, spec.victim.seed)
@@ -83,8 +93,18 @@ def measure_utility(spec: TaskSpec, setting: UtilitySetting = UtilitySetting(), 
         inputs, targets = model_inputs(spec, data.images[chosen]), data.labels[chosen]
         update = fedsgd_update(model, params, buffers, inputs, targets, spec.fl)
         if defense is not None:
-            update = defense.apply(update, ClientRound(model=model, params=params, buffers=buffers, inputs=inputs,
-                                                       targets=targets, fl=spec.fl, generator=noise))
+            update = defense.apply(
+                update,
+                ClientRound(
+                    model=model,
+                    params=params,
+                    buffers=buffers,
+                    inputs=inputs,
+                    targets=targets,
+                    fl=spec.fl,
+                    generator=noise,
+                ),
+            )
         params = {name: params[name] - setting.lr * update[name] for name in params}
     model.load_state_dict({**params, **buffers})
     test_accuracy = accuracy(model, Samples(model_inputs(spec, held_out.images), held_out.labels, held_out.origin))

@@ -47,7 +47,9 @@ class Attack(pl.LightningModule):
 
     Config: ClassVar[type]
 
-    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
+    ) -> None:
         super().__init__()
         self.config = config if config is not None else self.Config()
         self.observations = list(observations)
@@ -80,7 +82,9 @@ class OptimizationAttack(Attack):
     every problem is done.
     """
 
-    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
+    ) -> None:
         super().__init__(observations, config, seeds)
         self.automatic_optimization = False
         self.problems = ProblemBatch(self.observations)
@@ -142,8 +146,9 @@ class OptimizationAttack(Attack):
 
         return evaluate
 
-    def optimise_step(self, optimizer: torch.optim.Optimizer, backward: Callable[..., None],
-                      schedulers: Sequence[Any] = ()) -> Tensor:
+    def optimise_step(
+        self, optimizer: torch.optim.Optimizer, backward: Callable[..., None], schedulers: Sequence[Any] = ()
+    ) -> Tensor:
         """One optimiser step on every problem that is not done; updates which problems are done.
 
         The whole step of the attack, with or without Lightning: ``backward`` is Lightning's
@@ -175,8 +180,11 @@ class OptimizationAttack(Attack):
         # self.log costs about 1 ms in Lightning's result collection: every N steps, and only where a
         # logger or the progress bar shows it
         if watched and (self.global_step % self.trainer.log_every_n_steps == 0 or bool(self.done.all())):
-            self.log("attack/grad_loss", losses[~self.done].mean() if not bool(self.done.all()) else losses.mean(),
-                     prog_bar=True)
+            self.log(
+                "attack/grad_loss",
+                losses[~self.done].mean() if not bool(self.done.all()) else losses.mean(),
+                prog_bar=True,
+            )
             self.log("step", float(step))
         if bool(self.done.all()):
             self.trainer.should_stop = True
@@ -187,7 +195,9 @@ class OptimizationAttack(Attack):
         return (configured[0][0], list(configured[1])) if isinstance(configured, tuple | list) else (configured, [])
 
     @classmethod
-    def solve_plainly(cls, observations: Sequence[Observation], config: Any, seeds: Sequence[int]) -> list[Reconstruction]:
+    def solve_plainly(
+        cls, observations: Sequence[Observation], config: Any, seeds: Sequence[int]
+    ) -> list[Reconstruction]:
         """The attack's reconstructions from a plain PyTorch loop of :meth:`optimise_step`, the steps a
         Lightning fit takes (seeded as it is, at most ``config.max_steps``, until every problem is
         done), for an attack that runs another inside its own step (SSRAS's DLG label guess)."""
@@ -215,8 +225,10 @@ class OptimizationAttack(Attack):
         if not self._best:
             raise AttackFailure("no finite objective was reached: the attack diverged")
         images, labels = self._best["images"].cpu(), self._best["labels"].cpu()
-        return [Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]))
-                for k in range(len(self.observations))]
+        return [
+            Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]))
+            for k in range(len(self.observations))
+        ]
 
 
 class GradientMatchingAttack(OptimizationAttack):
@@ -226,7 +238,9 @@ class GradientMatchingAttack(OptimizationAttack):
     share. Subclasses give :meth:`objective`, :meth:`configure_optimizers` and, for labels read
     before optimising, :meth:`known_labels`."""
 
-    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
+    ) -> None:
         super().__init__(observations, config, seeds)
         first = self.observations[0]
         self.inputs = nn.Parameter(self.randn(first.batch_size, *first.input_shape))
@@ -258,7 +272,9 @@ class ClosedFormAttack(Attack):
     for each problem. Its config's ``max_steps`` is 1; it is deterministic, so seeds do not matter.
     """
 
-    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
+    ) -> None:
         super().__init__(observations, config, seeds)
         self.automatic_optimization = False
         self._solutions: list[Reconstruction] = []

@@ -37,7 +37,9 @@ class DLG(GradientMatchingAttack):
     Config = DLGConfig
 
     def objective(self) -> Tensor:
-        return squared_distance(self.problems.flat_updates(self.inputs, self.label_targets()), self.problems.flat_target)
+        return squared_distance(
+            self.problems.flat_updates(self.inputs, self.label_targets()), self.problems.flat_target
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return BatchedLBFGS(self.candidates(), lr=self.config.lr, max_iter=self.config.lbfgs_iterations)

@@ -47,12 +47,18 @@ class InvertingGradients(GradientMatchingAttack):
 
     Config = InvertingGradientsConfig
 
-    def __init__(self, observations: Sequence[Observation], config: InvertingGradientsConfig | None = None,
-                 seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        observations: Sequence[Observation],
+        config: InvertingGradientsConfig | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> None:
         super().__init__(observations, config, seeds)
         if self.config.bn_prior > 0 and self.problems.target_bn_statistics is None:
-            raise NotApplicableError("bn_prior needs the private batch's BatchNorm statistics: a task with "
-                                     "threat.bn_statistics: batch or known")
+            raise NotApplicableError(
+                "bn_prior needs the private batch's BatchNorm statistics: a task with "
+                "threat.bn_statistics: batch or known"
+            )
 
     def known_labels(self) -> Tensor | None:
         """The threat model's labels, else for one image the iDLG rule's (as the paper's code does)."""
@@ -61,15 +67,19 @@ class InvertingGradients(GradientMatchingAttack):
         return self.problems.labels
 
     def objective(self) -> Tensor:
-        distance = cosine_distance(self.problems.flat_updates(self.inputs, self.label_targets()), self.problems.flat_target)
+        distance = cosine_distance(
+            self.problems.flat_updates(self.inputs, self.label_targets()), self.problems.flat_target
+        )
         loss = distance + self.config.tv * total_variation(self.inputs)
         return loss + self.config.bn_prior * self.bn_distance() if self.config.bn_prior > 0 else loss
 
     def bn_distance(self) -> Tensor:
         """Σ_l ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂ per problem (K,), against the observed statistics."""
         pairs = zip(self.problems.bn_statistics(self.inputs), self.problems.target_bn_statistics)
-        return sum((mean - target_mean).norm(dim=-1) + (var - target_var).norm(dim=-1)
-                   for (mean, var), (target_mean, target_var) in pairs)
+        return sum(
+            (mean - target_mean).norm(dim=-1) + (var - target_var).norm(dim=-1)
+            for (mean, var), (target_mean, target_var) in pairs
+        )
 
     def after_backward(self) -> None:
         if self.config.signed:

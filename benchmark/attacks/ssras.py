@@ -81,8 +81,9 @@ class SSRAS(RGAP):
         first = int(guess.labels[0])
         return [first] + [label for label in range(observation.num_classes) if label != first]
 
-    def _first_consistent(self, observation: Observation, chain: list[Layer],
-                          labels: list[int]) -> tuple[Descent, int, int]:
+    def _first_consistent(
+        self, observation: Observation, chain: list[Layer], labels: list[int]
+    ) -> tuple[Descent, int, int]:
         """R-GAP from the head for each candidate label until one is consistent: (descent, label, labels tried)."""
         tried = []
         for label in labels:
@@ -92,8 +93,9 @@ class SSRAS(RGAP):
         descent, label = min(tried, key=lambda pair: pair[0].residual)
         return descent, label, len(tried)
 
-    def _from_bias(self, observation: Observation, chain: list[Layer],
-                   start: int) -> tuple[Tensor, Descent | None, dict[str, Any]]:
+    def _from_bias(
+        self, observation: Observation, chain: list[Layer], start: int
+    ) -> tuple[Tensor, Descent | None, dict[str, Any]]:
         """The bias attack on layer ``start``, then R-GAP below it: (model input, descent or None, bias facts)."""
         layer = chain[start]
         x, facts = invert_biased_linear(observation.update[layer.weight], observation.update[layer.bias])

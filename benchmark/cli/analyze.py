@@ -31,18 +31,47 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except ValueError:
         shape = ()
     if len(shape) != 3 or shape[1] != shape[2] or min(shape) < 1:
-        raise LeakBenchError(f"--input-shape '{args.input_shape}' is not C,H,W with H = W (square images); "
-                             "give e.g. 3,32,32")
+        raise LeakBenchError(
+            f"--input-shape '{args.input_shape}' is not C,H,W with H = W (square images); give e.g. 3,32,32"
+        )
     rows = analyze_model(args.model, shape, args.num_classes, seed=args.seed)
     recoverable = recoverable_by_rgap(rows)
     if args.json:
-        print(json.dumps({"model": args.model, "input_shape": list(shape), "num_classes": args.num_classes,
-                          "seed": args.seed, "layers": [row.as_dict() for row in rows],
-                          "rgap_recovers_input": recoverable}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "input_shape": list(shape),
+                    "num_classes": args.num_classes,
+                    "seed": args.seed,
+                    "layers": [row.as_dict() for row in rows],
+                    "rgap_recovers_input": recoverable,
+                },
+                indent=2,
+            )
+        )
         return 0
     table = [row.as_dict() | {"input": "x".join(map(str, row.input_shape))} for row in rows]
-    print(format_table(table, ("layer", "kind", "input", "unknowns", "weight_constraints", "gradient_constraints",
-                               "virtual_constraints", "rank", "deficiency", "ra_i", "verdict")))
-    print(f"\nR-GAP recovers the input: {'yes' if recoverable else 'no'} (rank analysis at one random "
-          f"{args.input_shape} input, seed {args.seed}; RA-I = deficiency - virtual constraints)")
+    print(
+        format_table(
+            table,
+            (
+                "layer",
+                "kind",
+                "input",
+                "unknowns",
+                "weight_constraints",
+                "gradient_constraints",
+                "virtual_constraints",
+                "rank",
+                "deficiency",
+                "ra_i",
+                "verdict",
+            ),
+        )
+    )
+    print(
+        f"\nR-GAP recovers the input: {'yes' if recoverable else 'no'} (rank analysis at one random "
+        f"{args.input_shape} input, seed {args.seed}; RA-I = deficiency - virtual constraints)"
+    )
     return 0

@@ -39,8 +39,9 @@ def defense_spec(text: str) -> DefenseSpec:
     for item in filter(None, rest.split(",")):
         key, equals, value = item.partition("=")
         if not equals or not key.strip() or not value.strip():
-            raise argparse.ArgumentTypeError(f"expected NAME or NAME:key=value[,key=value], e.g. gaussian:sigma=1e-3, "
-                                             f"got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected NAME or NAME:key=value[,key=value], e.g. gaussian:sigma=1e-3, got {text!r}"
+            )
         params[key.strip()] = _parse_value(value.strip())
     spec = DefenseSpec(name=name.strip(), params=params)
     try:
@@ -54,7 +55,9 @@ def floats(text: str) -> list[float]:
     try:
         return [float(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,1e-3,1e-2, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 0,1e-3,1e-2, got {text!r}"
+        ) from None
 
 
 def integers(text: str) -> list[int]:
@@ -80,9 +83,15 @@ COUNT, SEED = whole(1), whole(0)
 
 
 def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--devices", type=COUNT, default=1,
-                        help="processes (one per device) that share the targets; needs --out on a shared disk (default 1)")
-    parser.add_argument("--num-nodes", type=COUNT, default=1, help="machines, launched by torchrun or SLURM (default 1)")
+    parser.add_argument(
+        "--devices",
+        type=COUNT,
+        default=1,
+        help="processes (one per device) that share the targets; needs --out on a shared disk (default 1)",
+    )
+    parser.add_argument(
+        "--num-nodes", type=COUNT, default=1, help="machines, launched by torchrun or SLURM (default 1)"
+    )
 
 
 def _gib(text: str) -> float:
@@ -97,13 +106,24 @@ def _gib(text: str) -> float:
 
 
 def add_isolation_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--isolated", action="store_true",
-                        help="run the attack in a sandbox: no network, no files but the Python installation, "
-                             "leakbench and its own package, only its fit folder writable (docs/trust.md)")
-    parser.add_argument("--time-limit", type=COUNT, metavar="SECONDS",
-                        help=f"with --isolated: wall-clock limit of each fit (default {TIME_LIMIT})")
-    parser.add_argument("--memory-limit", type=_gib, metavar="GIB",
-                        help=f"with --isolated: memory limit of each fit (default {MEMORY_LIMIT:g})")
+    parser.add_argument(
+        "--isolated",
+        action="store_true",
+        help="run the attack in a sandbox: no network, no files but the Python installation, "
+        "leakbench and its own package, only its fit folder writable (docs/trust.md)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=COUNT,
+        metavar="SECONDS",
+        help=f"with --isolated: wall-clock limit of each fit (default {TIME_LIMIT})",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=_gib,
+        metavar="GIB",
+        help=f"with --isolated: memory limit of each fit (default {MEMORY_LIMIT:g})",
+    )
 
 
 def isolation_of(args: argparse.Namespace):
@@ -113,8 +133,9 @@ def isolation_of(args: argparse.Namespace):
     limits = {name: value for name in ("time_limit", "memory_limit") if (value := getattr(args, name)) is not None}
     if not args.isolated:
         if limits:
-            raise SettingError("--time-limit and --memory-limit limit an isolated attack: add --isolated, or leave "
-                               "them out")
+            raise SettingError(
+                "--time-limit and --memory-limit limit an isolated attack: add --isolated, or leave them out"
+            )
         return None
     return Isolation(**limits)
 
@@ -128,17 +149,27 @@ def existing_file(text: str) -> Path:
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     from benchmark.metrics.reid import ENCODERS
 
-    parser.add_argument("--lpips-weights", type=existing_file, metavar="PATH",
-                        help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)")
-    parser.add_argument("--reid", default="auto", choices=["auto", *ENCODERS.names()],
-                        help="face encoder of the re-identification metric (default auto: facenet where its "
-                             "weights are present, else dlib)")
+    parser.add_argument(
+        "--lpips-weights",
+        type=existing_file,
+        metavar="PATH",
+        help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)",
+    )
+    parser.add_argument(
+        "--reid",
+        default="auto",
+        choices=["auto", *ENCODERS.names()],
+        help="face encoder of the re-identification metric (default auto: facenet where its "
+        "weights are present, else dlib)",
+    )
 
 
 def add_cell_arguments(parser: argparse.ArgumentParser, out: str, seed: bool = True) -> None:
     """The arguments of the runs of a study's cells, the same in every study (``out``: the default folder)."""
     parser.add_argument("--targets", type=COUNT, help="targets per cell (default: each task's)")
-    parser.add_argument("--max-steps", type=COUNT, help="optimisation steps (default: the task's budget or the paper's)")
+    parser.add_argument(
+        "--max-steps", type=COUNT, help="optimisation steps (default: the task's budget or the paper's)"
+    )
     if seed:
         parser.add_argument("--seed", type=SEED, default=0, help="attack seed (default 0)")
     parser.add_argument("--out", help=f"output folder (default {out})")

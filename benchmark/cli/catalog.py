@@ -19,8 +19,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from benchmark.attacks import ATTACKS
 
     if args.what == "attacks":
-        rows = [{"attack": name, "description": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
-                for name, cls in ATTACKS]
+        rows = [
+            {"attack": name, "description": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
+            for name, cls in ATTACKS
+        ]
         rows += [{"attack": name, "description": f"BROKEN: {why}"} for name, why in ATTACKS.broken().items()]
         rows.sort(key=lambda row: row["attack"])
         print(format_table(rows, ("attack", "description")))
@@ -33,17 +35,29 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows = []
         for name in TASKS.names():
             spec = load_task(name)
-            rows.append({"task": name, "version": spec.version, "dataset": spec.data.dataset, "model": spec.victim.model,
-                         "batch": spec.fl.batch_size, "threat": threat_model(spec), "targets": spec.targets.count,
-                         "data here": "yes" if data_available(spec) else "no"})
+            rows.append(
+                {
+                    "task": name,
+                    "version": spec.version,
+                    "dataset": spec.data.dataset,
+                    "model": spec.victim.model,
+                    "batch": spec.fl.batch_size,
+                    "threat": threat_model(spec),
+                    "targets": spec.targets.count,
+                    "data here": "yes" if data_available(spec) else "no",
+                }
+            )
         print(format_table(rows, ("task", "version", "dataset", "model", "batch", "threat", "targets", "data here")))
     return 0
 
 
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="task name or YAML path")
-    p.add_argument("--record", action="store_true",
-                   help="record the spec's hash under its version in tasks/versions.json (after a version bump)")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="record the spec's hash under its version in tasks/versions.json (after a version bump)",
+    )
     p.set_defaults(func=cmd_spec)
 
 

@@ -21,17 +21,25 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack", required=True, help="attack name (leakbench ls attacks)")
     p.add_argument("--suite", required=True, help="suite name from tasks/suites.yaml")
     p.add_argument("--tasks", nargs="+", help="only these tasks of the suite (default: all)")
-    p.add_argument("--targets", type=COUNT, help="only the first N targets, for a quick check: the entry is partial, not ranked")
+    p.add_argument(
+        "--targets", type=COUNT, help="only the first N targets, for a quick check: the entry is partial, not ranked"
+    )
     p.add_argument("--root", default="leaderboards", help="leaderboard folder (default leaderboards)")
     p.add_argument("--out", default="runs", help="run folders go under OUT/submit-SUITE/TASK/ATTACK (default runs)")
     p.add_argument("--logger", default="csv", choices=[*LOGGERS.names(), "none"])
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--fresh", action="store_true", help="recompute the targets instead of resuming the run folders")
-    p.add_argument("--allow-dirty", action="store_true",
-                   help="submit from a checkout with uncommitted changes: a local trial (git_dirty), which check refuses")
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="submit from a checkout with uncommitted changes: a local trial (git_dirty), which check refuses",
+    )
     p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the run folders")
-    p.add_argument("--allow-failed", action="store_true",
-                   help="publish entries with failed targets (counted as failed); refused by default")
+    p.add_argument(
+        "--allow-failed",
+        action="store_true",
+        help="publish entries with failed targets (counted as failed); refused by default",
+    )
     add_isolation_arguments(p)
     p.set_defaults(func=cmd_submit)
 
@@ -40,16 +48,41 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from benchmark.apps.leaderboard import build, load_entry, submit
 
     root = Path(args.root)
-    paths = submit(args.attack, args.suite, tasks=args.tasks, targets=args.targets, root=root, runs=Path(args.out),
-                   logger=None if args.logger == "none" else args.logger, accelerator=args.accelerator,
-                   fresh=args.fresh, allow_dirty=args.allow_dirty, retry_failed=args.retry_failed,
-                   allow_failed=args.allow_failed, isolation=isolation_of(args))
+    paths = submit(
+        args.attack,
+        args.suite,
+        tasks=args.tasks,
+        targets=args.targets,
+        root=root,
+        runs=Path(args.out),
+        logger=None if args.logger == "none" else args.logger,
+        accelerator=args.accelerator,
+        fresh=args.fresh,
+        allow_dirty=args.allow_dirty,
+        retry_failed=args.retry_failed,
+        allow_failed=args.allow_failed,
+        isolation=isolation_of(args),
+    )
     entries = [load_entry(path) for path in paths]
     if not entries:
         print(f"no entries: {args.attack} applies to no task of suite {args.suite}")
         return 0
-    print(format_table([{"task": e.task, "attack": e.attack, "targets": e.targets, "failed": e.summary.failed,
-                         **e.summary.metrics, "seconds": e.summary.seconds} for e in entries], COLUMNS))
+    print(
+        format_table(
+            [
+                {
+                    "task": e.task,
+                    "attack": e.attack,
+                    "targets": e.targets,
+                    "failed": e.summary.failed,
+                    **e.summary.metrics,
+                    "seconds": e.summary.seconds,
+                }
+                for e in entries
+            ],
+            COLUMNS,
+        )
+    )
     for path, entry in zip(paths, entries):
         print(f"entry: {path}" + (" (partial: not ranked)" if entry.partial else ""))
     for board in build(root):
@@ -72,8 +105,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     failed, isolation = 0, isolation_of(args)
     for path in map(Path, args.paths):
-        verdict = verify(path, targets=args.targets, runs=Path(args.out), accelerator=args.accelerator,
-                         record=args.record, isolation=isolation)
+        verdict = verify(
+            path,
+            targets=args.targets,
+            runs=Path(args.out),
+            accelerator=args.accelerator,
+            record=args.record,
+            isolation=isolation,
+        )
         print(format_verdict(verdict))
         failed += bool(verdict.differences)
         if args.record and verdict.complete and not verdict.differences:
@@ -85,7 +124,9 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="action", required=True)
     a = actions.add_parser("build", help="render README.md and site/index.html from the entries")
     a.set_defaults(func=cmd_leaderboard_build)
-    a = actions.add_parser("check", help="fail when an entry is invalid, untraceable or unverified, or the boards are stale")
+    a = actions.add_parser(
+        "check", help="fail when an entry is invalid, untraceable or unverified, or the boards are stale"
+    )
     a.set_defaults(func=cmd_leaderboard_check)
     a = actions.add_parser("pull", help="write entries from the runs of a W&B project")
     a.add_argument("--wandb", required=True, metavar="ENTITY/PROJECT", help="the W&B project")

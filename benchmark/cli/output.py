@@ -27,16 +27,22 @@ def print_evaluation(summaries: list[dict[str, Any]]) -> None:
         if summary.get("reid_backend") is None:
             continue
         aligned = summary.get("reid_aligned")
-        print(f"\nface re-identification, {summary['task']} / {summary['attack']}: {summary['reid_backend']} encoder, "
-              f"gallery of {summary['reid_gallery']}"
-              + (f"; MTCNN found a face in {aligned:.0%} of the reconstructions" if aligned is not None else ""))
-        rows = [{"images": what, "top-1": summary.get(f"reid_top1{suffix}"), "top-5": summary.get(f"reid_top5{suffix}")}
-                for what, suffix in REID_ROWS]
+        print(
+            f"\nface re-identification, {summary['task']} / {summary['attack']}: {summary['reid_backend']} encoder, "
+            f"gallery of {summary['reid_gallery']}"
+            + (f"; MTCNN found a face in {aligned:.0%} of the reconstructions" if aligned is not None else "")
+        )
+        rows = [
+            {"images": what, "top-1": summary.get(f"reid_top1{suffix}"), "top-5": summary.get(f"reid_top5{suffix}")}
+            for what, suffix in REID_ROWS
+        ]
         print(format_table(rows, ("images", "top-1", "top-5")))
     reasons = {name: reason for summary in summaries for name, reason in summary.get("unavailable", {}).items()}
     for name, reason in reasons.items():
         print(f"\n{name} unavailable: {reason}")
-    failures = [(summary, reason, targets) for summary in summaries for reason, targets in summary.get("failures", {}).items()]
+    failures = [
+        (summary, reason, targets) for summary in summaries for reason, targets in summary.get("failures", {}).items()
+    ]
     for summary, reason, targets in failures:
         print(f"\n{summary['task']} / {summary['attack']}: target(s) {', '.join(map(str, targets))} failed: {reason}")
     if failures:
@@ -55,10 +61,17 @@ def study_row(row: dict[str, Any], criteria) -> dict[str, Any]:
         mean, low, high = (f"{scale * values[k]:.{digits}g}" for k in ("mean", "min", "max"))
         return mean if low == high else f"{mean} [{low}-{high}]"
 
-    return {"batch_size": row["batch_size"], "attack": row["attack"], "seeds": row["seeds"], "images": row["images"],
-            **{c.name: spread(row[c.name], 100) for c in criteria}, "psnr": spread(row["psnr"], digits=4),
-            "ssim": spread(row["ssim"]), "label_accuracy": spread(row["label_accuracy"], 100),
-            "note": "unavailable: " + row["unavailable"].split(":")[0] if row["unavailable"] else ""}
+    return {
+        "batch_size": row["batch_size"],
+        "attack": row["attack"],
+        "seeds": row["seeds"],
+        "images": row["images"],
+        **{c.name: spread(row[c.name], 100) for c in criteria},
+        "psnr": spread(row["psnr"], digits=4),
+        "ssim": spread(row["ssim"]),
+        "label_accuracy": spread(row["label_accuracy"], 100),
+        "note": "unavailable: " + row["unavailable"].split(":")[0] if row["unavailable"] else "",
+    }
 
 
 def describe_defense(record: dict[str, Any]) -> str:

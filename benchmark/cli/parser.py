@@ -15,19 +15,31 @@ from benchmark.core.registry import did_you_mean
 
 COMMANDS = (
     ("run", "attack the targets of one task and evaluate", run.add_run_arguments),
-    ("rescore", "recompute the metrics of finished run folders from their stored reconstructions (no attack is re-run)",
-     run.add_rescore_arguments),
+    (
+        "rescore",
+        "recompute the metrics of finished run folders from their stored reconstructions (no attack is re-run)",
+        run.add_rescore_arguments,
+    ),
     ("ls", "list attacks or tasks", catalog.add_ls_arguments),
     ("spec", "validate a task and print its resolved spec and hash", catalog.add_spec_arguments),
     ("perf", "measure the batched engine and the Lightning loop's overhead", perf.add_perf_arguments),
     ("bench", "run every attack on every task of a suite it applies to", run.add_bench_arguments),
-    ("submit", "run an attack under a suite's fixed protocols and write leaderboard entries",
-     leaderboard.add_submit_arguments),
-    ("verify", "re-run leaderboard entries; exit 1 when a metric moved beyond tolerance",
-     leaderboard.add_verify_arguments),
+    (
+        "submit",
+        "run an attack under a suite's fixed protocols and write leaderboard entries",
+        leaderboard.add_submit_arguments,
+    ),
+    (
+        "verify",
+        "re-run leaderboard entries; exit 1 when a metric moved beyond tolerance",
+        leaderboard.add_verify_arguments,
+    ),
     ("leaderboard", "render, check or pull the leaderboards", leaderboard.add_leaderboard_arguments),
-    ("study", "how attacks fare across a protocol setting (batch size, defence strength, victim training)",
-     study.add_study_arguments),
+    (
+        "study",
+        "how attacks fare across a protocol setting (batch size, defence strength, victim training)",
+        study.add_study_arguments,
+    ),
     ("victim", "the victims of the tasks", victim.add_victim_arguments),
     ("analyze", "rank analysis: which layers of a model leak their input to R-GAP", analyze.add_analyze_arguments),
 )
@@ -44,8 +56,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"leakbench: error: {message}; see `{self.prog} --help`\n")
 
 
-def _command(commands: argparse._SubParsersAction, only: str | None, name: str, **kwargs: Any
-             ) -> argparse.ArgumentParser | None:
+def _command(
+    commands: argparse._SubParsersAction, only: str | None, name: str, **kwargs: Any
+) -> argparse.ArgumentParser | None:
     """Command ``name``'s parser, to give its arguments, or None where another command was asked for."""
     parser = commands.add_parser(name, **kwargs)
     return parser if only is None or only == name else None

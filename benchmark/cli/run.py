@@ -41,15 +41,28 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown on a terminal only)")
     p.add_argument("--fresh", action="store_true", help="discard what --out holds instead of resuming it")
-    p.add_argument("--retry-failed", action="store_true",
-                   help="recompute the targets --out holds as failed, keeping the finished ones")
-    p.add_argument("--problems", type=COUNT, default=32,
-                   help="problems (targets x restarts) solved together in one batched fit (default 32); it "
-                        "fixes which targets share a fit, so it is part of what defines the --out folder")
-    p.add_argument("--images-every", type=COUNT, help="log the current reconstructions every N steps (tensorboard, wandb)")
-    p.add_argument("--defense", type=defense_spec, metavar="NAME[:KEY=VALUE,...]",
-                   help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
-                        f"{', '.join(DEFENSES.names())})")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="recompute the targets --out holds as failed, keeping the finished ones",
+    )
+    p.add_argument(
+        "--problems",
+        type=COUNT,
+        default=32,
+        help="problems (targets x restarts) solved together in one batched fit (default 32); it "
+        "fixes which targets share a fit, so it is part of what defines the --out folder",
+    )
+    p.add_argument(
+        "--images-every", type=COUNT, help="log the current reconstructions every N steps (tensorboard, wandb)"
+    )
+    p.add_argument(
+        "--defense",
+        type=defense_spec,
+        metavar="NAME[:KEY=VALUE,...]",
+        help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
+        f"{', '.join(DEFENSES.names())})",
+    )
     add_scale_arguments(p)
     add_evaluation_arguments(p)
     p.set_defaults(func=cmd_run)
@@ -61,12 +74,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.pipeline.run import run
 
     out = Path(args.out) if args.out else Path("runs") / Path(args.task).stem / args.attack
-    result = run(args.task, args.attack, targets=args.targets, seed=args.seed, max_steps=args.max_steps,
-                 restarts=args.restarts, out=out, logger=None if args.logger == "none" else args.logger,
-                 accelerator=args.accelerator, progress=progress(args), fresh=args.fresh, problems=args.problems,
-                 images_every=args.images_every, devices=args.devices, num_nodes=args.num_nodes,
-                 lpips_weights=args.lpips_weights, reid=args.reid, defense=args.defense,
-                 retry_failed=args.retry_failed)
+    result = run(
+        args.task,
+        args.attack,
+        targets=args.targets,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        restarts=args.restarts,
+        out=out,
+        logger=None if args.logger == "none" else args.logger,
+        accelerator=args.accelerator,
+        progress=progress(args),
+        fresh=args.fresh,
+        problems=args.problems,
+        images_every=args.images_every,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        lpips_weights=args.lpips_weights,
+        reid=args.reid,
+        defense=args.defense,
+        retry_failed=args.retry_failed,
+    )
     if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
         print(format_table([summary_row(result)], COLUMNS))
         print_evaluation([summary_row(result)])
@@ -81,8 +109,12 @@ def add_rescore_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("folders", nargs="+", metavar="RUN_FOLDER", help="run folders (with run.json and results.json)")
     p.add_argument("--task", help="the task's YAML, for a run of a spec that is not registered by name")
-    p.add_argument("--lpips-weights", type=existing_file, metavar="PATH",
-                   help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)")
+    p.add_argument(
+        "--lpips-weights",
+        type=existing_file,
+        metavar="PATH",
+        help="torchvision's AlexNet ImageNet weights for LPIPS (default: torchvision's cache)",
+    )
     p.add_argument("--reid", choices=ENCODERS.names(), help="face encoder (default: the one the run recorded)")
     p.set_defaults(func=cmd_rescore)
 
@@ -90,7 +122,9 @@ def add_rescore_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_rescore(args: argparse.Namespace) -> int:
     from benchmark.apps.rescore import rescore
 
-    results = [rescore(folder, task=args.task, lpips_weights=args.lpips_weights, reid=args.reid) for folder in args.folders]
+    results = [
+        rescore(folder, task=args.task, lpips_weights=args.lpips_weights, reid=args.reid) for folder in args.folders
+    ]
     print(format_table([summary_row(result) for result in results], COLUMNS))
     print_evaluation([summary_row(result) for result in results])
     print("\nrescored: " + ", ".join(str(Path(folder) / "results.json") for folder in args.folders))
@@ -99,9 +133,15 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default="quick", help="suite name from tasks/suites.yaml (default quick)")
-    p.add_argument("--attacks", help="comma-separated attack names: only these of the suite's (default: all the suite runs)")
-    p.add_argument("--problems", type=COUNT, default=32,
-                   help="problems solved together in one batched fit (default 32; part of what defines a run folder)")
+    p.add_argument(
+        "--attacks", help="comma-separated attack names: only these of the suite's (default: all the suite runs)"
+    )
+    p.add_argument(
+        "--problems",
+        type=COUNT,
+        default=32,
+        help="problems solved together in one batched fit (default 32; part of what defines a run folder)",
+    )
     p.add_argument("--out", help="output folder (default runs/bench-SUITE)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--retry-failed", action="store_true", help="recompute the failed targets of the cells' run folders")
@@ -120,8 +160,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     chosen = args.attacks.split(",") if args.attacks else None
-    cells = [(task, attack) for task in suite.tasks for attack in suite.attacks_of(task) or ATTACKS.names()
-             if chosen is None or attack in chosen]
+    cells = [
+        (task, attack)
+        for task in suite.tasks
+        for attack in suite.attacks_of(task) or ATTACKS.names()
+        if chosen is None or attack in chosen
+    ]
     for name in {*(chosen or ()), *(attack for _, attack in cells)}:
         ATTACKS.get(name)  # fail on an unknown name before any work
     if not cells:
@@ -131,17 +175,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for number, (task, attack) in enumerate(cells, 1):
         log.info("[%d/%d] %s on %s", number, len(cells), attack, task)
         try:
-            result = run(task, attack, targets=suite.targets, max_steps_cap=suite.max_steps, out=out / task / attack,
-                         accelerator=args.accelerator, problems=args.problems, devices=args.devices,
-                         num_nodes=args.num_nodes, lpips_weights=args.lpips_weights, reid=args.reid,
-                         retry_failed=args.retry_failed)
+            result = run(
+                task,
+                attack,
+                targets=suite.targets,
+                max_steps_cap=suite.max_steps,
+                out=out / task / attack,
+                accelerator=args.accelerator,
+                problems=args.problems,
+                devices=args.devices,
+                num_nodes=args.num_nodes,
+                lpips_weights=args.lpips_weights,
+                reid=args.reid,
+                retry_failed=args.retry_failed,
+            )
         except NotApplicableError as err:
             log.info("  skipped: %s", err)
             continue
         rows.append(summary_row(result))
-        log.info("  psnr %s dB, label accuracy %s, %s s, %d of %d targets failed",
-                 *(format_value(result.summary[key]) for key in ("psnr", "label_accuracy", "seconds")),
-                 result.summary["failed"], result.summary["targets"])
+        log.info(
+            "  psnr %s dB, label accuracy %s, %s s, %d of %d targets failed",
+            *(format_value(result.summary[key]) for key in ("psnr", "label_accuracy", "seconds")),
+            result.summary["failed"],
+            result.summary["targets"],
+        )
     if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
         write_atomic(out / "bench.json", json.dumps({"suite": args.suite, "rows": rows}, indent=2))
         print(format_table(rows, COLUMNS))

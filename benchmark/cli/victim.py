@@ -27,10 +27,15 @@ def cmd_victim_train(args: argparse.Namespace) -> int:
 
     spec = load_task(args.task)
     trained = train_victim(spec, args.epochs, accelerator=args.accelerator, progress=progress(args))
-    test = (f"{trained.test_accuracy:.4f}" if trained.test_accuracy is not None else
-            "not measured (" + ("no test split here)" if separate_test_split(spec) else
-                                "an image folder holds no separate test split)"))
-    print(f"trained {spec.victim.model} of task '{spec.name}' for {trained.epochs} epoch(s) on {trained.train_images} "
-          f"images; training accuracy {trained.train_accuracy:.4f}, test accuracy {test}\nweights: {trained.path}\n"
-          f"sha256: {trained.sha256}\na spec uses them with  victim: {{state: trained@{trained.epochs}}}")
+    test = (
+        f"{trained.test_accuracy:.4f}"
+        if trained.test_accuracy is not None
+        else "not measured ("
+        + ("no test split here)" if separate_test_split(spec) else "an image folder holds no separate test split)")
+    )
+    print(
+        f"trained {spec.victim.model} of task '{spec.name}' for {trained.epochs} epoch(s) on {trained.train_images} "
+        f"images; training accuracy {trained.train_accuracy:.4f}, test accuracy {test}\nweights: {trained.path}\n"
+        f"sha256: {trained.sha256}\na spec uses them with  victim: {{state: trained@{trained.epochs}}}"
+    )
     return 0

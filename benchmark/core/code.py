@@ -36,7 +36,11 @@ def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             anchor = module if is_package else module.rpartition(".")[0]
-            base = importlib.util.resolve_name("." * node.level + (node.module or ""), anchor) if node.level else node.module
+            base = (
+                importlib.util.resolve_name("." * node.level + (node.module or ""), anchor)
+                if node.level
+                else node.module
+            )
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
     return names
@@ -74,8 +78,9 @@ def code_files(module: str) -> dict[str, Path]:
         found[name] = Path(spec.origin)
         if spec.origin.endswith(".py"):
             tree = ast.parse(found[name].read_bytes(), filename=spec.origin)
-            pending += [n for n in _imported(tree, name, spec.submodule_search_locations is not None)
-                        if _within(n, packages)]
+            pending += [
+                n for n in _imported(tree, name, spec.submodule_search_locations is not None) if _within(n, packages)
+            ]
     return dict(sorted(found.items()))
 
 

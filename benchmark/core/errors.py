@@ -53,8 +53,10 @@ class AttackError(LeakBenchError):
 def attack_error(attack: str, kind: str, message: str, context: str = "") -> AttackError:
     """The error of attack ``attack`` that raised ``kind`` (an exception's type name) with ``message``:
     ``context`` says where it ran, when that explains it."""
-    return AttackError(f"attack {attack} raised {kind}: {message}{context}; this is not a result, so no target row "
-                       f"was written (the traceback is above): fix the attack or its options")
+    return AttackError(
+        f"attack {attack} raised {kind}: {message}{context}; this is not a result, so no target row "
+        f"was written (the traceback is above): fix the attack or its options"
+    )
 
 
 class AttackFailure(ArithmeticError):
@@ -96,8 +98,12 @@ def at_least(name: str, value: object, minimum: int) -> int:
 
 def finite(name: str, value: object, low: float = -math.inf, high: float = math.inf) -> float:
     """``value`` as a float if it is a finite number in [``low``, ``high``]; else a :class:`SettingError`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high \
-            or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not low <= value <= high
+        or not math.isfinite(value)
+    ):
         bounds = f" in [{low:g}, {high:g}]" if math.isfinite(low) or math.isfinite(high) else ""
         raise SettingError(f"{name} must be a finite number{bounds}, got {value!r}")
     return float(value)

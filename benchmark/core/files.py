@@ -27,8 +27,9 @@ def read_text(path: Path, what: str, fix: str, error: type[LeakBenchError] = Fil
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
-                    f"{fix}") from None
+        raise error(
+            f"{what} {path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); {fix}"
+        ) from None
 
 
 def read_yaml(path: Path, what: str, fix: str, error: type[LeakBenchError] = FileError) -> dict[str, Any]:

@@ -106,15 +106,20 @@ class Registry(Generic[T]):
         canonical = self._aliases.get(name, name)
         if canonical in self._entries and canonical not in self._plugins:
             return canonical, self._entries[canonical]
-        points = {point.name: point for point in self._entry_points() if point.name not in self._entries
-                  or point.name in self._plugins}
+        points = {
+            point.name: point
+            for point in self._entry_points()
+            if point.name not in self._entries or point.name in self._plugins
+        }
         if canonical in points:
             return canonical, points[canonical]
         raise self._unknown(name, sorted({*(n for n in self._entries if n not in self._plugins), *points}))
 
     def _unknown(self, name: str, known: list[str]) -> UnknownNameError:
-        return UnknownNameError(f"unknown {self.kind} '{name}'{did_you_mean(name, known + list(self._aliases))}; "
-                                f"known: {', '.join(known) or 'none'}")
+        return UnknownNameError(
+            f"unknown {self.kind} '{name}'{did_you_mean(name, known + list(self._aliases))}; "
+            f"known: {', '.join(known) or 'none'}"
+        )
 
     def name_of(self, obj: T) -> str:
         """The name ``obj`` is registered under (the object itself, not an instance of it)."""
@@ -176,5 +181,7 @@ class Registry(Generic[T]):
 def load_failure(entry_point: EntryPoint, error: str, message: str) -> str:
     """Why a plugin cannot be used, and the fix: its entry point failed to load, raising ``error`` with ``message``."""
     package = f"{entry_point.dist.name} {entry_point.dist.version}" if entry_point.dist else "an unknown package"
-    return (f"its entry point '{entry_point.name} = {entry_point.value}' (group {entry_point.group}, package "
-            f"{package}) failed to load: {error}: {message}; fix the entry point or the package, or uninstall it")
+    return (
+        f"its entry point '{entry_point.name} = {entry_point.value}' (group {entry_point.group}, package "
+        f"{package}) failed to load: {error}: {message}; fix the entry point or the package, or uninstall it"
+    )

@@ -59,20 +59,25 @@ class ImageSource:
 
     def identities(self) -> list[int]:
         """The label of every image, in index order (for targets chosen per identity)."""
-        raise SpecError(f"dataset '{self.spec.dataset}' cannot list its labels: targets.select: per_identity "
-                        f"needs lfw or folder")
+        raise SpecError(
+            f"dataset '{self.spec.dataset}' cannot list its labels: targets.select: per_identity needs lfw or folder"
+        )
 
     def gallery(self) -> tuple[Tensor, Tensor]:
         """Reference faces of the people the targets show, uint8 (M, C, H, W), and their identities (M,),
         for face re-identification; never the target images themselves unless the protocol says so."""
-        raise NotApplicableError(f"dataset '{self.spec.dataset}' holds no identities to re-identify: face "
-                                 f"re-identification applies to lfw (targets.select: per_identity) and lfwmini")
+        raise NotApplicableError(
+            f"dataset '{self.spec.dataset}' holds no identities to re-identify: face "
+            f"re-identification applies to lfw (targets.select: per_identity) and lfwmini"
+        )
 
     def input_shape(self) -> tuple[int, int, int]:
         """(C, S, S) after the spec's conversions."""
         size = self.spec.image_size or self.image_size
         if size is None:
-            raise SpecError(f"dataset '{self.spec.dataset}' needs data.image_size in the spec (the square size to resize to)")
+            raise SpecError(
+                f"dataset '{self.spec.dataset}' needs data.image_size in the spec (the square size to resize to)"
+            )
         return (self.spec.channels or self.channels, size, size)
 
 
@@ -95,8 +100,10 @@ class BinaryTask(ImageSource):
     def __init__(self, source: ImageSource, binary: BinaryLabels) -> None:
         super().__init__(source.spec)
         if max(binary.positive) >= source.num_classes or min(binary.positive) < 0:
-            raise SpecError(f"data.binary.positive {list(binary.positive)}: dataset '{source.spec.dataset}' has "
-                            f"classes 0..{source.num_classes - 1}; fix the class list")
+            raise SpecError(
+                f"data.binary.positive {list(binary.positive)}: dataset '{source.spec.dataset}' has "
+                f"classes 0..{source.num_classes - 1}; fix the class list"
+            )
         self.source, self.binary = source, binary
         self.channels, self.image_size = source.channels, source.image_size
 
@@ -125,7 +132,8 @@ class PerIdentity(ImageSource):
         if max(positions) >= len(self.people):
             raise DataUnavailableError(
                 f"{self.spec.dataset} {self.spec.split} has {len(self.people)} people with at least two images; "
-                f"position {max(positions)} does not exist: lower targets.start/count or the batch size")
+                f"position {max(positions)} does not exist: lower targets.start/count or the batch size"
+            )
         return [self.people[p][0] for p in positions]
 
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:

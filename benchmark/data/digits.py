@@ -37,8 +37,9 @@ class Digits(ImageSource):
         try:
             from sklearn.datasets import load_digits
         except ImportError:
-            raise DataUnavailableError("dataset 'digits' comes with scikit-learn, which is not installed: "
-                                       "pip install scikit-learn") from None
+            raise DataUnavailableError(
+                "dataset 'digits' comes with scikit-learn, which is not installed: pip install scikit-learn"
+            ) from None
         digits = load_digits()
         part = slice(None, TRAIN) if self.spec.split == "train" else slice(TRAIN, None)
         return digits.images[part], digits.target[part]
@@ -49,7 +50,9 @@ class Digits(ImageSource):
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         images, labels = self._split
         if max(indices) >= len(labels):
-            raise DataUnavailableError(f"digits {self.spec.split} holds {len(labels)} images; index {max(indices)} "
-                                       f"does not exist: lower targets.start/count or the batch size")
+            raise DataUnavailableError(
+                f"digits {self.spec.split} holds {len(labels)} images; index {max(indices)} "
+                f"does not exist: lower targets.start/count or the batch size"
+            )
         pixels = torch.from_numpy(images[indices] / MAX_VALUE).float()[:, None]
         return pixels, torch.from_numpy(labels[indices]), "scikit-learn's handwritten digits (load_digits)"

@@ -39,17 +39,24 @@ class LFWMini(ImageSource):
         try:
             from skimage.data import lfw_subset
         except ImportError:
-            raise DataUnavailableError("dataset 'lfwmini' comes with scikit-image, which is not installed: "
-                                       "pip install scikit-image (or leakbench[faces])") from None
+            raise DataUnavailableError(
+                "dataset 'lfwmini' comes with scikit-image, which is not installed: "
+                "pip install scikit-image (or leakbench[faces])"
+            ) from None
         return (lfw_subset()[:FACES] * 255).round().astype(np.uint8)
 
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         if max(indices) >= FACES:
-            raise DataUnavailableError(f"lfwmini holds {FACES} faces; index {max(indices)} does not exist: lower "
-                                       f"targets.start/count or the batch size")
+            raise DataUnavailableError(
+                f"lfwmini holds {FACES} faces; index {max(indices)} does not exist: lower "
+                f"targets.start/count or the batch size"
+            )
         images = torch.from_numpy(self._faces[indices])[:, None]
-        return images, torch.tensor(indices), (f"scikit-image {version('scikit-image')} package data: "
-                                                f"its {FACES} LFW faces (skimage.data.lfw_subset)")
+        return (
+            images,
+            torch.tensor(indices),
+            (f"scikit-image {version('scikit-image')} package data: its {FACES} LFW faces (skimage.data.lfw_subset)"),
+        )
 
     def __len__(self) -> int:
         return FACES

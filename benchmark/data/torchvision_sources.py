@@ -24,8 +24,6 @@ from benchmark.data import DATASETS, ImageSource
 OFFLINE_COUNT = 20
 
 
-
-
 class TorchvisionSource(ImageSource):
     dataset_class: type
     offline_prefix: str  # the name of foolbox's offline copy

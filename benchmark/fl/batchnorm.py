@@ -16,8 +16,9 @@ def _batch_norms(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm)]
 
 
-def batch_statistics(model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor],
-                     inputs: Tensor) -> BatchStatistics:
+def batch_statistics(
+    model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: Tensor
+) -> BatchStatistics:
     """Mean and unbiased variance over (N, H, W) of the input of every BatchNorm layer, in module
     order, in a forward pass of ``inputs``; the victim's statistics and, inside ``vmap``, the
     attacker's of its candidates. ``buffers`` may be updated in place (train mode): pass copies."""
@@ -43,9 +44,12 @@ def statistics_from_buffers(model: nn.Module, before: dict[str, Tensor], after: 
     for name, module in _batch_norms(model):
         m = module.momentum
         if m is None or not module.track_running_stats:
-            raise SpecError(f"BatchNorm layer '{name}' keeps no exponential running statistics; "
-                            f"threat.bn_statistics: batch cannot be read off its buffers, use 'known'")
+            raise SpecError(
+                f"BatchNorm layer '{name}' keeps no exponential running statistics; "
+                f"threat.bn_statistics: batch cannot be read off its buffers, use 'known'"
+            )
         prefix = f"{name}." if name else ""
-        statistics.append(tuple((after[prefix + key] - (1 - m) * before[prefix + key]) / m
-                                for key in ("running_mean", "running_var")))
+        statistics.append(
+            tuple((after[prefix + key] - (1 - m) * before[prefix + key]) / m for key in ("running_mean", "running_var"))
+        )
     return tuple(statistics)

@@ -72,8 +72,13 @@ def gradient(loss: LossOfParameters) -> Callable[..., dict[str, Tensor]]:
         recording = torch.is_grad_enabled()
         with torch.enable_grad():
             leaves = {name: p if p.requires_grad else p.detach().requires_grad_() for name, p in params.items()}
-            values = torch.autograd.grad(loss(leaves, *args), list(leaves.values()), create_graph=recording,
-                                         allow_unused=True, materialize_grads=True)
+            values = torch.autograd.grad(
+                loss(leaves, *args),
+                list(leaves.values()),
+                create_graph=recording,
+                allow_unused=True,
+                materialize_grads=True,
+            )
         return dict(zip(leaves, values))
 
     return differentiate
@@ -89,8 +94,9 @@ def _loss_of(model: nn.Module) -> Callable[[dict[str, Tensor], dict[str, Tensor]
 
 
 @PROTOCOLS.register("fedsgd")
-def fedsgd_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: Tensor,
-                  targets: Tensor, fl: FLSpec) -> dict[str, Tensor]:
+def fedsgd_update(
+    model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: Tensor, targets: Tensor, fl: FLSpec
+) -> dict[str, Tensor]:
     """FedSGD: ∇θ L(f_θ(x), y), the gradient of the mean loss over the batch, per parameter name.
 
     Written with ``torch.func`` so that the victim and the attacker (inside ``vmap``, differentiating
@@ -100,14 +106,15 @@ def fedsgd_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str
 
 
 @PROTOCOLS.register("fedavg")
-def fedavg_update(model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: Tensor,
-                  targets: Tensor, fl: FLSpec) -> dict[str, Tensor]:
+def fedavg_update(
+    model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: Tensor, targets: Tensor, fl: FLSpec
+) -> dict[str, Tensor]:
     """FedAvg (McMahan et al., 2017) client: ``local_epochs`` passes of SGD over the batch in order,
     mini-batches of ``local_batch_size``; the update is θ_before − θ_after (Geiping et al.'s setting)."""
     loss, current = _loss_of(model), params
     size = fl.local_batch_size or len(inputs)
     for _ in range(fl.local_epochs):
         for start in range(0, len(inputs), size):
-            step = gradient(loss)(current, buffers, inputs[start:start + size], targets[start:start + size])
+            step = gradient(loss)(current, buffers, inputs[start : start + size], targets[start : start + size])
             current = {name: current[name] - fl.local_lr * step[name] for name in current}
     return {name: params[name] - current[name] for name in params}

@@ -107,8 +107,9 @@ class MetricInfo:
 
     def defines(self, recorded: dict[str, Any] | None) -> bool:
         """Whether a recorded definition is this one (the packages' versions may differ)."""
-        return recorded is not None and {k: v for k, v in recorded.items() if k != "versions"} == \
-            json.loads(json.dumps(self.definition))
+        return recorded is not None and {k: v for k, v in recorded.items() if k != "versions"} == json.loads(
+            json.dumps(self.definition)
+        )
 
 
 def _version(package: str) -> str | None:
@@ -210,7 +211,8 @@ class Evaluator:
         return {**self.facts, **nulls, **({"unavailable": dict(self.unavailable)} if self.unavailable else {})}
 
 
-def evaluate(images: Tensor, labels: Tensor, truth_images: Tensor, truth_labels: Tensor,
-             metrics: tuple[str, ...]) -> dict[str, Tensor]:
+def evaluate(
+    images: Tensor, labels: Tensor, truth_images: Tensor, truth_labels: Tensor, metrics: tuple[str, ...]
+) -> dict[str, Tensor]:
     """One-off evaluation with default settings (see :class:`Evaluator`)."""
     return Evaluator(metrics)(images, labels, truth_images, truth_labels)

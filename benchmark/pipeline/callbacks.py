@@ -19,5 +19,9 @@ class ImageLogger(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, attack: pl.LightningModule, *args: Any) -> None:
         if isinstance(attack, OptimizationAttack) and attack.global_step % self.every == 0:
-            log_images(trainer.logger, "attack/reconstructions", attack.current()["images"].flatten(0, 1)[:16],
-                       attack.log_step_offset + attack.global_step)
+            log_images(
+                trainer.logger,
+                "attack/reconstructions",
+                attack.current()["images"].flatten(0, 1)[:16],
+                attack.log_step_offset + attack.global_step,
+            )

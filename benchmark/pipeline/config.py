@@ -19,11 +19,14 @@ def attack_config(attack_cls: type[Attack], overrides: dict[str, Any], max_steps
     fields = {f.name: f.default for f in dataclasses.fields(attack_cls.Config)}
     for key, value in overrides.items():
         if key not in fields:
-            raise LeakBenchError(f"attack option '{key}' does not exist{did_you_mean(key, list(fields))}; "
-                                 f"options: {', '.join(fields)}")
+            raise LeakBenchError(
+                f"attack option '{key}' does not exist{did_you_mean(key, list(fields))}; options: {', '.join(fields)}"
+            )
         if not _same_kind(value, fields[key]):
-            raise SettingError(f"attack option '{key}' takes a value like its default {fields[key]!r} "
-                               f"({type(fields[key]).__name__}), got {value!r}")
+            raise SettingError(
+                f"attack option '{key}' takes a value like its default {fields[key]!r} "
+                f"({type(fields[key]).__name__}), got {value!r}"
+            )
     config = attack_cls.Config(**overrides)
     at_least("max_steps", config.max_steps, 1)
     if max_steps_cap is not None and config.max_steps > max_steps_cap:
@@ -44,7 +47,9 @@ def _same_kind(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def check_applies(attack: str, spec: TaskSpec, observation: Observation, attack_cls: type[Attack] | None = None) -> None:
+def check_applies(
+    attack: str, spec: TaskSpec, observation: Observation, attack_cls: type[Attack] | None = None
+) -> None:
     """A :class:`NotApplicableError` where ``attack`` (whose class is ``attack_cls``, default the
     registered one) cannot run on an observation of task ``spec``."""
     if (reason := (attack_cls or ATTACKS.get(attack)).unsupported(observation)) is not None:

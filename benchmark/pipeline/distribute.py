@@ -31,15 +31,22 @@ class _AttackShare:
             RunStore(plan.out, plan.definition, fresh=plan.fresh, retry_failed=plan.retry_failed)
         fabric.barrier()
         device = [fabric.local_rank] if fabric.device.type != "cpu" else 1
-        return run_targets(dataclasses.replace(plan, fresh=False, retry_failed=False), rank=fabric.global_rank,
-                           world=fabric.world_size, barrier=fabric.barrier, device=device)
+        return run_targets(
+            dataclasses.replace(plan, fresh=False, retry_failed=False),
+            rank=fabric.global_rank,
+            world=fabric.world_size,
+            barrier=fabric.barrier,
+            device=device,
+        )
 
 
 def run_distributed(plan: RunPlan, devices: int, num_nodes: int) -> Result:
     """The run of ``plan`` over ``devices`` processes per node on ``num_nodes`` nodes."""
     if plan.out is None:
-        raise SpecError("a run over several processes needs an output folder (--out): the processes' results "
-                        "meet there (on a file system every node sees)")
+        raise SpecError(
+            "a run over several processes needs an output folder (--out): the processes' results "
+            "meet there (on a file system every node sees)"
+        )
     strategy = "ddp" if launched_externally() else "ddp_spawn"
     fabric = Fabric(accelerator=plan.accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
     return fabric.launch(_AttackShare(plan))

@@ -68,8 +68,14 @@ def _hash_file(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.name + ".sha256")
 
 
-def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int],
-        options: FitOptions = FitOptions(), step_offset: int = 0) -> tuple[list[Reconstruction], int]:
+def fit(
+    attack_cls: type[Attack],
+    observations: Sequence[Observation],
+    config: Any,
+    seeds: Sequence[int],
+    options: FitOptions = FitOptions(),
+    step_offset: int = 0,
+) -> tuple[list[Reconstruction], int]:
     """Solve K problems (observation k from seed k) in one Lightning fit: (reconstructions, steps)."""
     if options.isolation is not None:
         return options.isolation.fit(attack_cls, observations, config, seeds, options, step_offset)
@@ -85,10 +91,17 @@ def fit(attack_cls: type[Attack], observations: Sequence[Observation], config: A
         callbacks.append(_Checkpoint(options.checkpoint, options.checkpoint_every))
         resume = options.checkpoint if _readable_checkpoint(options.checkpoint) else None
     trainer = pl.Trainer(
-        max_steps=config.max_steps, max_epochs=1, accelerator=options.accelerator, devices=options.devices,
-        logger=options.logger or False, enable_checkpointing=False,
-        enable_model_summary=False, enable_progress_bar=options.progress, callbacks=callbacks,
-        log_every_n_steps=10, num_sanity_val_steps=0,
+        max_steps=config.max_steps,
+        max_epochs=1,
+        accelerator=options.accelerator,
+        devices=options.devices,
+        logger=options.logger or False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=options.progress,
+        callbacks=callbacks,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=PossibleUserWarning)

@@ -53,8 +53,15 @@ class RunStore:
         rank: in a multi-process run, this process's rank: it appends to its own rows file.
     """
 
-    def __init__(self, folder: Path, definition: dict[str, Any], *, fresh: bool = False, retry_failed: bool = False,
-                 rank: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        definition: dict[str, Any],
+        *,
+        fresh: bool = False,
+        retry_failed: bool = False,
+        rank: int | None = None,
+    ) -> None:
         self.folder = folder
         self.rows_file = folder / (ROWS_FILE if rank is None else f"targets-rank{rank}.jsonl")
         self._check_writable()
@@ -85,7 +92,9 @@ class RunStore:
             with tempfile.TemporaryFile(dir=self.folder):
                 pass
         except OSError as err:
-            raise LeakBenchError(f"cannot write to the output folder {self.folder}: {err.strerror}; choose another --out") from None
+            raise LeakBenchError(
+                f"cannot write to the output folder {self.folder}: {err.strerror}; choose another --out"
+            ) from None
 
     def _check_same_run(self, run_file: Path, definition: dict[str, Any]) -> None:
         recorded = read_json(run_file, "run record", "delete the folder or pass --fresh to start over")
@@ -133,7 +142,9 @@ class RunStore:
                 row = TargetResult.from_row(json.loads(line))
                 images = None if row.failed is not None else self._images(row.target, shape)
             except (ValueError, TypeError, KeyError, RecursionError) as err:
-                log.warning("%s line %d is incomplete or corrupt (%s); its target will be recomputed", path, number, err)
+                log.warning(
+                    "%s line %d is incomplete or corrupt (%s); its target will be recomputed", path, number, err
+                )
                 continue
             rows.setdefault(row.target, (row, images))
             kept.append(line)
@@ -155,8 +166,12 @@ class RunStore:
             images = torch.load(path, weights_only=True)
         except Exception as err:  # a missing, torn or damaged file, whatever torch makes of it: recomputed
             raise ValueError(f"its reconstruction {path.name} is unreadable: {type(err).__name__}") from None
-        if not isinstance(images, Tensor) or not images.is_floating_point() or \
-                shape is not None and tuple(images.shape) != tuple(shape):
+        if (
+            not isinstance(images, Tensor)
+            or not images.is_floating_point()
+            or shape is not None
+            and tuple(images.shape) != tuple(shape)
+        ):
             raise ValueError(f"its reconstruction {path.name} is not a float tensor of shape {shape}")
         return images
 

@@ -21,12 +21,16 @@ def check_accelerator(accelerator: str, devices: int = 1, num_nodes: int = 1) ->
         Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes)
     except (MisconfigurationException, RuntimeError, ValueError, TypeError, ImportError) as err:
         reason = " ".join(str(err).split())[:200].rstrip(".!")
-        raise SettingError(f"--accelerator {accelerator} with --devices {devices} cannot run here ({reason}); use "
-                           f"--accelerator cpu, or gpu (or auto) with at most as many --devices as this machine "
-                           f"has") from None
+        raise SettingError(
+            f"--accelerator {accelerator} with --devices {devices} cannot run here ({reason}); use "
+            f"--accelerator cpu, or gpu (or auto) with at most as many --devices as this machine "
+            f"has"
+        ) from None
     if num_nodes > 1 and not launched_externally():
-        raise SettingError(f"--num-nodes {num_nodes} needs a launcher that starts the command on every node "
-                           f"(torchrun or SLURM's srun, see docs/scaling.md); on one machine leave it at 1")
+        raise SettingError(
+            f"--num-nodes {num_nodes} needs a launcher that starts the command on every node "
+            f"(torchrun or SLURM's srun, see docs/scaling.md); on one machine leave it at 1"
+        )
 
 
 def hardware(accelerator: str, processes: int = 1) -> str:
@@ -43,9 +47,13 @@ def hardware(accelerator: str, processes: int = 1) -> str:
 
 
 def environment(accelerator: str, processes: int = 1) -> dict[str, str]:
-    return {"leakbench": __version__, "torch": torch.__version__, "lightning": pl.__version__,
-            "python": platform.python_version(), "device": hardware(accelerator, processes)} | (
-                {"processes": str(processes)} if processes > 1 else {})
+    return {
+        "leakbench": __version__,
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+        "python": platform.python_version(),
+        "device": hardware(accelerator, processes),
+    } | ({"processes": str(processes)} if processes > 1 else {})
 
 
 def launched_externally() -> bool:

@@ -74,11 +74,28 @@ def _fitted(payload: dict[str, Any]) -> dict[str, Any]:
         if (reason := attack_cls.unsupported(observation)) is not None:
             raise NotApplicableError(reason)
     settings = payload["fit"]
-    options = FitOptions(progress=settings["progress"], checkpoint_every=settings["checkpoint_every"],
-                         checkpoint=None if settings["checkpoint"] is None else Path(settings["checkpoint"]))
-    reconstructions, steps = fit(attack_cls, [distinct[k] for k in payload["problems"]],
-                                 attack_cls.Config(**payload["config"]), payload["seeds"], options,
-                                 settings["step_offset"])
-    return {"steps": int(steps), "reconstructions": [
-        {"images": r.images.detach().cpu(), "labels": r.labels.detach().cpu(), "loss": float(r.loss),
-         "details": json.dumps(r.details)} for r in reconstructions]}
+    options = FitOptions(
+        progress=settings["progress"],
+        checkpoint_every=settings["checkpoint_every"],
+        checkpoint=None if settings["checkpoint"] is None else Path(settings["checkpoint"]),
+    )
+    reconstructions, steps = fit(
+        attack_cls,
+        [distinct[k] for k in payload["problems"]],
+        attack_cls.Config(**payload["config"]),
+        payload["seeds"],
+        options,
+        settings["step_offset"],
+    )
+    return {
+        "steps": int(steps),
+        "reconstructions": [
+            {
+                "images": r.images.detach().cpu(),
+                "labels": r.labels.detach().cpu(),
+                "loss": float(r.loss),
+                "details": json.dumps(r.details),
+            }
+            for r in reconstructions
+        ],
+    }

@@ -63,13 +63,35 @@ if TYPE_CHECKING:
 
 INPUT, OUTPUT, CONFIG = "input.pt", "output.pt", "sandbox.json"
 NOBODY = 65534  # the user an isolated fit runs as where leakbench runs as root
-SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/alternatives", "/etc/fonts",
-          "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/passwd", "/etc/group",
-          "/etc/nsswitch.conf")
-OTHER_PACKAGES = ("lib*/python3*/site-packages", "lib*/python3*/dist-packages", "lib/python3/dist-packages",
-                  "local/lib*/python3*/site-packages", "local/lib*/python3*/dist-packages")
-CONTEXT = (" (it ran --isolated: no network; it reads only the Python installation, leakbench and its own package, "
-           "and writes only its fit folder; see docs/trust.md)")
+SYSTEM = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/alternatives",
+    "/etc/fonts",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+)
+OTHER_PACKAGES = (
+    "lib*/python3*/site-packages",
+    "lib*/python3*/dist-packages",
+    "lib/python3/dist-packages",
+    "local/lib*/python3*/site-packages",
+    "local/lib*/python3*/dist-packages",
+)
+CONTEXT = (
+    " (it ran --isolated: no network; it reads only the Python installation, leakbench and its own package, "
+    "and writes only its fit folder; see docs/trust.md)"
+)
 DESCRIPTION_BYTES = 1 << 20  # the most a description may hold
 
 
@@ -102,53 +124,83 @@ class Isolation:
     def check(self, accelerator: str) -> None:
         """A one-line :class:`SettingError`, before any work, where an isolated fit cannot run here."""
         if accelerator != "cpu":
-            raise SettingError(f"--isolated runs the attack on the CPU (its sandbox passes in no GPU device), not on "
-                               f"--accelerator {accelerator}: give --accelerator cpu, or run without --isolated only an "
-                               f"attack whose code you have read (docs/trust.md)")
+            raise SettingError(
+                f"--isolated runs the attack on the CPU (its sandbox passes in no GPU device), not on "
+                f"--accelerator {accelerator}: give --accelerator cpu, or run without --isolated only an "
+                f"attack whose code you have read (docs/trust.md)"
+            )
         if (problem := _probe()) is not None:
             raise SettingError(problem)
 
-    def describe(self, point: EntryPoint, overrides: dict[str, Any], max_steps_cap: int | None
-                 ) -> tuple[Described, Any]:
+    def describe(
+        self, point: EntryPoint, overrides: dict[str, Any], max_steps_cap: int | None
+    ) -> tuple[Described, Any]:
         """A plugin's attack and its config, importing nothing of it here: a sandbox (given no
         observation) imports ``point`` and builds the config from ``overrides`` as
         :func:`benchmark.pipeline.config.attack_config` does; what it reports, checked as untrusted data (a
         class name, a JSON object of plain values), comes back as a :class:`Described` and a frozen
         dataclass of those values. An entry point that does not load is a :class:`PluginError`, as unisolated."""
         attack = Described(point.module, point.attr, point.name)
-        payload = {"attack": [point.module, point.attr], "threads": torch.get_num_threads(),
-                   "describe": {"name": point.name, "overrides": overrides, "max_steps_cap": max_steps_cap}}
+        payload = {
+            "attack": [point.module, point.attr],
+            "threads": torch.get_num_threads(),
+            "describe": {"name": point.name, "overrides": overrides, "max_steps_cap": max_steps_cap},
+        }
         what = f"description of attack '{point.name}'"
         with tempfile.TemporaryDirectory(prefix="leakbench-describe-") as folder:
             outcome = self._outcome(attack, Path(folder), payload, what, "", limit=DESCRIPTION_BYTES)
         outcome = outcome if isinstance(outcome, dict) else {}
-        if isinstance(error := outcome.get("error"), list) and len(error) == 3 and error[0] == "load" \
-                and all(isinstance(part, str) for part in error):
-            raise PluginError(f"attack '{point.name}' cannot be used: {load_failure(point, error[1], first_line(error[2]))}")
+        if (
+            isinstance(error := outcome.get("error"), list)
+            and len(error) == 3
+            and error[0] == "load"
+            and all(isinstance(part, str) for part in error)
+        ):
+            raise PluginError(
+                f"attack '{point.name}' cannot be used: {load_failure(point, error[1], first_line(error[2]))}"
+            )
         if error is not None:
             raise self._raised(attack, error, what, "")
         name, values = outcome.get("name"), outcome.get("config")
-        if not (_identifier(name) and isinstance(values, dict) and all(map(_identifier, values))
-                and all(map(_plain, values.values()))):
+        if not (
+            _identifier(name)
+            and isinstance(values, dict)
+            and all(map(_identifier, values))
+            and all(map(_plain, values.values()))
+        ):
             raise _returned(attack, "its description is not a class name and a config of plain values")
         return Described(point.module, point.attr, name), described_config(name, values)
 
-    def fit(self, attack_cls: type[Attack] | Described, observations: Sequence[Observation], config: Any,
-            seeds: Sequence[int], options: Any, step_offset: int) -> tuple[list[Reconstruction], int]:
+    def fit(
+        self,
+        attack_cls: type[Attack] | Described,
+        observations: Sequence[Observation],
+        config: Any,
+        seeds: Sequence[int],
+        options: Any,
+        step_offset: int,
+    ) -> tuple[list[Reconstruction], int]:
         """:func:`benchmark.pipeline.fit.fit` in a sandbox, in the checkpoint's folder (else a temporary one):
         its reconstructions, read back and checked, and its steps; what the fit raised, raised here."""
         where = f"{attack_cls.__module__}.{attack_cls.__qualname__}"
         if attack_cls.__module__ == "__main__" or "<locals>" in attack_cls.__qualname__:
-            raise SettingError(f"attack {where} cannot be imported by an isolated fit, which starts a new process: "
-                               f"define it at the top of a module of a package")
+            raise SettingError(
+                f"attack {where} cannot be imported by an isolated fit, which starts a new process: "
+                f"define it at the top of a module of a package"
+            )
         checkpoint = options.checkpoint.absolute() if options.checkpoint is not None else None
         folder = checkpoint.parent if checkpoint is not None else Path(tempfile.mkdtemp(prefix="leakbench-fit-"))
         folder.mkdir(parents=True, exist_ok=True)
         what = f"fit of {len(observations)} problem(s)"
         try:
             options = dataclasses.replace(options, checkpoint=checkpoint)
-            outcome = self._outcome(attack_cls, folder, _payload(attack_cls, observations, config, seeds, options,
-                                                                 step_offset), what, ", or lower --problems")
+            outcome = self._outcome(
+                attack_cls,
+                folder,
+                _payload(attack_cls, observations, config, seeds, options, step_offset),
+                what,
+                ", or lower --problems",
+            )
             if isinstance(outcome, dict) and "error" in outcome:
                 raise self._raised(attack_cls, outcome["error"], what, ", or lower --problems")
             return _reconstructions(attack_cls, outcome, observations)
@@ -158,8 +210,15 @@ class Isolation:
             if checkpoint is None:
                 shutil.rmtree(folder, ignore_errors=True)
 
-    def _outcome(self, attack_cls: type[Attack] | Described, folder: Path, payload: dict[str, Any], what: str,
-                 fix: str, limit: int | None = None) -> Any:
+    def _outcome(
+        self,
+        attack_cls: type[Attack] | Described,
+        folder: Path,
+        payload: dict[str, Any],
+        what: str,
+        fix: str,
+        limit: int | None = None,
+    ) -> Any:
         """What :func:`serve` left for ``payload`` in ``folder`` (at most ``limit`` bytes), in a sandbox that
         shows ``attack_cls``'s package; the sandbox's own problems (its time limit, its setup, an
         unreadable outcome) raised."""
@@ -167,15 +226,19 @@ class Isolation:
         try:
             process = _sandboxed(folder, sandbox_config(attack_cls.__module__, self), timeout=self.time_limit)
         except subprocess.TimeoutExpired:
-            raise SettingError(f"the isolated {what} ran past its time limit of {self.time_limit} s; raise "
-                               f"--time-limit{fix}") from None
+            raise SettingError(
+                f"the isolated {what} ran past its time limit of {self.time_limit} s; raise --time-limit{fix}"
+            ) from None
         if process.returncode == sandbox.SETUP_FAILED and (folder / sandbox.SETUP_ERROR).is_file():
             raise SettingError(f"--isolated could not make its sandbox: {_setup_error(folder)}")
         try:
             return _read_back(folder / OUTPUT, limit)
         except ValueError as err:
-            raise _returned(attack_cls, f"{err}; its process ended with status {process.returncode} (its limits: "
-                                        f"{self.memory_limit:g} GiB of memory, {self.time_limit} s)") from None
+            raise _returned(
+                attack_cls,
+                f"{err}; its process ended with status {process.returncode} (its limits: "
+                f"{self.memory_limit:g} GiB of memory, {self.time_limit} s)",
+            ) from None
 
     def _raised(self, attack_cls: type[Attack] | Described, error: Any, what: str, fix: str) -> Exception:
         """What to raise for an error the sandbox reported as [kind, type name, message] (in its ``what``)."""
@@ -189,41 +252,61 @@ class Isolation:
             cls = getattr(errors, name, None)
             return (cls if isinstance(cls, type) and issubclass(cls, LeakBenchError) else LeakBenchError)(message)
         if kind == "memory":
-            return SettingError(f"the isolated {what} ran out of its memory limit of {self.memory_limit:g} GiB "
-                                f"({first_line(message, 100)}); raise --memory-limit{fix}")
+            return SettingError(
+                f"the isolated {what} ran out of its memory limit of {self.memory_limit:g} GiB "
+                f"({first_line(message, 100)}); raise --memory-limit{fix}"
+            )
         return attack_error(attack_cls.__name__, name, first_line(message), CONTEXT)
 
 
 def described_config(name: str, values: dict[str, Any]) -> Any:
     """A frozen dataclass instance holding ``values`` (a described attack's config; it pickles, for
     the processes of a multi-process run, as this call)."""
+
     def reduce(config: Any) -> tuple[Any, ...]:
         return described_config, (name, _values(config))
 
-    return dataclasses.make_dataclass(f"{name}Config", list(values), frozen=True,
-                                      namespace={"__reduce__": reduce})(**values)
+    return dataclasses.make_dataclass(f"{name}Config", list(values), frozen=True, namespace={"__reduce__": reduce})(
+        **values
+    )
 
 
 def sandbox_config(module: str | None, isolation: Isolation, probe: bool = False) -> dict[str, Any]:
     """What the sandbox of an attack in ``module`` is made of (:mod:`benchmark.pipeline.sandbox`): the paths it
     shows read-only, those it covers, the Python path to leakbench and the attack, its limits, and the
     user it runs as (None: the one running leakbench, in a user namespace)."""
-    packages = [_locations(name) for name in dict.fromkeys(
-        ["benchmark", *([module.partition(".")[0]] if module is not None else [])])]
+    packages = [
+        _locations(name)
+        for name in dict.fromkeys(["benchmark", *([module.partition(".")[0]] if module is not None else [])])
+    ]
     python = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
-    readable = _outermost([path for path in (*SYSTEM, *python, *(p for paths in packages for p in paths))
-                           if os.path.lexists(path)])
+    readable = _outermost(
+        [path for path in (*SYSTEM, *python, *(p for paths in packages for p in paths)) if os.path.lexists(path)]
+    )
     on_path = {os.path.realpath(entry) for entry in sys.path if entry}
-    other = [str(path) for tree in readable if os.path.isdir(tree) and not os.path.islink(tree)
-             for pattern in OTHER_PACKAGES for path in Path(tree).glob(pattern) if os.path.realpath(path) not in on_path]
+    other = [
+        str(path)
+        for tree in readable
+        if os.path.isdir(tree) and not os.path.islink(tree)
+        for pattern in OTHER_PACKAGES
+        for path in Path(tree).glob(pattern)
+        if os.path.realpath(path) not in on_path
+    ]
     covered = [*(str(path) for _, source in DATASETS for path in source.package_files()), str(cache_dir()), *other]
-    hidden = [path for path in dict.fromkeys(covered)
-              if os.path.exists(path) and any(_inside(path, tree) for tree in readable)]
+    hidden = [
+        path
+        for path in dict.fromkeys(covered)
+        if os.path.exists(path) and any(_inside(path, tree) for tree in readable)
+    ]
     memory = int(isolation.memory_limit * 2**30)
-    return {"readable": readable, "hidden": hidden, "python_path": list(dict.fromkeys(
-                str(Path(path).parent) for paths in packages for path in paths)),
-            "limits": {"memory": memory, "file_size": memory, "cpu": isolation.time_limit * (os.cpu_count() or 1)},
-            "user": NOBODY if os.geteuid() == 0 else None, "probe": probe}
+    return {
+        "readable": readable,
+        "hidden": hidden,
+        "python_path": list(dict.fromkeys(str(Path(path).parent) for paths in packages for path in paths)),
+        "limits": {"memory": memory, "file_size": memory, "cpu": isolation.time_limit * (os.cpu_count() or 1)},
+        "user": NOBODY if os.geteuid() == 0 else None,
+        "probe": probe,
+    }
 
 
 def _locations(package: str) -> list[str]:
@@ -231,13 +314,20 @@ def _locations(package: str) -> list[str]:
     spec = find_spec(package)
     if spec is None:
         return []
-    return [str(path) for path in spec.submodule_search_locations or []] or ([str(spec.origin)] if spec.has_location else [])
+    return [str(path) for path in spec.submodule_search_locations or []] or (
+        [str(spec.origin)] if spec.has_location else []
+    )
 
 
 def _identifier(name: Any) -> bool:
     """Whether ``name`` can name a class or a dataclass field (at most 100 characters, no keyword, no dunder name)."""
-    return (isinstance(name, str) and name.isidentifier() and len(name) <= 100 and not keyword.iskeyword(name)
-            and not name.startswith("__"))
+    return (
+        isinstance(name, str)
+        and name.isidentifier()
+        and len(name) <= 100
+        and not keyword.iskeyword(name)
+        and not name.startswith("__")
+    )
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
@@ -271,7 +361,9 @@ def _flags() -> list[str]:
     return [*user, "--mount", "--net", "--pid", "--ipc", "--fork", "--kill-child"]
 
 
-def _sandboxed(folder: Path, config: dict[str, Any], timeout: float, capture: bool = False) -> subprocess.CompletedProcess:
+def _sandboxed(
+    folder: Path, config: dict[str, Any], timeout: float, capture: bool = False
+) -> subprocess.CompletedProcess:
     """Run :mod:`benchmark.pipeline.sandbox` on ``folder`` as ``config`` says; its output goes to standard error
     (captured, with ``capture``)."""
     root = tempfile.mkdtemp(prefix="leakbench-root-")  # stays empty here: the mounts are the sandbox's own
@@ -279,15 +371,38 @@ def _sandboxed(folder: Path, config: dict[str, Any], timeout: float, capture: bo
         write_atomic(folder / CONFIG, json.dumps({**config, "root": root, "writable": str(folder)}))
         if config["user"] is not None:
             os.chown(folder, config["user"], config["user"])
-        kept = {name: value for name, value in os.environ.items()  # the numerical libraries' settings, no others
-                if name.startswith(("OMP_", "MKL_", "KMP_", "OPENBLAS_")) or name in ("LANG", "LC_ALL", "TZ")}
-        environment = {**kept, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(folder), "TMPDIR": str(folder),
-                       "CUDA_VISIBLE_DEVICES": ""}
-        command = [str(shutil.which("unshare")), *_flags(), "--", sys.executable, "-I", "-B", sandbox.__file__,
-                   str(folder / CONFIG)]
-        return subprocess.run(command, env=environment, cwd=folder, stdin=subprocess.DEVNULL, timeout=timeout,
-                              stdout=subprocess.PIPE if capture else 2, stderr=subprocess.PIPE if capture else None,
-                              text=True)
+        kept = {
+            name: value
+            for name, value in os.environ.items()  # the numerical libraries' settings, no others
+            if name.startswith(("OMP_", "MKL_", "KMP_", "OPENBLAS_")) or name in ("LANG", "LC_ALL", "TZ")
+        }
+        environment = {
+            **kept,
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(folder),
+            "TMPDIR": str(folder),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+        command = [
+            str(shutil.which("unshare")),
+            *_flags(),
+            "--",
+            sys.executable,
+            "-I",
+            "-B",
+            sandbox.__file__,
+            str(folder / CONFIG),
+        ]
+        return subprocess.run(
+            command,
+            env=environment,
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            stdout=subprocess.PIPE if capture else 2,
+            stderr=subprocess.PIPE if capture else None,
+            text=True,
+        )
     finally:
         (folder / CONFIG).unlink(missing_ok=True)
         os.rmdir(root)
@@ -297,12 +412,16 @@ def _sandboxed(folder: Path, config: dict[str, Any], timeout: float, capture: bo
 def _probe() -> str | None:
     """Why no sandbox can be made here (one line: the problem and the fix), or None: a trial sandbox."""
     if shutil.which("unshare") is None:
-        return ("--isolated needs util-linux's unshare command, which is not on PATH; install util-linux "
-                "(apt-get install util-linux), or run without --isolated only an attack whose code you have read")
-    fix = ("run leakbench as root on a machine (or in a container started with --privileged) that allows new "
-           "namespaces" if os.geteuid() == 0 else
-           "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and, on Ubuntu, "
-           "kernel.apparmor_restrict_unprivileged_userns=0), or run leakbench as root")
+        return (
+            "--isolated needs util-linux's unshare command, which is not on PATH; install util-linux "
+            "(apt-get install util-linux), or run without --isolated only an attack whose code you have read"
+        )
+    fix = (
+        "run leakbench as root on a machine (or in a container started with --privileged) that allows new namespaces"
+        if os.geteuid() == 0
+        else "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and, on Ubuntu, "
+        "kernel.apparmor_restrict_unprivileged_userns=0), or run leakbench as root"
+    )
     with tempfile.TemporaryDirectory(prefix="leakbench-probe-") as folder:
         try:
             process = _sandboxed(Path(folder), sandbox_config(None, Isolation(), probe=True), timeout=120, capture=True)
@@ -321,16 +440,31 @@ def _setup_error(folder: Path) -> str:
     return first_line(_regular_bytes(folder / sandbox.SETUP_ERROR).decode(errors="replace"), 160)
 
 
-def _payload(attack_cls: type[Attack], observations: Sequence[Observation], config: Any, seeds: Sequence[int],
-             options: Any, step_offset: int) -> dict[str, Any]:
+def _payload(
+    attack_cls: type[Attack],
+    observations: Sequence[Observation],
+    config: Any,
+    seeds: Sequence[int],
+    options: Any,
+    step_offset: int,
+) -> dict[str, Any]:
     """The input of an isolated fit: tensors and plain values only (each distinct observation once)."""
     distinct = list({id(o): o for o in observations}.values())
     position = {id(o): k for k, o in enumerate(distinct)}
-    return {"attack": [attack_cls.__module__, attack_cls.__qualname__], "config": _values(config),
-            "seeds": [int(seed) for seed in seeds], "observations": [observation_record(o) for o in distinct],
-            "problems": [position[id(o)] for o in observations], "threads": torch.get_num_threads(),
-            "fit": {"progress": options.progress, "checkpoint_every": options.checkpoint_every, "step_offset": step_offset,
-                    "checkpoint": None if options.checkpoint is None else str(options.checkpoint)}}
+    return {
+        "attack": [attack_cls.__module__, attack_cls.__qualname__],
+        "config": _values(config),
+        "seeds": [int(seed) for seed in seeds],
+        "observations": [observation_record(o) for o in distinct],
+        "problems": [position[id(o)] for o in observations],
+        "threads": torch.get_num_threads(),
+        "fit": {
+            "progress": options.progress,
+            "checkpoint_every": options.checkpoint_every,
+            "step_offset": step_offset,
+            "checkpoint": None if options.checkpoint is None else str(options.checkpoint),
+        },
+    }
 
 
 def _values(config: Any) -> dict[str, Any]:
@@ -367,17 +501,21 @@ def _read_back(path: Path, limit: int | None = None) -> Any:
     try:
         return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged file or a pickle of anything else: refused, whatever torch raises
-        raise ValueError(f"{path.name} is not tensors and plain values ({type(err).__name__}: "
-                         f"{first_line(err, 100)})") from None
+        raise ValueError(
+            f"{path.name} is not tensors and plain values ({type(err).__name__}: {first_line(err, 100)})"
+        ) from None
 
 
 def _returned(attack_cls: type[Attack], problem: str) -> AttackError:
-    return AttackError(f"attack {attack_cls.__name__} ran --isolated and its outcome cannot be used: {problem}; this is "
-                       f"not a result, so no target row was written: fix the attack")
+    return AttackError(
+        f"attack {attack_cls.__name__} ran --isolated and its outcome cannot be used: {problem}; this is "
+        f"not a result, so no target row was written: fix the attack"
+    )
 
 
-def _reconstructions(attack_cls: type[Attack], outcome: Any, observations: Sequence[Observation]
-                     ) -> tuple[list[Reconstruction], int]:
+def _reconstructions(
+    attack_cls: type[Attack], outcome: Any, observations: Sequence[Observation]
+) -> tuple[list[Reconstruction], int]:
     """The reconstructions and steps of an isolated fit's outcome, each checked against its problem."""
     items = outcome.get("reconstructions") if isinstance(outcome, dict) else None
     if not isinstance(items, list) or len(items) != len(observations) or not isinstance(outcome.get("steps"), int):
@@ -406,12 +544,19 @@ def observation_record(observation: Observation) -> dict[str, Any]:
     ``weights_only=True`` (no object that runs code crosses): the model as its registered architecture,
     mode and state."""
     o = observation
-    return {"model": MODELS.name_of(type(o.model)), "training": o.model.training,
-            "state": o.model.state_dict(), "update": list(o.update), "fl": o.fl.model_dump(mode="json"),
-            "batch_size": o.batch_size, "input_shape": list(o.input_shape), "num_classes": o.num_classes,
-            "normalization": None if o.normalization is None else o.normalization.model_dump(mode="json"),
-            "labels": o.labels,
-            "bn_statistics": None if o.bn_statistics is None else [list(layer) for layer in o.bn_statistics]}
+    return {
+        "model": MODELS.name_of(type(o.model)),
+        "training": o.model.training,
+        "state": o.model.state_dict(),
+        "update": list(o.update),
+        "fl": o.fl.model_dump(mode="json"),
+        "batch_size": o.batch_size,
+        "input_shape": list(o.input_shape),
+        "num_classes": o.num_classes,
+        "normalization": None if o.normalization is None else o.normalization.model_dump(mode="json"),
+        "labels": o.labels,
+        "bn_statistics": None if o.bn_statistics is None else [list(layer) for layer in o.bn_statistics],
+    }
 
 
 def observation_from_record(record: dict[str, Any]) -> Observation:
@@ -420,10 +565,16 @@ def observation_from_record(record: dict[str, Any]) -> Observation:
     model = MODELS.get(record["model"])(channels, size, record["num_classes"])
     model.load_state_dict(record["state"])
     statistics = record["bn_statistics"]
-    return Observation(model=model.train(record["training"]), update=tuple(record["update"]),
-                       fl=FLSpec.model_validate(record["fl"]), batch_size=record["batch_size"], input_shape=shape,
-                       num_classes=record["num_classes"],
-                       normalization=None if record["normalization"] is None else Normalization.model_validate(
-                           record["normalization"]),
-                       labels=record["labels"],
-                       bn_statistics=None if statistics is None else tuple(tuple(layer) for layer in statistics))
+    return Observation(
+        model=model.train(record["training"]),
+        update=tuple(record["update"]),
+        fl=FLSpec.model_validate(record["fl"]),
+        batch_size=record["batch_size"],
+        input_shape=shape,
+        num_classes=record["num_classes"],
+        normalization=None
+        if record["normalization"] is None
+        else Normalization.model_validate(record["normalization"]),
+        labels=record["labels"],
+        bn_statistics=None if statistics is None else tuple(tuple(layer) for layer in statistics),
+    )

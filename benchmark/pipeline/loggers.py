@@ -107,8 +107,11 @@ _IMAGE_WRITERS: dict[type[Logger], Callable[[Any, str, Tensor, int], None]] = {
 
 def log_images(logger: Logger | None, key: str, images: Tensor, step: int) -> None:
     """Show images (N, C, H, W) in [0, 1] as one grid at ``step``, where the logger shows images."""
-    writer = None if logger is None else next(
-        (_IMAGE_WRITERS[cls] for cls in type(logger).__mro__ if cls in _IMAGE_WRITERS), None)
+    writer = (
+        None
+        if logger is None
+        else next((_IMAGE_WRITERS[cls] for cls in type(logger).__mro__ if cls in _IMAGE_WRITERS), None)
+    )
     if writer is not None:
         writer(logger, key, images.detach().float().cpu(), step)
 

@@ -13,8 +13,9 @@ from benchmark.pipeline.result import Result
 from benchmark.pipeline.store import finish, keep
 
 
-def run_targets(plan: RunPlan, rank: int = 0, world: int = 1, barrier: Callable[[], None] | None = None,
-                device: int | list[int] = 1) -> Result:
+def run_targets(
+    plan: RunPlan, rank: int = 0, world: int = 1, barrier: Callable[[], None] | None = None, device: int | list[int] = 1
+) -> Result:
     """Attack the pending targets dealt to process ``rank`` of ``world``, then (process 0) write the results."""
     run = open_run(plan, rank, world, device)
     for group in run.groups:

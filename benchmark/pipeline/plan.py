@@ -84,18 +84,30 @@ class RunPlan:
         """The fits still to run: each block of G targets below ``extent`` that holds an unfinished
         target of the first ``count``, as its unfinished targets."""
         blocks = [range(first, min(first + self.per_fit, self.reach)) for first in range(0, self.count, self.per_fit)]
-        return [[t for t in block if t not in finished] for block in blocks
-                if any(t not in finished for t in block if t < self.count)]
+        return [
+            [t for t in block if t not in finished]
+            for block in blocks
+            if any(t not in finished for t in block if t < self.count)
+        ]
 
     @property
     def definition(self) -> dict[str, Any]:
         defense = {} if self.spec.defense is None else {"defense": self.spec.defense.model_dump(mode="json")}
         # the face encoder scores every target: a resumed run must not change it
         reid = {"reid_backend": resolve_backend(self.evaluation.reid_backend)} if "reid" in self.spec.metrics else {}
-        return {"task": self.spec.name, "task_version": self.spec.version, "spec_hash": spec_hash(self.spec),
-                "attack": self.attack, "attack_config": dataclasses.asdict(self.config),
-                "attack_code": attack_code(code_module(self.attack)), "seed": self.seed,
-                "restarts": self.tries, "targets_per_fit": self.per_fit, **defense, **reid}
+        return {
+            "task": self.spec.name,
+            "task_version": self.spec.version,
+            "spec_hash": spec_hash(self.spec),
+            "attack": self.attack,
+            "attack_config": dataclasses.asdict(self.config),
+            "attack_code": attack_code(code_module(self.attack)),
+            "seed": self.seed,
+            "restarts": self.tries,
+            "targets_per_fit": self.per_fit,
+            **defense,
+            **reid,
+        }
 
     def nothing_pending(self) -> bool:
         """Whether the run folder already holds every target, none of them failed where failed ones are
@@ -103,5 +115,6 @@ class RunPlan:
         if self.out is None or self.fresh or not (self.out / "run.json").exists():
             return False
         finished = RunStore(self.out, self.definition).finished()
-        return not self.groups({target for target, (row, _) in finished.items()
-                                if not (self.retry_failed and row.failed is not None)})
+        return not self.groups(
+            {target for target, (row, _) in finished.items() if not (self.retry_failed and row.failed is not None)}
+        )

@@ -71,8 +71,11 @@ def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[in
     """The run folder (checked, or resumed), the targets' images, the evaluator and the logger of process
     ``rank`` of ``world``, and its share of the pending groups."""
     spec, definition, out = plan.spec, plan.definition, plan.out
-    store = RunStore(out, definition, fresh=plan.fresh, retry_failed=plan.retry_failed,
-                     rank=rank if world > 1 else None) if out else None
+    store = (
+        RunStore(out, definition, fresh=plan.fresh, retry_failed=plan.retry_failed, rank=rank if world > 1 else None)
+        if out
+        else None
+    )
     source = load_source(spec.data, spec.targets)
     samples = load_samples(source, [i for t in range(plan.reach) for i in spec.target_indices(t)])
     finished = store.finished((spec.fl.batch_size, *samples.images.shape[1:])) if store is not None else {}
@@ -80,23 +83,58 @@ def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[in
     writer = rank == 0
     logger = make_logger(plan.logger, out, f"{spec.name}/{plan.attack}") if plan.logger and out and writer else None
     defense = {} if spec.defense is None else {"defense": defense_record(spec.defense)}
-    result = Result(task=spec.name, task_version=spec.version, spec_hash=definition["spec_hash"], attack=plan.attack,
-                    config={"attack": definition["attack_config"], "attack_code": definition["attack_code"],
-                            "seed": plan.seed, "targets": plan.count, "restarts": plan.tries, **defense},
-                    data_origin=samples.origin, environment=environment(plan.accelerator, world))
+    result = Result(
+        task=spec.name,
+        task_version=spec.version,
+        spec_hash=definition["spec_hash"],
+        attack=plan.attack,
+        config={
+            "attack": definition["attack_config"],
+            "attack_code": definition["attack_code"],
+            "seed": plan.seed,
+            "targets": plan.count,
+            "restarts": plan.tries,
+            **defense,
+        },
+        data_origin=samples.origin,
+        environment=environment(plan.accelerator, world),
+    )
     log_config(logger, {**definition, "targets": plan.count, "environment": result.environment})
-    options = FitOptions(accelerator=plan.accelerator, devices=device, logger=logger, progress=plan.progress and writer,
-                         images_every=plan.images_every, isolation=plan.isolation)
+    options = FitOptions(
+        accelerator=plan.accelerator,
+        devices=device,
+        logger=logger,
+        progress=plan.progress and writer,
+        images_every=plan.images_every,
+        isolation=plan.isolation,
+    )
     if writer and (resumed := sum(target in finished for target in range(plan.count))):
         log.info("resuming %s: %d of %d targets already finished", out, resumed, plan.count)
     groups = plan.groups(set(finished))
     if writer and 0 < len(groups) < world:  # the groups are the run's, whatever the processes: some idle
-        log.warning("%d group(s) of at most %d targets to share among %d processes, so %d of them have nothing to "
-                    "do: give --problems %d (or fewer) to solve fewer targets per fit", len(groups), plan.per_fit,
-                    world, world - len(groups), max(1, plan.tries * (sum(map(len, groups)) // world)))
-    return OpenRun(plan=plan, attack_cls=plan.attack_cls or ATTACKS.get(plan.attack), store=store, source=source,
-                   samples=samples, finished=finished, evaluator=evaluator, logger=logger, result=result,
-                   options=options, groups=groups[rank::world], writer=writer)
+        log.warning(
+            "%d group(s) of at most %d targets to share among %d processes, so %d of them have nothing to "
+            "do: give --problems %d (or fewer) to solve fewer targets per fit",
+            len(groups),
+            plan.per_fit,
+            world,
+            world - len(groups),
+            max(1, plan.tries * (sum(map(len, groups)) // world)),
+        )
+    return OpenRun(
+        plan=plan,
+        attack_cls=plan.attack_cls or ATTACKS.get(plan.attack),
+        store=store,
+        source=source,
+        samples=samples,
+        finished=finished,
+        evaluator=evaluator,
+        logger=logger,
+        result=result,
+        options=options,
+        groups=groups[rank::world],
+        writer=writer,
+    )
 
 
 def prepare_targets(run: OpenRun, group: list[int]) -> list[Target]:
@@ -122,5 +160,3 @@ def data_available(spec: TaskSpec) -> bool:
         return True
     except LeakBenchError:
         return False
-
-

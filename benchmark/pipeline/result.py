@@ -67,10 +67,16 @@ def _wholes(value: Any) -> bool:
 
 
 _ROW_FIELDS: dict[str, Callable[[Any], bool]] = {
-    "target": lambda v: _whole(v) and v >= 0, "indices": _wholes, "labels": _wholes, "recovered_labels": _wholes,
+    "target": lambda v: _whole(v) and v >= 0,
+    "indices": _wholes,
+    "labels": _wholes,
+    "recovered_labels": _wholes,
     "metrics": lambda v: isinstance(v, dict) and all(isinstance(m, list) and all(map(_number, m)) for m in v.values()),
-    "loss": _number, "tries": lambda v: _whole(v) and v >= 0, "seconds": lambda v: _number(v) and v is not None and v >= 0,
-    "details": lambda v: isinstance(v, dict), "failed": lambda v: v is None or isinstance(v, str),
+    "loss": _number,
+    "tries": lambda v: _whole(v) and v >= 0,
+    "seconds": lambda v: _number(v) and v is not None and v >= 0,
+    "details": lambda v: isinstance(v, dict),
+    "failed": lambda v: v is None or isinstance(v, str),
     "group": lambda v: v is None or _wholes(v),
 }
 
@@ -103,30 +109,48 @@ class Result:
                 summary[name] = _mean([v for t in measured for v in t.metrics[name]])
             else:  # no mean of a subset passed off as the run's
                 summary[name] = None
-                summary["unavailable"] = {**summary.get("unavailable", {}), name: (
-                    f"measured on {len(measured)} of {len(done)} targets (it became available or unavailable "
-                    f"between sessions of a resumed run); re-run with --fresh to measure every target")}
+                summary["unavailable"] = {
+                    **summary.get("unavailable", {}),
+                    name: (
+                        f"measured on {len(measured)} of {len(done)} targets (it became available or unavailable "
+                        f"between sessions of a resumed run); re-run with --fresh to measure every target"
+                    ),
+                }
         for name in SUMMARY_METRICS:
             summary.setdefault(name, None)
         if failed := [t for t in self.targets if t.failed is not None]:
-            summary["failures"] = {reason: [t.target for t in failed if t.failed == reason]
-                                   for reason in dict.fromkeys(t.failed for t in failed)}
+            summary["failures"] = {
+                reason: [t.target for t in failed if t.failed == reason]
+                for reason in dict.fromkeys(t.failed for t in failed)
+            }
         seconds = sum(t.seconds for t in self.targets)
-        summary.update(targets=len(self.targets), failed=len(self.targets) - len(done), seconds=seconds,
-                       seconds_per_target=seconds / len(self.targets) if self.targets else None)
+        summary.update(
+            targets=len(self.targets),
+            failed=len(self.targets) - len(done),
+            seconds=seconds,
+            seconds_per_target=seconds / len(self.targets) if self.targets else None,
+        )
         return summary
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "task": self.task, "task_version": self.task_version, "spec_hash": self.spec_hash,
-            "attack": self.attack, "config": self.config, "data_origin": self.data_origin,
-            "environment": self.environment, "summary": self.summary,
-            "metric_definitions": self.metric_definitions, "targets": [t.row() for t in self.targets],
+            "task": self.task,
+            "task_version": self.task_version,
+            "spec_hash": self.spec_hash,
+            "attack": self.attack,
+            "config": self.config,
+            "data_origin": self.data_origin,
+            "environment": self.environment,
+            "summary": self.summary,
+            "metric_definitions": self.metric_definitions,
+            "targets": [t.row() for t in self.targets],
         }
 
     def write(self, folder: Path) -> Path:
         """Write ``folder/results.json`` atomically (temporary file, fsync, rename)."""
-        return write_atomic(Path(folder) / "results.json", json.dumps(finite_or_null(self.to_dict()), indent=2, allow_nan=False))
+        return write_atomic(
+            Path(folder) / "results.json", json.dumps(finite_or_null(self.to_dict()), indent=2, allow_nan=False)
+        )
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -144,8 +168,9 @@ def finite_or_null(value: Any) -> Any:
     return value
 
 
-def in_matched_order(truth: Tensor, reconstructions: Tensor, recovered_labels: Sequence[Sequence[int]]
-                     ) -> tuple[Tensor, list[int | None]]:
+def in_matched_order(
+    truth: Tensor, reconstructions: Tensor, recovered_labels: Sequence[Sequence[int]]
+) -> tuple[Tensor, list[int | None]]:
     """Each target's reconstructions and recovered labels reordered so that column i is the one matched
     to ground-truth image i, as the metrics pair them (:func:`~benchmark.metrics.matching.match` on
     [0, 1] images); for display only, the inputs are left as they are.
@@ -172,8 +197,9 @@ def in_matched_order(truth: Tensor, reconstructions: Tensor, recovered_labels: S
     return reconstructions[order], labels
 
 
-def save_comparison(truth: Tensor, reconstructions: Tensor, path: Path, scale: int = 2,
-                    labels: Sequence[int | None] | None = None) -> Path:
+def save_comparison(
+    truth: Tensor, reconstructions: Tensor, path: Path, scale: int = 2, labels: Sequence[int | None] | None = None
+) -> Path:
     """PNG with ground truth (top row) over reconstructions (bottom row), images (N, C, H, W) in [0, 1],
     column i pairing truth[i] with reconstructions[i]; with ``labels``, a row of text under the
     reconstructions gives each one's (None: no text)."""

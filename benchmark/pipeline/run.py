@@ -92,14 +92,24 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
     :class:`~benchmark.core.errors.SettingError` and writes nothing.
     """
     o = dataclasses.replace(options or RunOptions(), **fields)
-    for name in ("targets", "max_steps", "restarts", "problems", "max_steps_cap", "images_every", "devices",
-                 "num_nodes", "extent"):
+    for name in (
+        "targets",
+        "max_steps",
+        "restarts",
+        "problems",
+        "max_steps_cap",
+        "images_every",
+        "devices",
+        "num_nodes",
+        "extent",
+    ):
         if (value := getattr(o, name)) is not None:
             at_least(name, value, 1)
     at_least("seed", o.seed, 0)
     if o.fresh and o.retry_failed:
-        raise SettingError("--fresh discards every row of the run folder and --retry-failed keeps the finished "
-                           "ones: give one of them")
+        raise SettingError(
+            "--fresh discards every row of the run folder and --retry-failed keeps the finished ones: give one of them"
+        )
     check_accelerator(o.accelerator, o.devices, o.num_nodes)
     if o.isolation is not None:
         o.isolation.check(o.accelerator)
@@ -119,13 +129,28 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
     else:
         config = attack_config(found or ATTACKS.get(attack), overrides, o.max_steps_cap)
     count = o.targets if o.targets is not None else spec.targets.count
-    plan = RunPlan(spec=spec, attack=attack, config=config, count=count, extent=max(count, o.extent or count),
-                   tries=o.restarts if o.restarts is not None else spec.budget.restarts, seed=o.seed,
-                   out=Path(o.out) if o.out is not None else None, logger=o.logger, accelerator=o.accelerator,
-                   progress=o.progress, fresh=o.fresh, problems=o.problems, images_every=o.images_every,
-                   evaluation=EvaluationSettings(lpips_weights=Path(o.lpips_weights) if o.lpips_weights else None,
-                                                 reid_backend=o.reid), retry_failed=o.retry_failed,
-                   isolation=o.isolation, attack_cls=found)
+    plan = RunPlan(
+        spec=spec,
+        attack=attack,
+        config=config,
+        count=count,
+        extent=max(count, o.extent or count),
+        tries=o.restarts if o.restarts is not None else spec.budget.restarts,
+        seed=o.seed,
+        out=Path(o.out) if o.out is not None else None,
+        logger=o.logger,
+        accelerator=o.accelerator,
+        progress=o.progress,
+        fresh=o.fresh,
+        problems=o.problems,
+        images_every=o.images_every,
+        evaluation=EvaluationSettings(
+            lpips_weights=Path(o.lpips_weights) if o.lpips_weights else None, reid_backend=o.reid
+        ),
+        retry_failed=o.retry_failed,
+        isolation=o.isolation,
+        attack_cls=found,
+    )
     if (o.devices * o.num_nodes == 1 and not launched_externally()) or plan.nothing_pending():
         return run_targets(plan)
     return run_distributed(plan, o.devices, o.num_nodes)

@@ -38,8 +38,15 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-_KEPT_OPTIONS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024, "nodiratime": 2048,
-                 "relatime": 1 << 21, "strictatime": 1 << 24}  # a bind's flags a user namespace must keep
+_KEPT_OPTIONS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": 1024,
+    "nodiratime": 2048,
+    "relatime": 1 << 21,
+    "strictatime": 1 << 24,
+}  # a bind's flags a user namespace must keep
 CLONE_NEWNS, CLONE_NEWUSER = 0x20000, 0x10000000
 PR_SET_NO_NEW_PRIVS, MNT_DETACH = 38, 2
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}  # syscall numbers
@@ -55,8 +62,10 @@ def _check(result: int, what: str) -> None:
 
 def _mount(source: str | None, target: str, kind: str | None, flags: int, data: str | None = None) -> None:
     encode = lambda text: None if text is None else os.fsencode(text)  # noqa: E731
-    _check(_libc.mount(encode(source), encode(target), encode(kind), ctypes.c_ulong(flags), encode(data)),
-           f"mounting {source or kind or target} on {target}")
+    _check(
+        _libc.mount(encode(source), encode(target), encode(kind), ctypes.c_ulong(flags), encode(data)),
+        f"mounting {source or kind or target} on {target}",
+    )
 
 
 def _mounts_under(target: str) -> list[tuple[str, int]]:
@@ -116,8 +125,12 @@ def _pivot(root: str) -> None:
 
 
 def _limit(limits: dict[str, int]) -> None:
-    for name, value in (("RLIMIT_DATA", limits["memory"]), ("RLIMIT_FSIZE", limits["file_size"]),
-                        ("RLIMIT_CORE", 0), ("RLIMIT_CPU", limits["cpu"])):
+    for name, value in (
+        ("RLIMIT_DATA", limits["memory"]),
+        ("RLIMIT_FSIZE", limits["file_size"]),
+        ("RLIMIT_CORE", 0),
+        ("RLIMIT_CPU", limits["cpu"]),
+    ):
         resource.setrlimit(getattr(resource, name), (value, value + 5 if name == "RLIMIT_CPU" else value))
 
 

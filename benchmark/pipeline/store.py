@@ -28,8 +28,13 @@ def keep(run: OpenRun, done: list[tuple[TargetResult, Tensor | None]]) -> None:
     count = run.plan.count
     for row, images in done:
         run.finished[row.target] = (row, images)
-        log.info("target %d (%d of %d finished): %s", row.target, sum(t in run.finished for t in range(count)), count,
-                 row.failed or f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}")
+        log.info(
+            "target %d (%d of %d finished): %s",
+            row.target,
+            sum(t in run.finished for t in range(count)),
+            count,
+            row.failed or f"psnr {row.row().get('psnr') or float('nan'):.2f} dB, labels {row.recovered_labels}",
+        )
 
 
 def finish(run: OpenRun, barrier: Callable[[], None] | None = None) -> Result:
@@ -38,16 +43,28 @@ def finish(run: OpenRun, barrier: Callable[[], None] | None = None) -> Result:
     if barrier is not None:  # every process's targets are stored: read them all back
         barrier()
         run.finished = run.store.finished(run.shape)
-    shown = collect(run.result, [run.finished[target] for target in range(run.plan.count)], run.evaluator,
-                    run.samples.images, run.plan.spec.fl.batch_size, run.plan.out if run.writer else None)
+    shown = collect(
+        run.result,
+        [run.finished[target] for target in range(run.plan.count)],
+        run.evaluator,
+        run.samples.images,
+        run.plan.spec.fl.batch_size,
+        run.plan.out if run.writer else None,
+    )
     log_result(run.logger, run.result, run.samples.images, shown)
     if run.logger is not None:
         run.logger.finalize("success")
     return run.result
 
 
-def collect(result: Result, finished: list[tuple[TargetResult, Tensor | None]], evaluator: Evaluator,
-            truth: Tensor, batch: int, out: Path | None) -> Tensor:
+def collect(
+    result: Result,
+    finished: list[tuple[TargetResult, Tensor | None]],
+    evaluator: Evaluator,
+    truth: Tensor,
+    batch: int,
+    out: Path | None,
+) -> Tensor:
     """Put the rows of targets 0..N-1 into ``result`` with the evaluation's facts and each metric's
     definition; with ``out``, write ``results.json`` and ``reconstructions.png`` there. Returns the
     reconstructions (N·B, C, H, W) in matched order, grey for failed targets."""

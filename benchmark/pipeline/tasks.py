@@ -20,10 +20,15 @@ from benchmark.protocol.spec import TaskSpec
 def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
     """Validate a resolved spec mapping; every error names the file and the key."""
     spec = validate_task(content, source)
-    for key, registry, value in [("data.dataset", DATASETS, spec.data.dataset), ("victim.model", MODELS, spec.victim.model)]:
+    for key, registry, value in [
+        ("data.dataset", DATASETS, spec.data.dataset),
+        ("victim.model", MODELS, spec.victim.model),
+    ]:
         if value not in registry:
-            raise SpecError(f"{source}: key '{key}': unknown {registry.kind} '{value}'"
-                            f"{did_you_mean(value, registry.names())}; known: {', '.join(registry.names())}")
+            raise SpecError(
+                f"{source}: key '{key}': unknown {registry.kind} '{value}'"
+                f"{did_you_mean(value, registry.names())}; known: {', '.join(registry.names())}"
+            )
     for name in spec.budget.options:
         try:
             ATTACKS.locate(name)  # a plugin's name is found without loading the plugin
@@ -36,8 +41,10 @@ def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
             raise SpecError(f"{source}: key 'defense': {err}") from None
     for metric in spec.metrics:
         if metric not in METRICS:
-            raise SpecError(f"{source}: key 'metrics': unknown metric '{metric}'"
-                            f"{did_you_mean(metric, METRICS.names())}; known: {', '.join(METRICS.names())}")
+            raise SpecError(
+                f"{source}: key 'metrics': unknown metric '{metric}'"
+                f"{did_you_mean(metric, METRICS.names())}; known: {', '.join(METRICS.names())}"
+            )
     check_consistency(spec, source)
     return spec
 

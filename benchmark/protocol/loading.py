@@ -108,9 +108,11 @@ def validate_task(content: dict[str, Any], source: str) -> TaskSpec:
 def check_consistency(spec: TaskSpec, source: str) -> None:
     """The settings of one spec that exclude each other, as the error that names the key."""
     if spec.threat.bn_statistics == "batch" and (spec.victim.mode != "train" or spec.fl.protocol != "fedsgd"):
-        raise SpecError(f"{source}: key 'threat.bn_statistics': 'batch' reads the batch statistics off the BatchNorm "
-                        f"buffers one FedSGD step in train mode leaves; set victim.mode: train and fl.protocol: "
-                        f"fedsgd, or use 'known'")
+        raise SpecError(
+            f"{source}: key 'threat.bn_statistics': 'batch' reads the batch statistics off the BatchNorm "
+            f"buffers one FedSGD step in train mode leaves; set victim.mode: train and fl.protocol: "
+            f"fedsgd, or use 'known'"
+        )
 
 
 def read_task(name_or_path: str | Path) -> tuple[dict[str, Any], Path]:
@@ -143,7 +145,9 @@ def recorded_versions() -> dict[str, dict[str, str]]:
     """The shipped specs' hashes by name and version (``tasks/versions.json``): a spec whose content
     changes must change its version, so a (name, version) always names one protocol."""
     path = task_dirs()[-1] / VERSIONS_FILE
-    return read_json(path, "the record of spec versions", "restore tasks/versions.json from git") if path.is_file() else {}
+    return (
+        read_json(path, "the record of spec versions", "restore tasks/versions.json from git") if path.is_file() else {}
+    )
 
 
 def record_version(spec: TaskSpec) -> Path:
@@ -152,8 +156,10 @@ def record_version(spec: TaskSpec) -> Path:
     versions = recorded_versions()
     recorded, digest = versions.setdefault(spec.name, {}), spec_hash(spec)
     if recorded.get(str(spec.version), digest) != digest:
-        raise SpecError(f"task '{spec.name}' version {spec.version} was recorded with other content: bump its "
-                        f"version (and say what changed in tasks/README.md), then record it")
+        raise SpecError(
+            f"task '{spec.name}' version {spec.version} was recorded with other content: bump its "
+            f"version (and say what changed in tasks/README.md), then record it"
+        )
     recorded[str(spec.version)] = digest
     return write_atomic(task_dirs()[-1] / VERSIONS_FILE, json.dumps(versions, indent=1, sort_keys=True) + "\n")
 

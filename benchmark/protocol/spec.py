@@ -25,7 +25,9 @@ class Normalization(_Strict):
     std: tuple[float, ...]
 
     def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        return tuple(torch.tensor(v, dtype=like.dtype, device=like.device)[:, None, None] for v in (self.mean, self.std))
+        return tuple(
+            torch.tensor(v, dtype=like.dtype, device=like.device)[:, None, None] for v in (self.mean, self.std)
+        )
 
     def apply(self, images: Tensor) -> Tensor:
         """[0, 1] images (N, C, H, W) → model inputs."""
@@ -74,7 +76,8 @@ class TargetsSpec(_Strict):
     start: int = Field(0, ge=0)
     count: int = Field(20, ge=1)
     select: Literal["consecutive", "per_identity"] = Field(
-        "consecutive", description="consecutive dataset indices, or one image per person with >= 2 images")
+        "consecutive", description="consecutive dataset indices, or one image per person with >= 2 images"
+    )
 
 
 class VictimSpec(_Strict):
@@ -83,10 +86,14 @@ class VictimSpec(_Strict):
     init_scale: float = Field(0.5, gt=0)
     seed: int = Field(0, description="victim init seed")
     reinit: Literal["per_target", "once"] = Field(
-        "per_target", description="per_target: a fresh model for target t from seed + t; once: one model for all")
+        "per_target", description="per_target: a fresh model for target t from seed + t; once: one model for all"
+    )
     mode: Literal["train", "eval"] = "train"
-    state: str = Field("untrained", pattern=r"^(untrained|trained@[1-9][0-9]*)$",
-                       description="untrained, or trained@E: the weights `leakbench victim train --epochs E` stores")
+    state: str = Field(
+        "untrained",
+        pattern=r"^(untrained|trained@[1-9][0-9]*)$",
+        description="untrained, or trained@E: the weights `leakbench victim train --epochs E` stores",
+    )
 
     @property
     def trained_epochs(self) -> int | None:
@@ -114,7 +121,8 @@ class ThreatSpec(_Strict):
 
     labels: Literal["known", "unknown"] = Field("unknown", description="whether the server sees the labels")
     bn_statistics: Literal["none", "batch", "known"] = Field(
-        "none", description="what the server learns of the private batch's BatchNorm statistics")
+        "none", description="what the server learns of the private batch's BatchNorm statistics"
+    )
 
 
 class DefenseSpec(_Strict):
@@ -129,7 +137,8 @@ class BudgetSpec(_Strict):
     max_steps: int | None = Field(None, ge=1, description="optimisation steps; default: the attack's own")
     restarts: int = Field(1, ge=1, description="tries per target; the lowest final loss wins")
     options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per attack, config values the protocol fixes (e.g. IG's tv weight)")
+        default_factory=dict, description="per attack, config values the protocol fixes (e.g. IG's tv weight)"
+    )
 
 
 class TaskSpec(_Strict):
@@ -162,7 +171,8 @@ class SuiteSpec(_Strict):
     description: str = Field("", description="shown on the suite's boards")
     attacks: tuple[str, ...] | None = Field(None, description="attacks the suite runs; default: every registered one")
     task_attacks: dict[str, tuple[str, ...]] = Field(
-        default_factory=dict, description="per task, the attacks run on it instead of `attacks`")
+        default_factory=dict, description="per task, the attacks run on it instead of `attacks`"
+    )
     targets: int | None = Field(None, ge=1, description="targets per task; default: each spec's count")
     max_steps: int | None = Field(None, ge=1, description="a cap on every attack's steps; default: none")
     tasks: tuple[str, ...]
@@ -170,11 +180,11 @@ class SuiteSpec(_Strict):
     @model_validator(mode="after")
     def _known_tasks(self) -> SuiteSpec:
         if extra := [task for task in self.task_attacks if task not in self.tasks]:
-            raise ValueError(f"task_attacks names {', '.join(extra)}, not among its tasks; add it to tasks or remove it")
+            raise ValueError(
+                f"task_attacks names {', '.join(extra)}, not among its tasks; add it to tasks or remove it"
+            )
         return self
 
     def attacks_of(self, task: str) -> tuple[str, ...] | None:
         """The attacks the suite runs on ``task``; None: every registered one."""
         return self.task_attacks.get(task, self.attacks)
-
-

@@ -10,5 +10,16 @@ from benchmark.fl.observation import Observation, model_inputs
 from benchmark.fl.updates import PROTOCOLS, fedavg_update, fedsgd_update, task_loss
 from benchmark.victim.client import Victim, build_model, global_model
 
-__all__ = ["PROTOCOLS", "BatchStatistics", "Observation", "Victim", "batch_statistics", "build_model", "fedavg_update",
-           "fedsgd_update", "global_model", "model_inputs", "task_loss"]
+__all__ = [
+    "PROTOCOLS",
+    "BatchStatistics",
+    "Observation",
+    "Victim",
+    "batch_statistics",
+    "build_model",
+    "fedavg_update",
+    "fedsgd_update",
+    "global_model",
+    "model_inputs",
+    "task_loss",
+]

@@ -43,9 +43,11 @@ def global_model(spec: TaskSpec, input_shape: tuple[int, int, int], num_classes:
         try:
             model.load_state_dict(load_trained_state(spec, spec.victim.trained_epochs))
         except RuntimeError as err:  # stored by another version of the architecture
-            raise FileError(f"the trained weights of task '{spec.name}' do not fit its model "
-                            f"({first_line(err, 100)}); train them again with `leakbench victim train "
-                            f"--task {spec.name} --epochs {spec.victim.trained_epochs}`") from None
+            raise FileError(
+                f"the trained weights of task '{spec.name}' do not fit its model "
+                f"({first_line(err, 100)}); train them again with `leakbench victim train "
+                f"--task {spec.name} --epochs {spec.victim.trained_epochs}`"
+            ) from None
     return model
 
 
@@ -78,8 +80,9 @@ class Victim:
         params = {name: p.detach() for name, p in self.model.named_parameters()}
         buffers = {name: b.clone() for name, b in self.model.named_buffers()}  # the client's own BN state
         try:
-            update = PROTOCOLS.get(self.spec.fl.protocol)(self.model, params, buffers, self._model_inputs(),
-                                                         self._private.labels, self.spec.fl)
+            update = PROTOCOLS.get(self.spec.fl.protocol)(
+                self.model, params, buffers, self._model_inputs(), self._private.labels, self.spec.fl
+            )
             statistics = self._bn_statistics(server_copy, params, buffers)
         except RuntimeError as err:  # torch's shape errors: the task's inputs do not fit its model
             raise SpecError(
@@ -88,9 +91,15 @@ class Victim:
             ) from None
         if self.spec.defense is not None:
             before = {name: b.clone() for name, b in server_copy.named_buffers()}
-            client = ClientRound(model=self.model, params=params, buffers=before, inputs=self._model_inputs(),
-                                 targets=self._private.labels, fl=self.spec.fl,
-                                 generator=client_generator(self.spec.defense, self.target))
+            client = ClientRound(
+                model=self.model,
+                params=params,
+                buffers=before,
+                inputs=self._model_inputs(),
+                targets=self._private.labels,
+                fl=self.spec.fl,
+                generator=client_generator(self.spec.defense, self.target),
+            )
             update = build_defense(self.spec.defense).apply(update, client)
         return Observation(
             model=server_copy,
@@ -104,18 +113,22 @@ class Victim:
             bn_statistics=statistics,
         )
 
-    def _bn_statistics(self, server_copy: nn.Module, params: dict[str, Tensor],
-                       buffers_after: dict[str, Tensor]) -> BatchStatistics | None:
+    def _bn_statistics(
+        self, server_copy: nn.Module, params: dict[str, Tensor], buffers_after: dict[str, Tensor]
+    ) -> BatchStatistics | None:
         """What ``threat.bn_statistics`` lets the server learn: for ``batch`` computed from what it
         observes alone (its copy's buffers and the uploaded ones)."""
         setting = self.spec.threat.bn_statistics
         if setting != "none" and not _batch_norms(self.model):
-            raise SpecError(f"task '{self.spec.name}': threat.bn_statistics: {setting}, but model "
-                            f"'{self.spec.victim.model}' has no BatchNorm layer; set it to none")
+            raise SpecError(
+                f"task '{self.spec.name}': threat.bn_statistics: {setting}, but model "
+                f"'{self.spec.victim.model}' has no BatchNorm layer; set it to none"
+            )
         if setting == "batch":
             return statistics_from_buffers(server_copy, dict(server_copy.named_buffers()), buffers_after)
         if setting == "known":
             copies = {name: b.clone() for name, b in self.model.named_buffers()}
-            return tuple((m.detach(), v.detach()) for m, v in batch_statistics(self.model, params, copies,
-                                                                              self._model_inputs()))
+            return tuple(
+                (m.detach(), v.detach()) for m, v in batch_statistics(self.model, params, copies, self._model_inputs())
+            )
         return None

@@ -24,8 +24,9 @@ def checkpoint_path(spec: TaskSpec, epochs: int) -> Path:
     setting, shared by tasks that differ only in targets, batch size or threat model."""
     data = spec.data.model_dump(mode="json", exclude={"split"})
     victim = spec.victim.model_dump(mode="json", include={"model", "init", "init_scale", "seed"})
-    setting = json.dumps({"data": data, "victim": victim, "training": [BATCH_SIZE, LEARNING_RATE, MOMENTUM]},
-                         sort_keys=True)
+    setting = json.dumps(
+        {"data": data, "victim": victim, "training": [BATCH_SIZE, LEARNING_RATE, MOMENTUM]}, sort_keys=True
+    )
     digest = hashlib.sha256(setting.encode()).hexdigest()[:16]
     return cache_dir() / "victims" / f"{spec.victim.model}-{digest}@{epochs}.pt"
 
@@ -41,14 +42,19 @@ def load_trained_state(spec: TaskSpec, epochs: int) -> dict[str, Tensor]:
         raise DataUnavailableError(
             f"task '{spec.name}' needs its victim trained for {epochs} epochs, which is not in {path.parent}: run "
             f"`leakbench victim train --task {spec.name} --epochs {epochs}` (it needs the {spec.data.dataset} "
-            f"training split)")
+            f"training split)"
+        )
     again = _train_again(spec, epochs)
     content = path.read_bytes()
-    if hashlib.sha256(content).hexdigest() != read_json(path.with_suffix(".json"), "trained victim record", again).get("sha256"):
-        raise DataUnavailableError(f"{path}: its sha256 differs from the one recorded when it was trained (a changed "
-                                   f"or torn file); {again}")
+    if hashlib.sha256(content).hexdigest() != read_json(path.with_suffix(".json"), "trained victim record", again).get(
+        "sha256"
+    ):
+        raise DataUnavailableError(
+            f"{path}: its sha256 differs from the one recorded when it was trained (a changed or torn file); {again}"
+        )
     try:
         return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
     except Exception as err:  # the recorded hash matches: a file written by another version, whatever torch says
-        raise FileError(f"{path}: unreadable trained weights ({type(err).__name__}: {first_line(err, 100)}); "
-                        f"{again}") from None
+        raise FileError(
+            f"{path}: unreadable trained weights ({type(err).__name__}: {first_line(err, 100)}); {again}"
+        ) from None

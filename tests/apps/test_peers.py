@@ -47,7 +47,9 @@ class Case:
 def case(task: str, attack: str, count: int = 1, **options) -> Case:
     problems = _problems(PerfSetting(task=task, attack=attack), count)
     config = attack_config(ATTACKS.get(attack), {"max_steps": 10, **options})
-    return Case(load_task(task), attack, problems, config, BreachingPeer(load_task(task), attack, config, problems[0][1]))
+    return Case(
+        load_task(task), attack, problems, config, BreachingPeer(load_task(task), attack, config, problems[0][1])
+    )
 
 
 def breaching_terms(peer: BreachingPeer, round_: Round, candidate: torch.Tensor, labels: torch.Tensor | None = None):
@@ -55,8 +57,9 @@ def breaching_terms(peer: BreachingPeer, round_: Round, candidate: torch.Tensor,
     and its regularisers' sum, as its attacker's closure adds them."""
     models, recovered, _ = peer.attacker.prepare_attack([round_.payload], [round_.shared])
     peer.attacker.objective.initialize(peer.attacker.loss_fn, peer.attacker.cfg.impl, None)
-    matching, _ = peer.attacker.objective(models[0], round_.shared["gradients"], candidate,
-                                          recovered if labels is None else labels)
+    matching, _ = peer.attacker.objective(
+        models[0], round_.shared["gradients"], candidate, recovered if labels is None else labels
+    )
     return matching.squeeze(), sum(regulariser(candidate) for regulariser in peer.attacker.regularizers)
 
 
@@ -96,7 +99,8 @@ def test_inverting_gradients_objective_equals_breachings(task):
     expected_tv = (height - 1) / height * total_variation(x[None]) + border / (channels * height * width) + 2e-8
     assert breaching_tv.item() == pytest.approx(tv * expected_tv.item(), abs=1e-6)
     assert attack.objective().item() == pytest.approx(
-        (cosine + breaching_tv - tv * (expected_tv - total_variation(x[None]))).item(), abs=1e-6)
+        (cosine + breaching_tv - tv * (expected_tv - total_variation(x[None]))).item(), abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("task", [LENET, CONVNET])
@@ -136,10 +140,15 @@ def reconstructions(task: str, steps: int, tv: float, count: int) -> tuple[torch
     observations = [observation for _, observation in made.problems]
     starts = cls(observations, made.config, seeds).inputs.detach()
     ours, _ = fit(cls, observations, made.config, seeds)
-    theirs = [observation.to_images(made.peer.reconstruct(made.round(k), initial=starts[k]))
-              for k, (_, observation) in enumerate(made.problems)]
-    return (torch.cat([r.images for r in ours]), torch.cat(theirs),
-            torch.cat([private.images for private, _ in made.problems]))
+    theirs = [
+        observation.to_images(made.peer.reconstruct(made.round(k), initial=starts[k]))
+        for k, (_, observation) in enumerate(made.problems)
+    ]
+    return (
+        torch.cat([r.images for r in ours]),
+        torch.cat(theirs),
+        torch.cat([private.images for private, _ in made.problems]),
+    )
 
 
 def _psnr(images: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -169,8 +178,11 @@ def test_with_the_tv_prior_the_reconstructions_reach_the_same_psnr():
 def test_settings_breaching_cannot_express_are_refused():
     made = case(LENET, "inverting_gradients")
     observation = made.problems[0][1]
-    for options, message in [({"bn_prior": 1.0}, "no BatchNorm prior"), ({"patience": 5}, "without patience"),
-                             ({"lr_decay_at": (0.5,)}, "default lr_decay_at")]:
+    for options, message in [
+        ({"bn_prior": 1.0}, "no BatchNorm prior"),
+        ({"patience": 5}, "without patience"),
+        ({"lr_decay_at": (0.5,)}, "default lr_decay_at"),
+    ]:
         with pytest.raises(SettingError, match=message):
             BreachingPeer(made.spec, "inverting_gradients", dataclasses.replace(made.config, **options), observation)
     with pytest.raises(SettingError, match="runs inverting_gradients and dlg, not 'grnn'"):
@@ -202,6 +214,9 @@ def test_a_missing_breaching_says_how_to_install_it(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_breaching)
-    with pytest.raises(LeakBenchError, match=r"^the breaching peer is not installed \(No module named 'breaching'\): "
-                                             r"pip install 'leakbench\[peers\]'$"):
+    with pytest.raises(
+        LeakBenchError,
+        match=r"^the breaching peer is not installed \(No module named 'breaching'\): "
+        r"pip install 'leakbench\[peers\]'$",
+    ):
         import_breaching()

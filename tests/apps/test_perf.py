@@ -35,11 +35,15 @@ def test_breachings_peak_memory_is_measured_in_a_fresh_process():
     assert perf.peak_memory_mib(perf.PerfSetting(steps=1), 1, "breaching") > 100  # a process holding torch
 
 
-@pytest.mark.parametrize("setting, message", [({"attack": "ssras"}, "attack 'ssras' is solved in closed form"),
-                                              ({"vs": "inversefed"}, "perf compares LeakBench with breaching, not with "
-                                                                     "'inversefed'"),
-                                              ({"repeats": 0}, "repeats must be a whole number >= 1, got 0"),
-                                              ({"steps": -1}, "steps must be a whole number >= 1, got -1")])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"attack": "ssras"}, "attack 'ssras' is solved in closed form"),
+        ({"vs": "inversefed"}, "perf compares LeakBench with breaching, not with 'inversefed'"),
+        ({"repeats": 0}, "repeats must be a whole number >= 1, got 0"),
+        ({"steps": -1}, "steps must be a whole number >= 1, got -1"),
+    ],
+)
 def test_a_setting_perf_cannot_measure_is_refused_before_any_work(setting, message):
     with pytest.raises(SettingError, match=message):
         perf.PerfSetting(**setting)
@@ -49,8 +53,10 @@ def test_perf_errors_are_one_line(capsys):
     assert main(["perf", "--attack", "ssras"]) == 2
     assert capsys.readouterr().err.strip() == (
         "leakbench: error: attack 'ssras' is solved in closed form, with no optimisation loop to time; perf measures "
-        "one of dlg, grnn, idlg, inverting_gradients")
+        "one of dlg, grnn, idlg, inverting_gradients"
+    )
     with pytest.raises(SystemExit):
         main(["perf", "--repeats", "0"])
-    assert capsys.readouterr().err.strip() == ("leakbench: error: argument --repeats: must be a whole number >= 1, "
-                                               "got 0; see `leakbench perf --help`")
+    assert capsys.readouterr().err.strip() == (
+        "leakbench: error: argument --repeats: must be a whole number >= 1, got 0; see `leakbench perf --help`"
+    )

@@ -33,8 +33,18 @@ def _reference(folder: Path) -> list[float]:
     truth = load_samples(load_source(spec.data), spec.target_indices(0)).images.double()
     images = torch.load(folder / "reconstructions" / "target-0000.pt", weights_only=True).double().clamp(0, 1)
     images = images[match(images, truth)]
-    return [structural_similarity(a.numpy(), b.numpy(), channel_axis=0, gaussian_weights=True, sigma=1.5,
-                                  use_sample_covariance=False, data_range=1) for a, b in zip(images, truth)]
+    return [
+        structural_similarity(
+            a.numpy(),
+            b.numpy(),
+            channel_axis=0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1,
+        )
+        for a, b in zip(images, truth)
+    ]
 
 
 def test_a_run_reports_the_reference_ssim_of_its_saved_reconstruction(grnn_run):
@@ -73,7 +83,10 @@ def test_rescore_recomputes_metrics_from_stored_reconstructions_and_keeps_the_at
 
 
 def test_rescore_refuses_an_unfinished_or_changed_run(grnn_run, tmp_path, capsys):
-    with pytest.raises(LeakBenchError, match=r"^cannot read run record .*run.json: No such file or directory; rescore reads finished run folders"):
+    with pytest.raises(
+        LeakBenchError,
+        match=r"^cannot read run record .*run.json: No such file or directory; rescore reads finished run folders",
+    ):
         rescore(tmp_path)
     changed = tmp_path / "changed"
     changed.mkdir()

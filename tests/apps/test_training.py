@@ -29,8 +29,10 @@ def two_colours(tmp_path: Path) -> Path:
 
 
 def _spec(folder: Path, **victim):
-    return make_spec(data={"dataset": "folder", "path": str(folder), "image_size": 8},
-                     victim={"model": "mlp", "init": "default", "seed": 3, **victim})
+    return make_spec(
+        data={"dataset": "folder", "path": str(folder), "image_size": 8},
+        victim={"model": "mlp", "init": "default", "seed": 3, **victim},
+    )
 
 
 def test_a_trained_victim_is_stored_with_its_hash_and_loaded_by_trained_at_e(two_colours):
@@ -60,8 +62,11 @@ def test_a_missing_or_changed_trained_victim_says_how_to_train_it(two_colours):
 def test_a_damaged_record_of_a_trained_victim_is_one_line(two_colours):
     trained = train_victim(_spec(two_colours), epochs=1)
     trained.path.with_suffix(".json").write_text('{"sha256": ')
-    with pytest.raises(FileError, match=r"trained victim record .* is not valid JSON \(.*\); train it again with "
-                                        r"`leakbench victim train --task tiny --epochs 1`"):
+    with pytest.raises(
+        FileError,
+        match=r"trained victim record .* is not valid JSON \(.*\); train it again with "
+        r"`leakbench victim train --task tiny --epochs 1`",
+    ):
         Victim(_spec(two_colours, state="trained@1"), 0, Samples(torch.rand(1, 3, 8, 8), torch.tensor([1]), "t"), 2)
 
 
@@ -87,10 +92,13 @@ def test_the_digits_victim_trains_offline_and_a_stored_one_is_reused(monkeypatch
     trained_victim(spec, 1)
     assert len(trainings) == 1  # a changed file is trained again, not reused
 
+
 def test_victim_train_on_an_image_folder_names_its_accuracy_a_training_accuracy(two_colours, tmp_path, capsys):
     spec = tmp_path / "folder.yaml"
-    spec.write_text(f"name: folder\nversion: 1\ndata: {{dataset: folder, path: {two_colours}, image_size: 8}}\n"
-                    "victim: {model: mlp}\n")
+    spec.write_text(
+        f"name: folder\nversion: 1\ndata: {{dataset: folder, path: {two_colours}, image_size: 8}}\n"
+        "victim: {model: mlp}\n"
+    )
     assert main(["victim", "train", "--task", str(spec), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "; training accuracy 0." in out or "; training accuracy 1." in out

@@ -26,10 +26,13 @@ def test_hidden_layers_give_their_input_feature():
     assert facts["rank_one_residual"] < 1e-5
 
 
-@pytest.mark.parametrize(("overrides", "reason"), [
-    ({}, "is not fully connected with a bias"),  # LeNet-Zhu: a convolution first
-    ({"victim": MLP, "fl": {"batch_size": 2}}, "single sample"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({}, "is not fully connected with a bias"),  # LeNet-Zhu: a convolution first
+        ({"victim": MLP, "fl": {"batch_size": 2}}, "single sample"),
+    ],
+)
 def test_says_why_it_does_not_apply(overrides, reason):
     spec = make_spec(**overrides)
     count = spec.fl.batch_size

@@ -46,12 +46,16 @@ def test_multiclass_head_with_known_or_row_norm_label(labels):
     assert 10 * torch.log10(1 / ((reconstruction.images - private.images) ** 2).mean()) >= 40
 
 
-@pytest.mark.parametrize(("overrides", "classes", "reason"), [
-    ({}, 10, "layers without bias"),  # LeNet-Zhu
-    ({"victim": CNN6, "data": ANIMAL}, 2, "ssras obtains it with DLG"),  # a logistic head hides the label
-    ({"victim": {**CNN6, "model": "convnet"}}, 10, "BatchNorm2d"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "classes", "reason"),
+    [
+        ({}, 10, "layers without bias"),  # LeNet-Zhu
+        ({"victim": CNN6, "data": ANIMAL}, 2, "ssras obtains it with DLG"),  # a logistic head hides the label
+        ({"victim": {**CNN6, "model": "convnet"}}, 10, "BatchNorm2d"),
+    ],
+)
 def test_says_why_it_does_not_apply(overrides, classes, reason):
-    observation = Victim(make_spec(**overrides), 0, Samples(torch.rand(1, 3, 16, 16), torch.tensor([1]), "t"),
-                         classes).observe()
+    observation = Victim(
+        make_spec(**overrides), 0, Samples(torch.rand(1, 3, 16, 16), torch.tensor([1]), "t"), classes
+    ).observe()
     assert reason in RGAP.unsupported(observation)

@@ -43,8 +43,11 @@ def test_a_first_layer_with_bias_is_the_bias_attack_alone():
 
 
 def test_fully_connected_layers_without_bias_and_a_known_label():
-    spec = make_spec(data={"dataset": "mnist", "image_size": 28, "binary": {"name": "odd", "positive": [1, 3, 5, 7, 9]}},
-                     victim={"model": "fcn3", **DEFAULT_INIT}, threat={"labels": "known"})
+    spec = make_spec(
+        data={"dataset": "mnist", "image_size": 28, "binary": {"name": "odd", "positive": [1, 3, 5, 7, 9]}},
+        victim={"model": "fcn3", **DEFAULT_INIT},
+        threat={"labels": "known"},
+    )
     reconstruction, psnr = _attack(spec, label=1, classes=2, channels=1, size=28)
     assert psnr >= 80 and reconstruction.details["label_source"] == "known"
 

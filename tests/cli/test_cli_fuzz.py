@@ -41,11 +41,11 @@ BUDGETS = [pytest.param(1, id="ci"), pytest.param(10, marks=pytest.mark.slow, id
 
 FUZZ_TASKS = {
     "fz.yaml": "include: cifar10-lenetzhu-b1\nname: fz\ndata: {image_size: 8}\ntargets: {count: 2}\n"
-               "budget: {max_steps: 1, options: {dlg: {lbfgs_iterations: 2}, idlg: {lbfgs_iterations: 2}}}\n",
+    "budget: {max_steps: 1, options: {dlg: {lbfgs_iterations: 2}, idlg: {lbfgs_iterations: 2}}}\n",
     "fz-b1.yaml": "include: fz.yaml\nname: fz-b1\ntargets: {count: 1}\n",
     "fz-b2.yaml": "include: fz.yaml\nname: fz-b2\nfl: {batch_size: 2}\ntargets: {count: 1}\n",
     "fzfolder.yaml": "name: fzfolder\nversion: 1\ndata: {dataset: folder, path: ../images, image_size: 8}\n"
-                     "targets: {count: 1}\nvictim: {model: mlp}\nbudget: {max_steps: 1}\n",
+    "targets: {count: 1}\nvictim: {model: mlp}\nbudget: {max_steps: 1}\n",
     "fztrained.yaml": "include: fzfolder.yaml\nname: fztrained\nvictim: {state: trained@1}\n",
     "suites.yaml": "fzs: {targets: 1, max_steps: 1, attacks: [dlg], tasks: [fz]}\n",
 }
@@ -93,8 +93,20 @@ class World:
         return self.root / "new" / str(next(self.counter))
 
     def resume(self) -> list[str]:
-        return ["run", "--task", "fz", "--attack", "dlg", "--targets", "3", "--out", str(self.guarded),
-                "--logger", "none", "--no-progress"]
+        return [
+            "run",
+            "--task",
+            "fz",
+            "--attack",
+            "dlg",
+            "--targets",
+            "3",
+            "--out",
+            str(self.guarded),
+            "--logger",
+            "none",
+            "--no-progress",
+        ]
 
     def finished_rows(self) -> list[bytes]:
         lines = (self.guarded / "targets.jsonl").read_bytes().splitlines(keepends=True)
@@ -121,7 +133,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_checkout: Path)
     for person in ("a", "b"):
         (tmp_path / "images" / person).mkdir(parents=True)
         for k in range(2):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "images" / person / f"{k}.png")
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                tmp_path / "images" / person / f"{k}.png"
+            )
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -173,7 +187,9 @@ def _run_cli(argv: list[str], world: World, caplog: pytest.LogCaptureFixture, in
     return code
 
 
-def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], list[argparse.Action]]:
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], list[argparse.Action]]:
     """Every subcommand path of the parser (``("leaderboard", "check")``, ...) with its arguments."""
     found = {}
     for action in parser._actions:
@@ -195,27 +211,42 @@ def _values(world: World) -> dict[str, tuple[list[str], list[str]]]:
     value out of range, a file that is not one); no right value: the argument is only given wrong."""
     new = "<new folder>"
     return {
-        "task": (["fz", "fz-b2", "fzfolder", str(world.tasks / "fz.yaml")], ["fz-b", "no/such.yaml", str(world.weights)]),
+        "task": (
+            ["fz", "fz-b2", "fzfolder", str(world.tasks / "fz.yaml")],
+            ["fz-b", "no/such.yaml", str(world.weights)],
+        ),
         "attack": (["dlg", "idlg", "inverting_gradients", "ig", "grnn", "ssras"], ["idgl", "bias"]),
         "attacks": (["dlg", "dlg,grnn", "ssras"], ["idgl", ""]),
-        "suite": (["fzs"], ["fzz"]), "tasks": (["fz"], ["nope"]), "task_family": (["fz"], ["fzz"]),
+        "suite": (["fzs"], ["fzz"]),
+        "tasks": (["fz"], ["nope"]),
+        "task_family": (["fz"], ["fzz"]),
         "out": ([str(world.guarded), new, new, ""], [str(world.weights / "x")]),
         "root": ([str(world.board), str(world.root / "missing")], [str(world.weights)]),
         "paths": ([str(world.entry)], [str(world.root / "missing.json"), str(world.board)]),
         "model": (["lenet_zhu", "fcn3", "cnn6"], ["nope", "lenet5"]),
         "input_shape": (["3,8,8", "1,8,8"], ["3,8,4", "0,8,8", "x", "3,8"]),
         "num_classes": (["2", "10"], ["1", "0", "x"]),
-        "batch_sizes": (["1", "1,2", "2"], ["3", "x", "-1"]), "threshold": (["0.6", "1"], ["0", "nan", "2", "x"]),
+        "batch_sizes": (["1", "1,2", "2"], ["3", "x", "-1"]),
+        "threshold": (["0.6", "1"], ["0", "nan", "2", "x"]),
         "sizes": (["1", "1,2"], ["0", "x", "1,-1"]),
-        "defense": (["gaussian", "gaussian:sigma=0.1", "dpsgd:noise_multiplier=0.5", "pruning:fraction=0.5", "soteria",
-                     "sign"], ["pruning:fraction=2", "gaussian:sigma=nan", "gaussian:sigma=inf", "gausian",
-                               "gaussian:sigma", "quantization:bits=1.5"]),
+        "defense": (
+            ["gaussian", "gaussian:sigma=0.1", "dpsgd:noise_multiplier=0.5", "pruning:fraction=0.5", "soteria", "sign"],
+            [
+                "pruning:fraction=2",
+                "gaussian:sigma=nan",
+                "gaussian:sigma=inf",
+                "gausian",
+                "gaussian:sigma",
+                "quantization:bits=1.5",
+            ],
+        ),
         "strengths": (["0", "0,0.1"], ["-1", "nan", "inf", "x"]),
         "accelerator": (["cpu", "auto"], ["gpu", "bogus"]),  # gpu: wrong where no CUDA device is
         "logger": (["csv", "none", "tensorboard"], ["bogus"]),  # wandb starts a service (tests/test_runner.py)
         "reid": (["auto", "dlib"], ["bogus"]),
         "lpips_weights": ([], [str(world.weights), str(world.root / "missing.pth")]),
-        "wandb": (["team/project"], ["not a project"]), "what": (["attacks", "tasks"], ["things"]),
+        "wandb": (["team/project"], ["not a project"]),
+        "what": (["attacks", "tasks"], ["things"]),
         "devices": (["1"], ["0", "-1", "x"]),  # 2 spawns processes (tests/test_runner.py)
         "num_nodes": (["1"], ["2", "0", "x"]),
         "seed": (["0", "1"], ["-1", "x"]),
@@ -240,7 +271,8 @@ def _argv(draw, world: World) -> list[str]:
             argv.append(action.option_strings[0])
             continue
         right, wrong = values.get(action.dest) or (
-            (list(action.choices), ["bogus"]) if action.choices else _COUNTS if action.type is COUNT else (["1"], ["x"]))
+            (list(action.choices), ["bogus"]) if action.choices else _COUNTS if action.type is COUNT else (["1"], ["x"])
+        )
         if action is broken:
             value = draw(st.sampled_from([*wrong, "<text>"] + ["<left out>"] * (action.dest not in _ALWAYS_GIVEN)))
         elif right:
@@ -263,8 +295,12 @@ def _argv(draw, world: World) -> list[str]:
 def test_random_argument_vectors(world: World, caplog, budget: int):
     codes = []
 
-    @settings(max_examples=200 * budget, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=200 * budget,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(argv=_argv(world))
     def attempt(argv: list[str]) -> None:
         world.restore()
@@ -283,15 +319,35 @@ def _kinds(world: World) -> dict[str, tuple[Path, list[list[str]]]]:
     verify = ["verify", str(world.entry), "--targets", "1", "--out", new]
     return {
         "task spec": (world.tasks / "fz.yaml", [["spec", "fz"], ["run", "--task", "fz", *run_folder], check, verify]),
-        "suite file": (world.tasks / "suites.yaml", [["bench", "--suite", "fzs", "--out", new], check,
-                                                     ["submit", "--attack", "dlg", "--suite", "fzs", "--out", new,
-                                                      "--root", str(world.board), "--logger", "none"]]),
+        "suite file": (
+            world.tasks / "suites.yaml",
+            [
+                ["bench", "--suite", "fzs", "--out", new],
+                check,
+                [
+                    "submit",
+                    "--attack",
+                    "dlg",
+                    "--suite",
+                    "fzs",
+                    "--out",
+                    new,
+                    "--root",
+                    str(world.board),
+                    "--logger",
+                    "none",
+                ],
+            ],
+        ),
         "leaderboard entry": (world.entry, [check, ["leaderboard", "build", "--root", str(world.board)], verify]),
         "spec versions": (world.shipped / "versions.json", [["spec", "fz", "--record"]]),
         "run record": (world.guarded / "run.json", [world.resume()]),
         "rows file": (world.guarded / "targets.jsonl", [world.resume(), world.resume() + ["--retry-failed"]]),
         "reconstruction": (world.guarded / "reconstructions" / "target-0000.pt", [world.resume()]),
-        "fit checkpoint": (Path(new) / "checkpoints" / "targets-0000-0001" / "fit.ckpt", [["run", "--task", "fz", *run_folder]]),
+        "fit checkpoint": (
+            Path(new) / "checkpoints" / "targets-0000-0001" / "fit.ckpt",
+            [["run", "--task", "fz", *run_folder]],
+        ),
         "image": (world.images / "a" / "0.png", [["run", "--task", "fzfolder", *run_folder]]),
         "trained weights": (trained, [["run", "--task", "fztrained", *run_folder]]),
         "trained record": (record, [["run", "--task", "fztrained", *run_folder]]),
@@ -304,14 +360,14 @@ def _damaged(draw, content: bytes) -> bytes:
     if how == "random" or not content:
         return draw(st.binary(max_size=200))
     if how == "truncated":
-        return content[:draw(st.integers(0, len(content) - 1))]
+        return content[: draw(st.integers(0, len(content) - 1))]
     if how == "not utf-8":
         position = draw(st.integers(0, len(content)))
         return content[:position] + b"\xff\xfe" + content[position:]
     damaged = bytearray(content)
     for _ in range(draw(st.integers(1, 3))):
         position, junk = draw(st.integers(0, len(damaged))), draw(st.binary(min_size=1, max_size=12))
-        damaged[position:position + len(junk)] = junk
+        damaged[position : position + len(junk)] = junk
     return bytes(damaged)
 
 
@@ -344,11 +400,13 @@ def test_damaged_files_of_every_kind(world: World, caplog, budget: int):
         seen.append(kind)
 
     each = -(-120 * budget // len(kinds))  # every kind in turn, not left to the draw (which may miss one)
+
     def attempts(kind: str) -> Callable[[], None]:
         @settings(max_examples=each, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
         @given(data=st.data())
         def run(data: st.DataObject) -> None:
             attempt(kind, data)
+
         return run
 
     for kind in sorted(kinds):
@@ -356,8 +414,9 @@ def test_damaged_files_of_every_kind(world: World, caplog, budget: int):
     assert len(seen) >= 120 * budget and set(seen) == set(kinds)
 
 
-def test_the_harness_fails_on_a_crash_a_two_line_error_and_a_lost_row(world: World, caplog,
-                                                                       monkeypatch: pytest.MonkeyPatch):
+def test_the_harness_fails_on_a_crash_a_two_line_error_and_a_lost_row(
+    world: World, caplog, monkeypatch: pytest.MonkeyPatch
+):
     from benchmark.cli import catalog
 
     def crash(args):

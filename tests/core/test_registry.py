@@ -12,7 +12,9 @@ def test_unknown_name_suggests_the_closest_and_lists_all():
     registry: Registry[type] = Registry("widget", base=Base)
     registry.add("sprocket", type("Sprocket", (Base,), {}))
     registry.add("gear", type("Gear", (Base,), {}))
-    with pytest.raises(UnknownNameError, match=r"unknown widget 'sprockt' \(did you mean 'sprocket'\?\); known: gear, sprocket"):
+    with pytest.raises(
+        UnknownNameError, match=r"unknown widget 'sprockt' \(did you mean 'sprocket'\?\); known: gear, sprocket"
+    ):
         registry.get("sprockt")
 
 
@@ -33,7 +35,9 @@ def test_base_class_is_checked():
 
 def test_alias_resolves_to_the_same_entry_and_discovery_runs_once():
     calls = []
-    registry: Registry[type] = Registry("widget", base=Base, discover=lambda: calls.append(registry.add("gear", Base, aliases=("cog",))))
+    registry: Registry[type] = Registry(
+        "widget", base=Base, discover=lambda: calls.append(registry.add("gear", Base, aliases=("cog",)))
+    )
     assert registry.get("cog") is registry.get("gear") is Base
     assert "cog" in registry and registry.names() == ["gear"]
     assert len(calls) == 1
@@ -55,14 +59,18 @@ def test_an_entry_point_that_fails_to_load_is_skipped_and_kept_as_broken(monkeyp
 
     points = [EntryPoint("int", "builtins:int", "widgets"), EntryPoint("gone", "no_such_module:Thing", "widgets")]
     monkeypatch.setattr("importlib.metadata.entry_points", lambda group: points)
-    registry: Registry[type] = Registry("widget", base=Base, discover=lambda: registry.add("gear", Base),
-                                        entry_point_group="widgets")
+    registry: Registry[type] = Registry(
+        "widget", base=Base, discover=lambda: registry.add("gear", Base), entry_point_group="widgets"
+    )
     assert registry.names() == ["gear"] and list(registry.broken()) == ["gone", "int"]
     assert "TypeError: widget 'int' must be a subclass of Base" in registry.broken()["int"]
     assert len([r for r in caplog.records if "widget plugin skipped" in r.getMessage()]) == 2
-    with pytest.raises(PluginError, match=r"^widget 'gone' cannot be used: its entry point 'gone = no_such_module:Thing' "
-                                          r"\(group widgets, package an unknown package\) failed to load: "
-                                          r"ModuleNotFoundError"):
+    with pytest.raises(
+        PluginError,
+        match=r"^widget 'gone' cannot be used: its entry point 'gone = no_such_module:Thing' "
+        r"\(group widgets, package an unknown package\) failed to load: "
+        r"ModuleNotFoundError",
+    ):
         registry.get("gone")
 
 
@@ -71,8 +79,9 @@ def test_locate_finds_an_entry_without_loading_any_entry_point(monkeypatch):
 
     points = [EntryPoint("thing", "no_such_module:Thing", "widgets")]
     monkeypatch.setattr("importlib.metadata.entry_points", lambda group: points)
-    registry: Registry[type] = Registry("widget", base=Base, discover=lambda: registry.add("gear", Base, aliases=("cog",)),
-                                        entry_point_group="widgets")
+    registry: Registry[type] = Registry(
+        "widget", base=Base, discover=lambda: registry.add("gear", Base, aliases=("cog",)), entry_point_group="widgets"
+    )
     assert registry.locate("cog") == ("gear", Base)
     assert registry.locate("thing") == ("thing", points[0]) and not registry._discovered  # not loaded, not broken
     with pytest.raises(UnknownNameError, match=r"unknown widget 'thin' \(did you mean 'thing'\?\); known: gear, thing"):

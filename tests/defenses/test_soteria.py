@@ -14,7 +14,7 @@ def test_scores_match_a_feature_by_feature_reference(client):
     scores = feature_scores(client, layer)
     reference = torch.zeros(256)
     for n in range(len(client.inputs)):
-        x = client.inputs[n:n + 1].clone().requires_grad_(True)
+        x = client.inputs[n : n + 1].clone().requires_grad_(True)
         rep = representation(client, layer, x)[0]
         for f in range(256):
             (g,) = torch.autograd.grad(rep[f], x, retain_graph=True)

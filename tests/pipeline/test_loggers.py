@@ -21,8 +21,8 @@ def wandb_records(path: Path) -> list[Record]:
         if 32768 - position % 32768 < 7:  # a block's tail too short for a header is padding
             position += 32768 - position % 32768
             continue
-        length, kind = int.from_bytes(data[position + 4:position + 6], "little"), data[position + 6]
-        pending += data[position + 7:position + 7 + length]
+        length, kind = int.from_bytes(data[position + 4 : position + 6], "little"), data[position + 6]
+        pending += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind in (1, 4):
             records.append(Record.FromString(pending))
@@ -38,7 +38,9 @@ def _config(records: list[Record]) -> dict[str, object]:
     """The run's config: its config records, and the run record (which carries the config the run
     held when wandb wrote it)."""
     kinds = [(r, r.WhichOneof("record_type")) for r in records]
-    return _items(r.config.update if kind == "config" else r.run.config.update for r, kind in kinds if kind in ("config", "run"))
+    return _items(
+        r.config.update if kind == "config" else r.run.config.update for r, kind in kinds if kind in ("config", "run")
+    )
 
 
 def _summary(records: list[Record]) -> dict[str, object]:
@@ -61,20 +63,28 @@ def test_wandb_without_a_login_writes_an_offline_run_for_wandb_sync(tmp_path: Pa
     [run_file] = run.glob("run-*.wandb")
     records = wandb_records(run_file)
     config = _config(records)
-    assert config.get("task") == "tiny", f"config keys: {sorted(config)}, records: {[r.WhichOneof('record_type') for r in records]}"
+    assert config.get("task") == "tiny", (
+        f"config keys: {sorted(config)}, records: {[r.WhichOneof('record_type') for r in records]}"
+    )
     assert config["attack_config"]["max_steps"] == 10 and config["targets"] == 2
     assert config["environment"]["torch"] == result.environment["torch"]
-    history = [{"/".join(item.nested_key) or item.key: json.loads(item.value_json) for item in r.history.item}
-               for r in records if r.WhichOneof("record_type") == "history"]
+    history = [
+        {"/".join(item.nested_key) or item.key: json.loads(item.value_json) for item in r.history.item}
+        for r in records
+        if r.WhichOneof("record_type") == "history"
+    ]
     assert any("attack/grad_loss" in row for row in history)  # Lightning logs every 10 steps
-    assert [row["eval/psnr"] for row in history if "eval/psnr" in row] == pytest.approx([t.row()["psnr"] for t in result.targets])
+    assert [row["eval/psnr"] for row in history if "eval/psnr" in row] == pytest.approx(
+        [t.row()["psnr"] for t in result.targets]
+    )
     summary = _summary(records)
     assert summary[WANDB_RESULT_KEY]["summary"]["psnr"] == pytest.approx(result.summary["psnr"])
     [table] = (run / "files" / "media" / "table" / "eval").glob("reconstructions_*.table.json")
     content = json.loads(table.read_text())
     assert content["columns"][:3] == ["target", "truth", "reconstruction"] and len(content["data"]) == 2
     assert [row[content["columns"].index("psnr")] for row in content["data"]] == pytest.approx(
-        [t.metrics["psnr"][0] for t in result.targets])
+        [t.metrics["psnr"][0] for t in result.targets]
+    )
 
 
 def test_wandb_goes_online_only_with_credentials(tmp_path: Path, no_wandb_login, monkeypatch: pytest.MonkeyPatch):
@@ -108,8 +118,9 @@ def test_reconstructions_are_logged_as_images_every_n_steps(tmp_path):
 
     import benchmark
 
-    benchmark.run(make_spec(), "inverting_gradients", targets=1, max_steps=5, out=tmp_path, logger="tensorboard",
-                  images_every=2)
+    benchmark.run(
+        make_spec(), "inverting_gradients", targets=1, max_steps=5, out=tmp_path, logger="tensorboard", images_every=2
+    )
     steps = []
     for events in tmp_path.glob("logs/version_0/events.out.tfevents.*"):
         accumulator = EventAccumulator(str(events), size_guidance={"images": 0})

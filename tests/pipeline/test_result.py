@@ -17,8 +17,18 @@ from benchmark.pipeline.result import Result, TargetResult, in_matched_order, sa
 def _result(psnrs):
     result = Result(task="t", task_version=1, spec_hash="h", attack="a", config={}, data_origin="o", environment={})
     for i, psnr in enumerate(psnrs):
-        result.targets.append(TargetResult(target=i, indices=[i], labels=[0], recovered_labels=[0],
-                                           metrics={"psnr": [psnr], "label_accuracy": [1.0]}, loss=0.1, tries=1, seconds=2.0))
+        result.targets.append(
+            TargetResult(
+                target=i,
+                indices=[i],
+                labels=[0],
+                recovered_labels=[0],
+                metrics={"psnr": [psnr], "label_accuracy": [1.0]},
+                loss=0.1,
+                tries=1,
+                seconds=2.0,
+            )
+        )
     return result
 
 
@@ -35,7 +45,9 @@ def test_a_metric_measured_on_only_some_targets_has_no_mean_and_says_why():
     summary = result.summary
     assert summary["lpips"] is None and summary["psnr"] == 20.0
     assert summary["unavailable"] == {"reid": "no face encoder", "lpips": summary["unavailable"]["lpips"]}
-    assert "measured on 1 of 2 targets" in summary["unavailable"]["lpips"] and "--fresh" in summary["unavailable"]["lpips"]
+    assert (
+        "measured on 1 of 2 targets" in summary["unavailable"]["lpips"] and "--fresh" in summary["unavailable"]["lpips"]
+    )
 
 
 def test_write_is_valid_json_with_the_documented_keys(tmp_path: Path):
@@ -92,10 +104,10 @@ def test_comparison_picture_columns_are_matched_pairs_with_the_recovered_label_u
 
     def block(row, column):
         top, left = pad + row * (side + pad), pad + column * (side + pad)
-        return pixels[top:top + side, left:left + side]
+        return pixels[top : top + side, left : left + side]
 
-    strip = pixels[2 * (side + pad) + pad:]
-    cells = [strip[:, pad + c * (side + pad):pad + c * (side + pad) + side] for c in range(8)]
+    strip = pixels[2 * (side + pad) + pad :]
+    cells = [strip[:, pad + c * (side + pad) : pad + c * (side + pad) + side] for c in range(8)]
     for column in range(4):  # each column: truth image `column` over the reconstruction matched to it
         assert abs(block(0, column).mean() - truth[column].mean().item()) < 0.01
         assert abs(block(1, column).mean() - truth[column].mean().item()) < 0.02
@@ -104,9 +116,23 @@ def test_comparison_picture_columns_are_matched_pairs_with_the_recovered_label_u
     for column in range(4, 8):  # the failed target: its placeholder, and no label
         assert abs(block(1, column).mean() - 0.5) < 0.01 and cells[column].min() == 1.0
 
-@pytest.mark.parametrize("field, value", [("target", -1), ("target", "0"), ("indices", [0.5]), ("labels", "0"),
-                                          ("metrics", {"psnr": ["x"]}), ("metrics", []), ("loss", "low"),
-                                          ("seconds", -1), ("tries", True), ("failed", 3), ("details", [])])
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("target", -1),
+        ("target", "0"),
+        ("indices", [0.5]),
+        ("labels", "0"),
+        ("metrics", {"psnr": ["x"]}),
+        ("metrics", []),
+        ("loss", "low"),
+        ("seconds", -1),
+        ("tries", True),
+        ("failed", 3),
+        ("details", []),
+    ],
+)
 def test_a_row_of_wrong_types_is_refused(field, value):
     row = _result([10.0]).targets[0].row()
     assert TargetResult.from_row(row).row() == row
@@ -116,7 +142,11 @@ def test_a_row_of_wrong_types_is_refused(field, value):
 
 def test_the_summary_says_which_targets_failed_for_which_reason():
     result = _result([10.0, 20.0, 30.0, 40.0])
-    for number, reason in ((1, "FloatingPointError: NaN"), (3, "FloatingPointError: NaN"), (2, "AttackFailure: singular")):
+    for number, reason in (
+        (1, "FloatingPointError: NaN"),
+        (3, "FloatingPointError: NaN"),
+        (2, "AttackFailure: singular"),
+    ):
         result.targets[number].failed = reason
     summary = result.summary
     assert summary["failed"] == 3 and summary["psnr"] == 10.0
@@ -126,5 +156,7 @@ def test_the_summary_says_which_targets_failed_for_which_reason():
 
 def test_an_unwritable_folder_is_one_line(tmp_path: Path):
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(FileError, match=r"^cannot write .*a-file/x.json: File exists; choose a folder that can hold it$"):
+    with pytest.raises(
+        FileError, match=r"^cannot write .*a-file/x.json: File exists; choose a folder that can hold it$"
+    ):
         write_atomic(tmp_path / "a-file" / "x.json", "{}")

@@ -26,8 +26,9 @@ from benchmark.victim.client import Victim
 
 
 def test_run_writes_results_picture_and_logs(tmp_path: Path):
-    result = benchmark.run(make_spec(), "dlg", targets=2, max_steps=10, out=tmp_path,
-                           attack_options={"lbfgs_iterations": 2})
+    result = benchmark.run(
+        make_spec(), "dlg", targets=2, max_steps=10, out=tmp_path, attack_options={"lbfgs_iterations": 2}
+    )
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["task"] == "tiny" and data["attack"] == "dlg" and len(data["targets"]) == 2
     assert data["config"]["attack"]["max_steps"] == 10 and data["summary"] == result.summary
@@ -69,8 +70,9 @@ def test_attack_that_does_not_apply_is_refused_before_any_work():
 
 
 def test_known_labels_let_idlg_run_on_batches():
-    result = benchmark.run(make_spec(fl={"batch_size": 2}, threat={"labels": "known"}), "idlg", targets=1,
-                           max_steps=1, logger=None)
+    result = benchmark.run(
+        make_spec(fl={"batch_size": 2}, threat={"labels": "known"}), "idlg", targets=1, max_steps=1, logger=None
+    )
     assert result.summary["label_accuracy"] == 1.0
 
 
@@ -79,11 +81,14 @@ def test_unknown_attack_option_is_named():
         benchmark.run(make_spec(), "dlg", attack_options={"learning_rate": 1})
 
 
-@pytest.mark.parametrize(("logger", "pattern"), [("tensorboard", "logs/version_0/events.out.tfevents.*"),
-                                                 ("wandb", "wandb/offline-run-*/run-*.wandb")])
+@pytest.mark.parametrize(
+    ("logger", "pattern"),
+    [("tensorboard", "logs/version_0/events.out.tfevents.*"), ("wandb", "wandb/offline-run-*/run-*.wandb")],
+)
 def test_other_loggers_write_their_files(tmp_path: Path, logger: str, pattern: str):
-    benchmark.run(make_spec(), "dlg", targets=1, max_steps=10, out=tmp_path, logger=logger,
-                  attack_options={"lbfgs_iterations": 2})
+    benchmark.run(
+        make_spec(), "dlg", targets=1, max_steps=10, out=tmp_path, logger=logger, attack_options={"lbfgs_iterations": 2}
+    )
     assert list(tmp_path.glob(pattern)), sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))[:20]
 
 
@@ -139,13 +144,17 @@ class _Writes:
         return Path.write_text, (self.path, "written while loading a checkpoint")
 
 
-@pytest.mark.parametrize(("content", "recorded", "reason"), [
-    ("malicious", None, "has no sha256 recorded beside it"),
-    ("malicious", "its own", "is not a Lightning checkpoint of tensors and plain values (UnpicklingError: "),
-    ("plain", "another", "does not match the sha256 its fit recorded"),
-])
-def test_a_checkpoint_that_would_run_code_or_is_not_the_fits_own_is_refused(tmp_path: Path, caplog, content: str,
-                                                                           recorded: str | None, reason: str):
+@pytest.mark.parametrize(
+    ("content", "recorded", "reason"),
+    [
+        ("malicious", None, "has no sha256 recorded beside it"),
+        ("malicious", "its own", "is not a Lightning checkpoint of tensors and plain values (UnpicklingError: "),
+        ("plain", "another", "does not match the sha256 its fit recorded"),
+    ],
+)
+def test_a_checkpoint_that_would_run_code_or_is_not_the_fits_own_is_refused(
+    tmp_path: Path, caplog, content: str, recorded: str | None, reason: str
+):
     written = tmp_path / "written"
     path = tmp_path / "run" / "checkpoints" / "targets-0000-0000" / "fit.ckpt"
     path.parent.mkdir(parents=True)
@@ -167,8 +176,10 @@ def test_two_processes_give_each_target_the_result_of_one_process(tmp_path: Path
     spec = make_spec(targets={"count": 4})
     one = benchmark.run(spec, "idlg", max_steps=10, logger=None, out=tmp_path / "one", problems=2)
     two = benchmark.run(spec, "idlg", max_steps=10, logger=None, out=tmp_path / "two", devices=2, problems=2)
-    assert sorted(p.name for p in (tmp_path / "two").glob("targets-rank*.jsonl")) == ["targets-rank0.jsonl",
-                                                                                      "targets-rank1.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "two").glob("targets-rank*.jsonl")) == [
+        "targets-rank0.jsonl",
+        "targets-rank1.jsonl",
+    ]
     assert two.environment["processes"] == "2" and len(two.targets) == 4
     for alone, shared in zip(one.targets, two.targets):  # groups [0, 1] and [2, 3], whichever process: bit for bit
         assert {**alone.row(), "seconds": 0} == {**shared.row(), "seconds": 0}
@@ -181,8 +192,10 @@ def test_rows_record_the_datasets_own_indices_of_targets_chosen_per_identity(tmp
         (tmp_path / person).mkdir()
         for k in range(count):
             Image.new("RGB", (8, 8), (40 * k, 0, 0)).save(tmp_path / person / f"{k}.png")
-    spec = make_spec(data={"dataset": "folder", "path": str(tmp_path), "image_size": 16},
-                     targets={"count": 2, "select": "per_identity"})
+    spec = make_spec(
+        data={"dataset": "folder", "path": str(tmp_path), "image_size": 16},
+        targets={"count": 2, "select": "per_identity"},
+    )
     result = benchmark.run(spec, "dlg", max_steps=1, logger=None)
     assert [t.indices for t in result.targets] == [[0], [3]] and [t.labels for t in result.targets] == [[0], [2]]
 
@@ -204,34 +217,61 @@ def test_lpips_is_scored_with_the_weights_a_user_gives(tmp_path: Path, monkeypat
     written = json.loads((tmp_path / "run" / "results.json").read_text())
     assert written["summary"]["lpips"] == result.summary["lpips"] > 0 and "unavailable" not in written["summary"]
     assert len(written["targets"][0]["metrics"]["lpips"]) == 1
+
+
 @pytest.mark.parametrize("defense, strengths", [("gaussian", [0.0, 1e-2, 1e-1]), ("pruning", [0.0, 0.7, 0.99])])
 def test_idlg_leaks_less_as_the_defence_strengthens(defense, strengths):
     """iDLG on the first CIFAR-10 test image (offline), 40 L-BFGS steps: the attack succeeds undefended, so a
     falling PSNR is the defence's doing."""
     from benchmark.protocol.spec import DefenseSpec
 
-    psnr = [benchmark.run(task="cifar10-lenetzhu-b1", attack="idlg", targets=1, max_steps=40, logger=None,
-                          defense=DefenseSpec(name=defense, params={DEFENSES.get(defense).strength: value})
-                          ).summary["psnr"] for value in strengths]
+    psnr = [
+        benchmark.run(
+            task="cifar10-lenetzhu-b1",
+            attack="idlg",
+            targets=1,
+            max_steps=40,
+            logger=None,
+            defense=DefenseSpec(name=defense, params={DEFENSES.get(defense).strength: value}),
+        ).summary["psnr"]
+        for value in strengths
+    ]
     assert psnr[0] > 20, psnr  # undefended, the image is recovered (iDLG reaches ~40 dB at its 300 steps)
     assert psnr[0] > psnr[1] > psnr[2], psnr
 
 
-@pytest.mark.parametrize("argument, value, message", [
-    ("max_steps", 0, "max_steps must be a whole number >= 1, got 0"),
-    ("max_steps", -1, "max_steps must be a whole number >= 1, got -1"),
-    ("targets", -1, "targets must be a whole number >= 1, got -1"),
-    ("restarts", 0, "restarts must be a whole number >= 1, got 0"),
-    ("problems", 2.5, "problems must be a whole number >= 1, got 2.5"),
-    ("devices", 0, "devices must be a whole number >= 1, got 0"),
-    ("images_every", 0, "images_every must be a whole number >= 1, got 0"),
-    ("seed", -1, "seed must be a whole number >= 0, got -1"),
-    ("accelerator", "bogus", "--accelerator bogus with --devices 1 cannot run here"),
-    ("attack_options", {"max_steps": "10"}, "attack option 'max_steps' takes a value like its default 300 (int), got '10'"),
-    ("lpips_weights", "not-weights.pth", "--lpips-weights: not-weights.pth is not torchvision's AlexNet weights (sha256"),
-    ("lpips_weights", "absent.pth", "--lpips-weights: cannot read backbone weights absent.pth (No such file or directory)"),
-])
-def test_a_bad_setting_raises_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argument, value, message):
+@pytest.mark.parametrize(
+    "argument, value, message",
+    [
+        ("max_steps", 0, "max_steps must be a whole number >= 1, got 0"),
+        ("max_steps", -1, "max_steps must be a whole number >= 1, got -1"),
+        ("targets", -1, "targets must be a whole number >= 1, got -1"),
+        ("restarts", 0, "restarts must be a whole number >= 1, got 0"),
+        ("problems", 2.5, "problems must be a whole number >= 1, got 2.5"),
+        ("devices", 0, "devices must be a whole number >= 1, got 0"),
+        ("images_every", 0, "images_every must be a whole number >= 1, got 0"),
+        ("seed", -1, "seed must be a whole number >= 0, got -1"),
+        ("accelerator", "bogus", "--accelerator bogus with --devices 1 cannot run here"),
+        (
+            "attack_options",
+            {"max_steps": "10"},
+            "attack option 'max_steps' takes a value like its default 300 (int), got '10'",
+        ),
+        (
+            "lpips_weights",
+            "not-weights.pth",
+            "--lpips-weights: not-weights.pth is not torchvision's AlexNet weights (sha256",
+        ),
+        (
+            "lpips_weights",
+            "absent.pth",
+            "--lpips-weights: cannot read backbone weights absent.pth (No such file or directory)",
+        ),
+    ],
+)
+def test_a_bad_setting_raises_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argument, value, message
+):
     monkeypatch.chdir(tmp_path)
     Path("not-weights.pth").write_bytes(b"")
     with pytest.raises(LeakBenchError, match="^" + re.escape(message)):
@@ -239,8 +279,14 @@ def test_a_bad_setting_raises_before_any_work(tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("error", [AttackFailure("the solver did not converge"), FloatingPointError("loss is NaN"),
-                                   torch.linalg.LinAlgError("the system is singular")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        AttackFailure("the solver did not converge"),
+        FloatingPointError("loss is NaN"),
+        torch.linalg.LinAlgError("the system is singular"),
+    ],
+)
 def test_an_attacks_mathematics_failing_is_a_failed_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error):
     fail_targets(monkeypatch, 1, error=error)
     result = benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
@@ -248,13 +294,25 @@ def test_an_attacks_mathematics_failing_is_a_failed_target(tmp_path: Path, monke
     assert result.summary["failed"] == 1 and result.summary["failures"] == {f"{type(error).__name__}: {error}": [1]}
 
 
-@pytest.mark.parametrize("error, raised, message", [
-    (ValueError("a bug in the attack"), AttackError, "attack DLG raised ValueError: a bug in the attack; this is not a result"),
-    (RuntimeError("CUDA error: device-side assert"), AttackError, "raised RuntimeError: CUDA error"),
-    (torch.cuda.OutOfMemoryError("CUDA out of memory"), SettingError, "1 problems in one fit do not fit in the memory"),
-])
-def test_any_other_error_stops_the_run_and_writes_no_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog,
-                                                          error, raised, message):
+@pytest.mark.parametrize(
+    "error, raised, message",
+    [
+        (
+            ValueError("a bug in the attack"),
+            AttackError,
+            "attack DLG raised ValueError: a bug in the attack; this is not a result",
+        ),
+        (RuntimeError("CUDA error: device-side assert"), AttackError, "raised RuntimeError: CUDA error"),
+        (
+            torch.cuda.OutOfMemoryError("CUDA out of memory"),
+            SettingError,
+            "1 problems in one fit do not fit in the memory",
+        ),
+    ],
+)
+def test_any_other_error_stops_the_run_and_writes_no_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, error, raised, message
+):
     fail_targets(monkeypatch, 1, error=error)
     with pytest.raises(raised, match=message):
         benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
@@ -269,11 +327,16 @@ def test_retry_failed_recomputes_only_the_failed_rows(tmp_path: Path, monkeypatc
         fail_targets(patch, 1)
         benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None, problems=1)
     before = (tmp_path / "targets.jsonl").read_bytes().splitlines(keepends=True)
-    assert benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None,
-                         problems=1).summary["failed"] == 1
+    assert (
+        benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None, problems=1).summary[
+            "failed"
+        ]
+        == 1
+    )
     monkeypatch.setattr(attack, "attack_targets", _only(attack.attack_targets, [1]))
-    result = benchmark.run(make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None, problems=1,
-                           retry_failed=True)
+    result = benchmark.run(
+        make_spec(), "dlg", targets=3, max_steps=1, out=tmp_path, logger=None, problems=1, retry_failed=True
+    )
     assert result.summary["failed"] == 0 and "failures" not in result.summary
     after = (tmp_path / "targets.jsonl").read_bytes().splitlines(keepends=True)
     assert after[:2] == [before[0], before[2]] and json.loads(after[2])["target"] == 1  # the others byte for byte
@@ -281,6 +344,7 @@ def test_retry_failed_recomputes_only_the_failed_rows(tmp_path: Path, monkeypatc
 
 def _only(attack_targets, numbers):
     """``attack_targets`` that fails the test when asked for targets other than ``numbers``."""
+
     def checked(attack_cls, config, chunk, **kwargs):
         assert [t.number for t in chunk] == numbers, "recomputed a finished target"
         return attack_targets(attack_cls, config, chunk, **kwargs)
@@ -289,10 +353,13 @@ def _only(attack_targets, numbers):
 
 
 def test_dpsgd_on_a_victim_with_train_mode_batchnorm_is_refused_with_the_reason(tmp_path: Path):
-    spec = make_spec(victim={"model": "convnet", "mode": "train", "init": "default"},
-                     defense={"name": "dpsgd", "params": {"noise_multiplier": 1.0}})
-    with pytest.raises(SpecError, match="a per-example gradient does not exist under BatchNorm in train mode.*"
-                                        "set victim.mode: eval"):
+    spec = make_spec(
+        victim={"model": "convnet", "mode": "train", "init": "default"},
+        defense={"name": "dpsgd", "params": {"noise_multiplier": 1.0}},
+    )
+    with pytest.raises(
+        SpecError, match="a per-example gradient does not exist under BatchNorm in train mode.*set victim.mode: eval"
+    ):
         benchmark.run(spec, "dlg", targets=1, max_steps=1, out=tmp_path, logger=None)
     assert not (tmp_path / "targets.jsonl").exists()
 
@@ -307,14 +374,17 @@ def test_a_corrupt_image_in_an_image_folder_is_named(tmp_path: Path):
         benchmark.run(spec, "dlg", targets=2, max_steps=1, logger=None)
 
 
-def test_a_run_of_fewer_targets_computes_the_whole_groups_that_hold_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_run_of_fewer_targets_computes_the_whole_groups_that_hold_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     trial = benchmark.run(make_spec(), "dlg", targets=1, max_steps=1, out=tmp_path, logger=None, problems=2, extent=3)
     assert [t.group for t in trial.targets] == [[0, 1]]  # blocks of 2 over 3 targets: [0, 1], [2]
     rows = [json.loads(line) for line in (tmp_path / "targets.jsonl").read_text().splitlines()]
     assert [(row["target"], row["group"]) for row in rows] == [(0, [0, 1]), (1, [0, 1])]
     with monkeypatch.context() as patch:
         patch.setattr(attack, "attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target"))
-        assert benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None,
-                             problems=2).targets[1].group == [0, 1]
+        assert benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=2).targets[
+            1
+        ].group == [0, 1]
     with pytest.raises(LeakBenchError, match="different targets_per_fit; resume it with the same settings"):
         benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)

@@ -24,8 +24,27 @@ def _rows(folder: Path) -> list[dict]:
 
 
 def _command(spec: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "benchmark.cli", "run", "--task", str(spec), "--attack", "dlg", "--targets", "6",
-            "--max-steps", "25", "--problems", "2", "--out", str(out), "--logger", "none", "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "benchmark.cli",
+        "run",
+        "--task",
+        str(spec),
+        "--attack",
+        "dlg",
+        "--targets",
+        "6",
+        "--max-steps",
+        "25",
+        "--problems",
+        "2",
+        "--out",
+        str(out),
+        "--logger",
+        "none",
+        "--no-progress",
+    ]
 
 
 def test_sigkill_then_rerun_resumes_without_loss_or_recomputation(tmp_path: Path):
@@ -73,7 +92,9 @@ def test_a_torn_last_line_is_dropped_and_recomputed(tmp_path: Path, caplog):
 @pytest.mark.parametrize("attack", ["dlg", "inverting_gradients"])  # IG's config holds a tuple, recorded as a list
 def test_finished_targets_are_read_back_not_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attack: str):
     benchmark.run(make_spec(), attack, targets=2, max_steps=1, out=tmp_path, logger=None)
-    monkeypatch.setattr("benchmark.pipeline.attack.attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target"))
+    monkeypatch.setattr(
+        "benchmark.pipeline.attack.attack_targets", lambda *a, **k: pytest.fail("recomputed a finished target")
+    )
     assert benchmark.run(make_spec(), attack, targets=2, max_steps=1, out=tmp_path, logger=None).summary["targets"] == 2
 
 
@@ -110,8 +131,11 @@ def test_a_failing_target_is_marked_and_the_run_goes_on(tmp_path: Path, monkeypa
 def test_a_run_record_that_is_not_a_json_object_is_one_line(tmp_path: Path):
     benchmark.run(make_spec(), "dlg", targets=1, max_steps=1, out=tmp_path, logger=None)
     (tmp_path / "run.json").write_text("[1, 2]")
-    with pytest.raises(LeakBenchError, match=r"run.json: run record must be a JSON mapping of named keys, got list; "
-                                             r"delete the folder or pass --fresh"):
+    with pytest.raises(
+        LeakBenchError,
+        match=r"run.json: run record must be a JSON mapping of named keys, got list; "
+        r"delete the folder or pass --fresh",
+    ):
         benchmark.run(make_spec(), "dlg", targets=1, max_steps=1, out=tmp_path, logger=None)
 
 

@@ -34,7 +34,8 @@ def test_every_shipped_spec_is_recorded_at_its_version(name):
     spec = load_task(name)
     assert recorded_versions().get(name, {}).get(str(spec.version)) == spec_hash(spec), (
         f"tasks/{name}.yaml measures something else than its recorded version {spec.version}: bump its "
-        f"version, say what changed in tasks/README.md, and run `leakbench spec {name} --record`")
+        f"version, say what changed in tasks/README.md, and run `leakbench spec {name} --record`"
+    )
 
 
 def test_a_version_is_recorded_once_with_one_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -66,20 +67,26 @@ def test_suite_tasks_exist():
 def test_the_boards_list_the_reference_suite_first_and_the_quick_one_says_it_is_a_smoke_run():
     assert suite_names()[:2] == ["reference", "quick"]
     description = " ".join(load_suite("quick").description.split())
-    assert "Budgets cut for a CPU smoke run" in description and "never ranked against the reference suite" in description
+    assert (
+        "Budgets cut for a CPU smoke run" in description and "never ranked against the reference suite" in description
+    )
 
 
 def test_a_suite_may_give_a_task_its_own_attacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "suites.yaml").write_text(
         "split: {attacks: [idlg], task_attacks: {mnist-lenetzhu-b1: [dlg]}, tasks: [mnist-lenetzhu-b1, cifar10-lenetzhu-b1]}\n"
         "stray: {task_attacks: {cifar10-lenetzhu-b1: [dlg]}, tasks: [mnist-lenetzhu-b1]}\n"
-        "typo: {task_attack: {}, tasks: [mnist-lenetzhu-b1]}\n")
+        "typo: {task_attack: {}, tasks: [mnist-lenetzhu-b1]}\n"
+    )
     monkeypatch.setenv("LEAKBENCH_TASKS", str(tmp_path))
     split = load_suite("split")
     assert (split.attacks_of("mnist-lenetzhu-b1"), split.attacks_of("cifar10-lenetzhu-b1")) == (("dlg",), ("idlg",))
     assert load_suite("quick").attacks_of("mnist-lenetzhu-b1") is None  # every registered attack
-    with pytest.raises(SpecError, match=r"^suites.yaml: suite 'stray': task_attacks names cifar10-lenetzhu-b1, not among "
-                                        r"its tasks; add it to tasks or remove it$"):
+    with pytest.raises(
+        SpecError,
+        match=r"^suites.yaml: suite 'stray': task_attacks names cifar10-lenetzhu-b1, not among "
+        r"its tasks; add it to tasks or remove it$",
+    ):
         load_suite("stray")
     with pytest.raises(SpecError, match=r"unknown key 'task_attack' \(did you mean 'task_attacks'\?\)"):
         load_suite("typo")
@@ -91,7 +98,8 @@ def test_include_merges_mappings_and_overrides(tmp_path: Path):
     assert derived.data.dataset == "cifar100"
     assert derived.victim == base.victim and derived.fl == base.fl
     (tmp_path / "variant.yaml").write_text(
-        f"include: {task_dirs()[-1] / 'cifar10-lenetzhu-b1.yaml'}\nname: variant\nfl: {{batch_size: 4}}\n")
+        f"include: {task_dirs()[-1] / 'cifar10-lenetzhu-b1.yaml'}\nname: variant\nfl: {{batch_size: 4}}\n"
+    )
     variant = load_task(tmp_path / "variant.yaml")
     assert variant.fl.batch_size == 4 and variant.data == base.data
 
@@ -103,20 +111,34 @@ def test_include_cycle_is_an_error(tmp_path: Path):
         load_task(tmp_path / "a.yaml")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("name: x\nversion: [1\n", "malformed YAML at line"),
-    ("- a\n- b\n", "must be a YAML mapping"),
-    ("name: x\nversion: 1\nvictim: {model: lenet_zhu}\n", "missing required key 'data'"),
-    ("name: x\nversion: 1\ndata: {dataset: cifar10, splt: test}\nvictim: {model: lenet_zhu}\n",
-     r"unknown key 'data.splt' \(did you mean 'split'\?\)"),
-    ("name: x\nversion: 1\ndata: {dataset: cifar10}\nvictim: {model: lenet_zhu}\nfl: {batch_size: -1}\n",
-     "key 'fl.batch_size': Input should be greater than or equal to 1"),
-    ("name: x\nversion: 1\ndata: {dataset: cifar01}\nvictim: {model: lenet_zhu}\n",
-     r"key 'data.dataset': unknown dataset 'cifar01' \(did you mean 'cifar10'\?\)"),
-    ("name: x\nversion: 1\ndata: {dataset: cifar10}\nvictim: {model: lenet}\n", "key 'victim.model': unknown model 'lenet'"),
-    ("name: x\nversion: 1\ndata: {dataset: cifar10}\nvictim: {model: lenet_zhu}\nmetrics: [psnrr]\n",
-     r"unknown metric 'psnrr' \(did you mean 'psnr'\?\)"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\nversion: [1\n", "malformed YAML at line"),
+        ("- a\n- b\n", "must be a YAML mapping"),
+        ("name: x\nversion: 1\nvictim: {model: lenet_zhu}\n", "missing required key 'data'"),
+        (
+            "name: x\nversion: 1\ndata: {dataset: cifar10, splt: test}\nvictim: {model: lenet_zhu}\n",
+            r"unknown key 'data.splt' \(did you mean 'split'\?\)",
+        ),
+        (
+            "name: x\nversion: 1\ndata: {dataset: cifar10}\nvictim: {model: lenet_zhu}\nfl: {batch_size: -1}\n",
+            "key 'fl.batch_size': Input should be greater than or equal to 1",
+        ),
+        (
+            "name: x\nversion: 1\ndata: {dataset: cifar01}\nvictim: {model: lenet_zhu}\n",
+            r"key 'data.dataset': unknown dataset 'cifar01' \(did you mean 'cifar10'\?\)",
+        ),
+        (
+            "name: x\nversion: 1\ndata: {dataset: cifar10}\nvictim: {model: lenet}\n",
+            "key 'victim.model': unknown model 'lenet'",
+        ),
+        (
+            "name: x\nversion: 1\ndata: {dataset: cifar10}\nvictim: {model: lenet_zhu}\nmetrics: [psnrr]\n",
+            r"unknown metric 'psnrr' \(did you mean 'psnr'\?\)",
+        ),
+    ],
+)
 def test_malformed_specs_name_file_and_key(tmp_path: Path, text: str, message: str):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -147,14 +169,31 @@ def test_target_indices_follow_batch_size():
 
 
 _values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
-_paths = st.sampled_from([("name",), ("version",), ("data",), ("data", "dataset"), ("data", "image_size"),
-                          ("data", "normalize"), ("targets", "count"), ("victim",), ("victim", "model"),
-                          ("victim", "init"), ("fl", "batch_size"), ("threat", "labels"), ("metrics",),
-                          ("budget", "restarts"), ("unexpected",), ("data", "unexpected"), ("include",)])
+_paths = st.sampled_from(
+    [
+        ("name",),
+        ("version",),
+        ("data",),
+        ("data", "dataset"),
+        ("data", "image_size"),
+        ("data", "normalize"),
+        ("targets", "count"),
+        ("victim",),
+        ("victim", "model"),
+        ("victim", "init"),
+        ("fl", "batch_size"),
+        ("threat", "labels"),
+        ("metrics",),
+        ("budget", "restarts"),
+        ("unexpected",),
+        ("data", "unexpected"),
+        ("include",),
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -201,8 +240,10 @@ def test_an_unknown_suite_key_is_answered_with_the_suite_keys(tmp_path: Path, mo
     monkeypatch.setattr(TASKS, "_discovered", False)
     with pytest.raises(SpecError) as info:
         load_suite("mine")
-    assert str(info.value) == ("suites.yaml: suite 'mine': unknown key 'target' (did you mean 'targets'?); allowed "
-                               "here: description, attacks, task_attacks, targets, max_steps, tasks")
+    assert str(info.value) == (
+        "suites.yaml: suite 'mine': unknown key 'target' (did you mean 'targets'?); allowed "
+        "here: description, attacks, task_attacks, targets, max_steps, tasks"
+    )
 
 
 def test_a_spec_that_is_not_utf8_names_the_byte(tmp_path: Path):

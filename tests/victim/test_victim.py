@@ -14,7 +14,9 @@ from benchmark.victim.client import Victim
 
 def _private(seed: int, n: int = 1, size: int = 16) -> Samples:
     generator = torch.Generator().manual_seed(seed)
-    return Samples(torch.rand(n, 3, size, size, generator=generator), torch.randint(10, (n,), generator=generator), "test")
+    return Samples(
+        torch.rand(n, 3, size, size, generator=generator), torch.randint(10, (n,), generator=generator), "test"
+    )
 
 
 def _tensors(observation: Observation) -> dict[str, torch.Tensor]:
@@ -108,8 +110,9 @@ def test_inputs_that_do_not_fit_the_model_are_a_spec_error(monkeypatch):
 
 
 def test_fedavg_update_is_the_weight_change_of_local_sgd():
-    spec = make_spec(fl={"protocol": "fedavg", "batch_size": 4, "local_epochs": 2, "local_batch_size": 2,
-                         "local_lr": 0.1})
+    spec = make_spec(
+        fl={"protocol": "fedavg", "batch_size": 4, "local_epochs": 2, "local_batch_size": 2, "local_lr": 0.1}
+    )
     private = _private(0, n=4)
     victim = Victim(spec, 0, private, 10)
     observation = victim.observe()
@@ -118,7 +121,7 @@ def test_fedavg_update_is_the_weight_change_of_local_sgd():
     for _ in range(2):
         for start in (0, 2):
             optimizer.zero_grad()
-            F.cross_entropy(model(private.images[start:start + 2]), private.labels[start:start + 2]).backward()
+            F.cross_entropy(model(private.images[start : start + 2]), private.labels[start : start + 2]).backward()
             optimizer.step()
     for update, before, after in zip(observation.update, observation.model.parameters(), model.parameters()):
         torch.testing.assert_close(update, before.detach() - after.detach(), atol=1e-6, rtol=1e-5)
@@ -133,8 +136,14 @@ def test_one_model_for_all_targets_when_reinit_is_once():
 def test_bn_statistics_follow_the_threat_model():
     victim = {"model": "convnet", "init": "default", "mode": "train"}
     private = _private(0, n=3)
-    seen = {setting: Victim(make_spec(victim=victim, fl={"batch_size": 3}, threat={"bn_statistics": setting}), 0,
-                            private, 10).observe().bn_statistics for setting in ("none", "batch", "known")}
+    seen = {
+        setting: Victim(
+            make_spec(victim=victim, fl={"batch_size": 3}, threat={"bn_statistics": setting}), 0, private, 10
+        )
+        .observe()
+        .bn_statistics
+        for setting in ("none", "batch", "known")
+    }
     assert seen["none"] is None
     known, batch = seen["known"], seen["batch"]
     assert len(known) == len(batch) == 8  # the ConvNet's BatchNorm layers
@@ -148,13 +157,23 @@ def test_bn_statistics_follow_the_threat_model():
         torch.testing.assert_close(var_b, var_k, atol=1e-4, rtol=1e-3)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"victim": {"model": "convnet", "init": "default", "mode": "train"},
-                                        "fl": {"batch_size": 3}, "threat": {"bn_statistics": "known", "labels": "known"},
-                                        "data": {"normalize": {"mean": [0.5] * 3, "std": [0.25] * 3}}}],
-                         ids=["plain", "every field"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {
+            "victim": {"model": "convnet", "init": "default", "mode": "train"},
+            "fl": {"batch_size": 3},
+            "threat": {"bn_statistics": "known", "labels": "known"},
+            "data": {"normalize": {"mean": [0.5] * 3, "std": [0.25] * 3}},
+        },
+    ],
+    ids=["plain", "every field"],
+)
 def test_an_observation_crosses_as_tensors_and_plain_values(tmp_path, overrides):
-    observation = Victim(make_spec(**overrides), 0, _private(0, n=overrides.get("fl", {}).get("batch_size", 1)),
-                         10).observe()
+    observation = Victim(
+        make_spec(**overrides), 0, _private(0, n=overrides.get("fl", {}).get("batch_size", 1)), 10
+    ).observe()
     torch.save(observation_record(observation), tmp_path / "observation.pt")
     again = observation_from_record(torch.load(tmp_path / "observation.pt", weights_only=True))
     for field in dataclasses.fields(Observation):
@@ -170,6 +189,8 @@ def test_bn_statistics_need_a_model_with_batchnorm():
 
     with pytest.raises(SpecError, match="no BatchNorm layer"):
         Victim(make_spec(threat={"bn_statistics": "known"}), 0, _private(0), 10).observe()
+
+
 def test_the_server_sees_the_defended_update_only():
     plain = Victim(make_spec(), 0, _private(0), 10).observe()
     pruned = Victim(make_spec(defense={"name": "pruning", "params": {"fraction": 0.9}}), 0, _private(0), 10).observe()
@@ -182,8 +203,9 @@ def test_the_server_sees_the_defended_update_only():
 
 def test_defence_noise_is_a_function_of_the_defence_seed_and_the_target():
     def update(target: int, seed: int = 0) -> torch.Tensor:
-        spec = make_spec(defense={"name": "gaussian", "params": {"sigma": 0.1}, "seed": seed},
-                         victim={"reinit": "once"})
+        spec = make_spec(
+            defense={"name": "gaussian", "params": {"sigma": 0.1}, "seed": seed}, victim={"reinit": "once"}
+        )
         return torch.cat([u.flatten() for u in Victim(spec, target, _private(0), 10).observe().update])
 
     assert torch.equal(update(0), update(0))

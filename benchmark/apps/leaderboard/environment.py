@@ -39,9 +39,11 @@ def installed() -> dict[str, str]:
 
 
 def constraints_text(versions: dict[str, str]) -> str:
-    return (f"# pip constraints: the environment leaderboard entries were measured in (python "
-            f"{platform.python_version()}), written by leakbench\n# pip install -e . -c <this file>\n"
-            + "".join(f"{name}=={version}\n" for name, version in versions.items()))
+    return (
+        f"# pip constraints: the environment leaderboard entries were measured in (python "
+        f"{platform.python_version()}), written by leakbench\n# pip install -e . -c <this file>\n"
+        + "".join(f"{name}=={version}\n" for name, version in versions.items())
+    )
 
 
 def write_constraints(root: Path) -> str:
@@ -63,10 +65,13 @@ def read_constraints(path: Path) -> dict[str, str]:
 
 def _changes(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """'name now (the entry's: recorded)' for each name whose value differs, the key packages first."""
-    names = sorted((n for n in recorded.keys() | now.keys() if recorded.get(n) != now.get(n)),
-                   key=lambda n: (FIRST.index(n) if n in FIRST else len(FIRST), n))
-    return [f"{name} {now.get(name) or 'not installed'} (the entry's: {recorded.get(name) or 'none'})"
-            for name in names]
+    names = sorted(
+        (n for n in recorded.keys() | now.keys() if recorded.get(n) != now.get(n)),
+        key=lambda n: (FIRST.index(n) if n in FIRST else len(FIRST), n),
+    )
+    return [
+        f"{name} {now.get(name) or 'not installed'} (the entry's: {recorded.get(name) or 'none'})" for name in names
+    ]
 
 
 def compare_environment(recorded: Environment, root: Path, run_environment: dict[str, str]) -> str:
@@ -76,11 +81,17 @@ def compare_environment(recorded: Environment, root: Path, run_environment: dict
     changes = _changes({f: getattr(recorded, f) for f in fields}, {f: run_environment.get(f) for f in fields})
     if recorded.constraints is not None:
         changes = _changes(read_constraints(root / recorded.constraints), installed()) + changes
-    source = (f"the entry's {recorded.constraints}" if recorded.constraints is not None else
-              "the entry's (which names no constraints file: torch, lightning, python and device compared)")
+    source = (
+        f"the entry's {recorded.constraints}"
+        if recorded.constraints is not None
+        else "the entry's (which names no constraints file: torch, lightning, python and device compared)"
+    )
     if not changes:
         return f"environment: as {source}"
     more = f" and {len(changes) - SHOWN} more" if len(changes) > SHOWN else ""
-    fix = (f"; `pip install -e . -c {root / recorded.constraints}` installs the entry's versions"
-           if recorded.constraints is not None else "")
+    fix = (
+        f"; `pip install -e . -c {root / recorded.constraints}` installs the entry's versions"
+        if recorded.constraints is not None
+        else ""
+    )
     return f"environment: differs from {source} in {', '.join(changes[:SHOWN])}{more}{fix}"

@@ -14,8 +14,15 @@ _IDLG_URL = "https://arxiv.org/abs/2001.02610"
 
 
 def _label_accuracy(percent: float, attack: str, dataset: str) -> list[PaperFigure]:
-    return [PaperFigure(metric="label_accuracy", value=percent / 100, paper=_IDLG, url=_IDLG_URL,
-                        reported=f"{attack} label accuracy {percent} % on {dataset}, LeNet-Zhu, 1000 random trials")]
+    return [
+        PaperFigure(
+            metric="label_accuracy",
+            value=percent / 100,
+            paper=_IDLG,
+            url=_IDLG_URL,
+            reported=f"{attack} label accuracy {percent} % on {dataset}, LeNet-Zhu, 1000 random trials",
+        )
+    ]
 
 
 PAPER_FIGURES: dict[tuple[str, str], list[PaperFigure]] = {

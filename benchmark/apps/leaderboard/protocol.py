@@ -40,14 +40,23 @@ def suite_protocols(suite: str, tasks: Sequence[str] | None = None) -> list[Prot
     definition = load_suite(suite)
     for name in tasks or ():
         if name not in definition.tasks:
-            raise LeakBenchError(f"task '{name}' is not in suite '{suite}'{did_you_mean(name, list(definition.tasks))}; "
-                                 f"its tasks: {', '.join(definition.tasks)}")
+            raise LeakBenchError(
+                f"task '{name}' is not in suite '{suite}'{did_you_mean(name, list(definition.tasks))}; "
+                f"its tasks: {', '.join(definition.tasks)}"
+            )
     protocols = []
     for name in tasks or definition.tasks:
         spec = load_task(name)
-        protocols.append(Protocol(suite, spec, definition.targets or spec.targets.count,
-                                  definition.max_steps or spec.budget.max_steps, spec.budget.restarts,
-                                  definition.attacks_of(name)))
+        protocols.append(
+            Protocol(
+                suite,
+                spec,
+                definition.targets or spec.targets.count,
+                definition.max_steps or spec.budget.max_steps,
+                spec.budget.restarts,
+                definition.attacks_of(name),
+            )
+        )
     return protocols
 
 
@@ -67,22 +76,28 @@ def same_task(entry: Entry, spec: TaskSpec) -> bool:
 
 def nonconformity(entry: Entry, protocol: Protocol) -> str | None:
     """How the entry departs from the protocol (e.g. the task changed since), or None when it does not."""
-    checks = [("task_version", entry.task_version, protocol.spec.version),
-              ("protocol_targets", entry.protocol_targets, protocol.targets),
-              ("seed", entry.seed, PROTOCOL_SEED),
-              ("restarts", entry.restarts, protocol.restarts)]
+    checks = [
+        ("task_version", entry.task_version, protocol.spec.version),
+        ("protocol_targets", entry.protocol_targets, protocol.targets),
+        ("seed", entry.seed, PROTOCOL_SEED),
+        ("restarts", entry.restarts, protocol.restarts),
+    ]
     if protocol.max_steps is not None:
         checks.append(("attack_config.max_steps", entry.attack_config.get("max_steps"), protocol.max_steps))
     for key, value in protocol.spec.budget.options.get(entry.attack, {}).items():
         checks.append((f"attack_config.{key}", entry.attack_config.get(key), value))
     departures = [f"{name} {got!r} (the protocol's: {want!r})" for name, got, want in checks if got != want]
     if not protocol.runs(entry.attack):
-        departures.append(f"the suite does not run {entry.attack} on this task "
-                          f"(its attacks: {', '.join(protocol.attacks)})")
+        departures.append(
+            f"the suite does not run {entry.attack} on this task (its attacks: {', '.join(protocol.attacks)})"
+        )
     if not same_task(entry, protocol.spec):
         departures.append("the task spec changed since")
-    redefined = sorted(name for name, value in entry.summary.metrics.items()
-                       if value is not None and not metric_info(name).defines(entry.metric_definitions.get(name)))
+    redefined = sorted(
+        name
+        for name, value in entry.summary.metrics.items()
+        if value is not None and not metric_info(name).defines(entry.metric_definitions.get(name))
+    )
     if redefined:
         departures.append(f"measured under another definition of {', '.join(redefined)} (or none recorded)")
     return ", ".join(departures) or None

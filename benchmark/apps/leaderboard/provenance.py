@@ -38,8 +38,10 @@ def _git(*args: str) -> subprocess.CompletedProcess[str]:
 def _lines(*args: str) -> list[str]:
     done = _git(*args)
     if done.returncode:
-        raise LeakBenchError(f"git {args[0]} failed in {SOURCE} ({' '.join(done.stderr.split())[:160]}); "
-                             f"repair the checkout or run leakbench from another")
+        raise LeakBenchError(
+            f"git {args[0]} failed in {SOURCE} ({' '.join(done.stderr.split())[:160]}); "
+            f"repair the checkout or run leakbench from another"
+        )
     return done.stdout.splitlines()
 
 
@@ -124,8 +126,10 @@ class CodeComparison:
             text += f"the same as the entry's commit {short(self.recorded)} under {CODE}/"
         else:
             own = f", among them {self.module} (the attack's module)" if self.module in self.changes else ""
-            text += (f"differs from the entry's commit {short(self.recorded)} in {len(self.changes)} file(s) under "
-                     f"{CODE}/{own}: {', '.join(self.changes[:5])}{', ...' if len(self.changes) > 5 else ''}")
+            text += (
+                f"differs from the entry's commit {short(self.recorded)} in {len(self.changes)} file(s) under "
+                f"{CODE}/{own}: {', '.join(self.changes[:5])}{', ...' if len(self.changes) > 5 else ''}"
+            )
         if self.module is None:  # a plugin's code lies outside the checkout: its version and its files tell
             same = "as recorded" if self.package == self.recorded_package else f"the entry's: {self.recorded_package}"
             text += f"; attack package {self.package} ({same})"
@@ -152,10 +156,25 @@ def compare_code(entry: Entry, state: GitState) -> CodeComparison:
         changes = tuple(sorted({*changed, *untracked}))
     module = attack_module(entry.attack)
     now = attack_code(start) if (start := code_module(entry.attack)) is not None else None
-    attack_changes = None if now is None or entry.attack_code is None else tuple(
-        sorted(name for name in now.keys() | entry.attack_code.keys() if now.get(name) != entry.attack_code.get(name)))
-    return CodeComparison(state.commit, commit, changes, unknown, module, attack_package(entry.attack),
-                          entry.attack_package, attack_changes)
+    attack_changes = (
+        None
+        if now is None or entry.attack_code is None
+        else tuple(
+            sorted(
+                name for name in now.keys() | entry.attack_code.keys() if now.get(name) != entry.attack_code.get(name)
+            )
+        )
+    )
+    return CodeComparison(
+        state.commit,
+        commit,
+        changes,
+        unknown,
+        module,
+        attack_package(entry.attack),
+        entry.attack_package,
+        attack_changes,
+    )
 
 
 def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
@@ -171,8 +190,11 @@ def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
 
 def machine_paths(entry: Entry) -> list[tuple[str, str]]:
     """(field, path) for each string of the entry that holds an absolute path of some machine."""
-    return [(where, found.group()) for where, text in _strings(entry.model_dump(mode="json"))
-            if (found := MACHINE_PATH.search(text))]
+    return [
+        (where, found.group())
+        for where, text in _strings(entry.model_dump(mode="json"))
+        if (found := MACHINE_PATH.search(text))
+    ]
 
 
 def trace_problems(path: Path, entry: Entry) -> list[str]:
@@ -180,25 +202,36 @@ def trace_problems(path: Path, entry: Entry) -> list[str]:
     git, commit = entry.environment, entry.environment.git_commit
     problems = []
     if git.git_dirty is None:
-        problems.append("it does not record whether its checkout had uncommitted changes (git_dirty null); "
-                        "re-submit it from a clean commit")
+        problems.append(
+            "it does not record whether its checkout had uncommitted changes (git_dirty null); "
+            "re-submit it from a clean commit"
+        )
     elif git.git_dirty:
-        problems.append("it was made from a checkout with uncommitted changes (git_dirty true); commit the code "
-                        "and re-submit it")
+        problems.append(
+            "it was made from a checkout with uncommitted changes (git_dirty true); commit the code and re-submit it"
+        )
     if commit is None:
-        problems.append("it records no commit (git_commit null); re-submit it from a clean commit of a leakbench "
-                        "checkout")
+        problems.append(
+            "it records no commit (git_commit null); re-submit it from a clean commit of a leakbench checkout"
+        )
     elif not in_checkout():
-        problems.append(f"its commit {short(commit)} could not be checked: {NO_CHECKOUT}; run `leakbench leaderboard "
-                        f"check` from a clone of the repository")
+        problems.append(
+            f"its commit {short(commit)} could not be checked: {NO_CHECKOUT}; run `leakbench leaderboard "
+            f"check` from a clone of the repository"
+        )
     elif not has_object(f"{commit}^{{commit}}"):
-        problems.append(f"its commit {short(commit)} is not in this repository; fetch it, or re-submit it from a "
-                        f"commit that is")
+        problems.append(
+            f"its commit {short(commit)} is not in this repository; fetch it, or re-submit it from a commit that is"
+        )
     elif (module := attack_module(entry.attack)) is not None and not has_object(f"{commit}:{module}"):
-        problems.append(f"its commit {short(commit)} does not contain {module}, its attack's code; re-submit it "
-                        f"from a commit that does")
-    problems += [f"field {where} holds a machine path ({found[:60]!r}); re-submit it with this leakbench, which "
-                 f"records none" for where, found in machine_paths(entry)]
+        problems.append(
+            f"its commit {short(commit)} does not contain {module}, its attack's code; re-submit it "
+            f"from a commit that does"
+        )
+    problems += [
+        f"field {where} holds a machine path ({found[:60]!r}); re-submit it with this leakbench, which records none"
+        for where, found in machine_paths(entry)
+    ]
     if not entry.verified:
         problems.append(f"it is not verified; run `leakbench verify {path} --record`")
     return [f"{path}: {problem}" for problem in problems]

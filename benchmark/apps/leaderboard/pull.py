@@ -33,8 +33,10 @@ def _runs(path: str) -> list[Any]:
         return list(wandb.Api(timeout=30).runs(path))
     except (wandb.errors.Error, OSError) as err:  # no credentials, no network, no such project
         reason = " ".join(str(err).split())[:200]
-        raise LeakBenchError(f"cannot read the W&B runs of {path} ({reason}); check the network, `wandb login` "
-                             f"and the ENTITY/PROJECT name") from None
+        raise LeakBenchError(
+            f"cannot read the W&B runs of {path} ({reason}); check the network, `wandb login` "
+            f"and the ENTITY/PROJECT name"
+        ) from None
 
 
 def pull(path: str, suite: str, *, root: Path = Path("leaderboards"), replace: bool = False) -> list[Path]:
@@ -49,7 +51,9 @@ def pull(path: str, suite: str, *, root: Path = Path("leaderboards"), replace: b
     for run in _runs(path):
         result = run.summary.get(WANDB_RESULT_KEY)
         if run.state != "finished" or result is None:
-            log.info("skipped W&B run %s: %s", run.id, "not finished" if run.state != "finished" else "no leakbench result")
+            log.info(
+                "skipped W&B run %s: %s", run.id, "not finished" if run.state != "finished" else "no leakbench result"
+            )
             continue
         result = json.loads(json.dumps(result, default=dict))  # the API's summary objects -> plain JSON
         protocol = protocols.get(result["task"])

@@ -53,8 +53,13 @@ class Board:
     @property
     def face_encoders(self) -> list[str]:
         """The encoders that re-identified its entries' faces, as ``facenet (weights sha256 281cebca…)``."""
-        return sorted({f"{encoder.backend} (weights sha256 {encoder.weights_sha256[:8]}…)"
-                       for row in self.rows if (encoder := row.entry.face_encoder) is not None})
+        return sorted(
+            {
+                f"{encoder.backend} (weights sha256 {encoder.weights_sha256[:8]}…)"
+                for row in self.rows
+                if (encoder := row.entry.face_encoder) is not None
+            }
+        )
 
 
 def _metric_order(name: str) -> tuple[int, str]:
@@ -70,8 +75,15 @@ def _rank_key(entry: Entry, primary: str | None) -> tuple[bool, float, str]:
 def make_board(entries: list[tuple[Path, Entry]]) -> Board:
     """One board from the entries of a single (suite, task); a metric no entry measured (LPIPS without
     its weights) gets no column."""
-    metrics = sorted({name for _, entry in entries for name, value in entry.summary.metrics.items()
-                      if value is not None and metric_info(name).board}, key=_metric_order)
+    metrics = sorted(
+        {
+            name
+            for _, entry in entries
+            for name, value in entry.summary.metrics.items()
+            if value is not None and metric_info(name).board
+        },
+        key=_metric_order,
+    )
     primary = next((name for name in metrics if metric_info(name).higher_is_better is not None), None)
     ordered = sorted(entries, key=lambda item: (item[1].partial, _rank_key(item[1], primary)))
     rows, rank = [], 0
@@ -104,8 +116,10 @@ def load_boards(root: Path) -> list[SuiteBoards]:
     suites = suite_names()
     entries.sort(key=lambda item: _place(item[1], suites))
     boards = [make_board(list(group)) for _, group in groupby(entries, key=lambda item: (item[1].suite, item[1].task))]
-    return [SuiteBoards(suite, load_suite(suite).description, list(group))
-            for suite, group in groupby(boards, key=lambda board: board.suite)]
+    return [
+        SuiteBoards(suite, load_suite(suite).description, list(group))
+        for suite, group in groupby(boards, key=lambda board: board.suite)
+    ]
 
 
 def _header(metric: str) -> str:
@@ -120,25 +134,38 @@ def _definition(metric: str) -> str:
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
-    keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+    autoescape=jinja2.select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
 )
+
+
 def _verified(entry: Entry) -> str:
     """The verified cell: no, yes, or yes and by whom (the submitter, or independent)."""
     return "no" if not entry.verified else f"yes ({entry.verified_by})" if entry.verified_by else "yes"
 
 
-_ENVIRONMENT.filters.update(metric=lambda value, metric: metric_info(metric).show(value), header=_header,
-                            name=lambda metric: metric_info(metric).title, definition=_definition, verified=_verified)
+_ENVIRONMENT.filters.update(
+    metric=lambda value, metric: metric_info(metric).show(value),
+    header=_header,
+    name=lambda metric: metric_info(metric).title,
+    definition=_definition,
+    verified=_verified,
+)
 
 
 def render(root: Path) -> dict[str, str]:
     """The generated files (path relative to ``root`` -> text)."""
     suites = load_boards(root)
-    metrics = sorted({metric for suite in suites for board in suite.boards for metric in board.metrics},
-                     key=_metric_order)
-    return {name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(suites=suites, metrics=metrics)
-            for name in OUTPUTS}
+    metrics = sorted(
+        {metric for suite in suites for board in suite.boards for metric in board.metrics}, key=_metric_order
+    )
+    return {
+        name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(suites=suites, metrics=metrics)
+        for name in OUTPUTS
+    }
 
 
 def _require_root(root: Path) -> None:
@@ -169,10 +196,15 @@ def check(root: Path) -> list[str]:
         if entry.picture and not path.with_name(entry.picture).is_file():
             problems.append(f"{path}: its picture {entry.picture} is missing; re-submit it")
         for environment in (entry.environment, entry.verification.environment if entry.verification else None):
-            if environment is not None and environment.constraints is not None \
-                    and not (root / environment.constraints).is_file():
-                problems.append(f"{path}: its constraints file {environment.constraints} is missing; restore it "
-                                f"from git or re-submit it")
+            if (
+                environment is not None
+                and environment.constraints is not None
+                and not (root / environment.constraints).is_file()
+            ):
+                problems.append(
+                    f"{path}: its constraints file {environment.constraints} is missing; restore it "
+                    f"from git or re-submit it"
+                )
         problems += trace_problems(path, entry)
     if problems:
         return problems

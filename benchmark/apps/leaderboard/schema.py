@@ -71,15 +71,18 @@ class Summary(_Strict):
 
 class Environment(_Strict):
     leakbench: str
-    git_commit: str | None = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$",
-                                   description="commit (full hash) of the leakbench source, if it is a git checkout")
+    git_commit: str | None = Field(
+        pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$",
+        description="commit (full hash) of the leakbench source, if it is a git checkout",
+    )
     git_dirty: bool | None = Field(description="whether that checkout had uncommitted changes")
     torch: str
     lightning: str
     python: str
     device: str
     constraints: str | None = Field(
-        None, description="the pip constraints file of its installed versions, relative to the leaderboard root")
+        None, description="the pip constraints file of its installed versions, relative to the leaderboard root"
+    )
 
 
 class Verification(_Strict):
@@ -89,7 +92,8 @@ class Verification(_Strict):
     date: datetime
     environment: Environment
     code_changes: list[str] | None = Field(
-        None, description="files under benchmark/ that differed from the entry's commit ([]: none); None: not told")
+        None, description="files under benchmark/ that differed from the entry's commit ([]: none); None: not told"
+    )
     attack_package: str | None = Field(None, description="the package that provided the attack at the re-run")
     verifier: str | None = Field(None, description="who re-ran it: the git user.name of the checkout; None: not told")
 
@@ -105,21 +109,25 @@ class Entry(_Strict):
     attack_config: dict[str, Any] = Field(description="the attack's full resolved config")
     attack_package: str | None = Field(description="distribution and version that provide the attack")
     attack_code: dict[str, str] | None = Field(
-        None, description="sha256 of each module of the attack's code (benchmark.core.code); None: not recorded")
+        None, description="sha256 of each module of the attack's code (benchmark.core.code); None: not recorded"
+    )
     seed: int
     restarts: int = Field(ge=1)
     targets: int = Field(ge=1, description="targets measured: the first `targets` of the protocol")
     protocol_targets: int = Field(ge=1, description="targets of the suite's protocol for this task")
     data_origin: str
     metric_definitions: dict[str, dict[str, Any]] = Field(
-        default={}, description="each reported metric's library, versions and parameters (benchmark.metrics)")
+        default={}, description="each reported metric's library, versions and parameters (benchmark.metrics)"
+    )
     face_encoder: FaceEncoder | None = Field(None, description="the re-identification encoder of a task with reid")
     summary: Summary
     rows: list[TargetRow]
     environment: Environment
     date: datetime
     source: str = Field(description="'leakbench submit', or the W&B run it was pulled from")
-    submitter: str | None = Field(None, description="who submitted it: the git user.name of the checkout; None: not told")
+    submitter: str | None = Field(
+        None, description="who submitted it: the git user.name of the checkout; None: not told"
+    )
     paper: list[PaperFigure] = []
     picture: str | None = Field(description="PNG beside the entry: ground truth over reconstructions")
     verified: bool = False
@@ -150,25 +158,40 @@ class Entry(_Strict):
         for name in expected.metrics.keys() | self.summary.metrics.keys():
             stored, computed = self.summary.metrics.get(name), expected.metrics.get(name)
             if not _same(stored, computed):
-                raise ValueError(f"summary.metrics.{name} is {stored} but the rows give {computed}; "
-                                 f"entries are written by leakbench, not by hand")
+                raise ValueError(
+                    f"summary.metrics.{name} is {stored} but the rows give {computed}; "
+                    f"entries are written by leakbench, not by hand"
+                )
         if self.summary.failed != expected.failed:
             raise ValueError(f"summary.failed is {self.summary.failed} but {expected.failed} rows failed")
         return self
 
 
 def _same(a: float | None, b: float | None) -> bool:
-    return a is None and b is None or a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return (
+        a is None and b is None or a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    )
 
 
 def summarize(rows: list[TargetRow]) -> Summary:
     """The summary of rows, as :attr:`benchmark.pipeline.result.Result.summary` computes it."""
-    result = Result(task="", task_version=1, spec_hash="", attack="", config={}, data_origin="", environment={},
-                    targets=[TargetResult(**row.model_dump()) for row in rows])
+    result = Result(
+        task="",
+        task_version=1,
+        spec_hash="",
+        attack="",
+        config={},
+        data_origin="",
+        environment={},
+        targets=[TargetResult(**row.model_dump()) for row in rows],
+    )
     summary = result.summary
     counts = ("targets", "failed", "failures", "seconds", "seconds_per_target")
-    return Summary(metrics={k: v for k, v in summary.items() if k not in counts}, failed=summary["failed"],
-                   seconds=summary["seconds"])
+    return Summary(
+        metrics={k: v for k, v in summary.items() if k not in counts},
+        failed=summary["failed"],
+        seconds=summary["seconds"],
+    )
 
 
 def rows_of(result: dict[str, Any], count: int) -> list[TargetRow]:
@@ -193,7 +216,9 @@ def parse_entry(text: str, source: str) -> Entry:
     except ValidationError as err:
         first = err.errors()[0]
         if first["type"] == "json_invalid":
-            raise EntryError(f"{source}: not valid JSON ({first['ctx']['error']}); restore it from git or re-submit") from None
+            raise EntryError(
+                f"{source}: not valid JSON ({first['ctx']['error']}); restore it from git or re-submit"
+            ) from None
         raise EntryError(f"{source}: {_describe(first)}") from None
 
 

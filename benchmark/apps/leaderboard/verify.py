@@ -93,6 +93,7 @@ def compare(entry: Entry, rows: list[TargetRow]) -> list[Difference]:
 
 def encoder_difference(entry: Entry, measured: FaceEncoder | None) -> list[Difference]:
     """The face encoder's weights, when the re-run's are not the entry's: its re-id is another measurement."""
+
     def named(encoder: FaceEncoder | None) -> str | None:
         return None if encoder is None else f"{encoder.backend} {encoder.weights_sha256[:8]}"
 
@@ -101,8 +102,15 @@ def encoder_difference(entry: Entry, measured: FaceEncoder | None) -> list[Diffe
     return [Difference("summary", "face encoder", named(entry.face_encoder), named(measured), None)]
 
 
-def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"), accelerator: str = "cpu",
-           record: bool = False, isolation: Isolation | None = None) -> Verdict:
+def verify(
+    path: Path,
+    *,
+    targets: int | None = None,
+    runs: Path = Path("runs"),
+    accelerator: str = "cpu",
+    record: bool = False,
+    isolation: Isolation | None = None,
+) -> Verdict:
     """Re-run the entry at ``path`` (its first ``targets`` targets, default all) and compare.
 
     With ``record``, a complete re-run within tolerance marks the entry verified, recording the
@@ -112,29 +120,51 @@ def verify(path: Path, *, targets: int | None = None, runs: Path = Path("runs"),
     entry = load_entry(path)
     spec = protocol_of(entry).spec
     if not same_task(entry, spec):
-        raise LeakBenchError(f"{path}: task '{entry.task}' has changed since this entry was measured "
-                             f"(spec hash {entry.spec_hash[:12]} → {spec_hash(spec)[:12]}); re-submit it")
+        raise LeakBenchError(
+            f"{path}: task '{entry.task}' has changed since this entry was measured "
+            f"(spec hash {entry.spec_hash[:12]} → {spec_hash(spec)[:12]}); re-submit it"
+        )
     count = targets if targets is not None else entry.targets
     if count > entry.targets:
         raise LeakBenchError(f"{path} has {entry.targets} targets; give --targets of at most {entry.targets}")
     state = git_state(ignore=(path.parents[2], runs))
     code = compare_code(entry, state)
     out = runs / f"verify-{entry.suite}" / entry.task / entry.attack
-    result = run(spec, entry.attack, targets=count, seed=entry.seed, max_steps=entry.attack_config.get("max_steps"),
-                 restarts=entry.restarts, attack_options=entry.attack_config, out=out, logger=None,
-                 accelerator=accelerator, fresh=True, isolation=isolation,
-                 extent=entry.protocol_targets, reid=entry.face_encoder.backend if entry.face_encoder else "auto")
+    result = run(
+        spec,
+        entry.attack,
+        targets=count,
+        seed=entry.seed,
+        max_steps=entry.attack_config.get("max_steps"),
+        restarts=entry.restarts,
+        attack_options=entry.attack_config,
+        out=out,
+        logger=None,
+        accelerator=accelerator,
+        fresh=True,
+        isolation=isolation,
+        extent=entry.protocol_targets,
+        reid=entry.face_encoder.backend if entry.face_encoder else "auto",
+    )
     rows = rows_of(result.to_dict(), count)
     root = path.parents[2]
     differences = encoder_difference(entry, face_encoder_of(result.summary)) + compare(entry, rows)
-    verdict = Verdict(path, count, count == entry.targets, differences, code,
-                      compare_environment(entry.environment, root, result.environment))
+    verdict = Verdict(
+        path,
+        count,
+        count == entry.targets,
+        differences,
+        code,
+        compare_environment(entry.environment, root, result.environment),
+    )
     if record and verdict.complete and not verdict.differences:
-        verification = Verification(date=datetime.now(timezone.utc).replace(microsecond=0),
-                                    environment=environment_of(result.environment, state.record(),
-                                                               write_constraints(root)),
-                                    code_changes=None if code.changes is None else list(code.changes),
-                                    attack_package=code.package, verifier=state.user)
+        verification = Verification(
+            date=datetime.now(timezone.utc).replace(microsecond=0),
+            environment=environment_of(result.environment, state.record(), write_constraints(root)),
+            code_changes=None if code.changes is None else list(code.changes),
+            attack_package=code.package,
+            verifier=state.user,
+        )
         write_entry(root, entry.model_copy(update={"verified": True, "verification": verification}), None)
     return verdict
 
@@ -147,8 +177,11 @@ def format_verdict(verdict: Verdict) -> str:
     code = f"  {verdict.code.describe()}\n  {verdict.environment}"
     if not verdict.differences:
         return f"{head}: every metric within tolerance\n{code}"
-    lines = [f"{head}: {len(verdict.differences)} value(s) moved beyond tolerance", code,
-             f"  {'where':<10} {'metric':<16} {'recorded':>12} {'measured':>12} {'allowed':>10}"]
+    lines = [
+        f"{head}: {len(verdict.differences)} value(s) moved beyond tolerance",
+        code,
+        f"  {'where':<10} {'metric':<16} {'recorded':>12} {'measured':>12} {'allowed':>10}",
+    ]
     for d in verdict.differences:
         allowed = f"±{d.allowed:.3g}" if d.allowed is not None else "-"
         lines.append(f"  {d.where:<10} {d.metric:<16} {_cell(d.recorded):>12} {_cell(d.measured):>12} {allowed:>10}")
@@ -159,8 +192,11 @@ def _targets(group: list[int] | None) -> str | None:
     """A group as the table shows it: ``0-2`` for targets 0, 1, 2."""
     if not group:
         return None
-    return f"{group[0]}-{group[-1]}" if group == list(range(group[0], group[-1] + 1)) and len(group) > 1 else \
-        ",".join(map(str, group))
+    return (
+        f"{group[0]}-{group[-1]}"
+        if group == list(range(group[0], group[-1] + 1)) and len(group) > 1
+        else ",".join(map(str, group))
+    )
 
 
 def _cell(value: float | str | None) -> str:

@@ -66,9 +66,19 @@ def layer_rank(chain: Sequence[Layer], index: int, system: LayerSystem) -> Layer
     deficiency = layer.unknowns - system.rank
     ra_i = deficiency - virtual
     verdict = "recoverable" if deficiency == 0 else "deficient for R-GAP" if ra_i <= 0 else "not recoverable"
-    return LayerRank(layer=layer.name, kind=layer.kind, input_shape=layer.input_shape, unknowns=layer.unknowns,
-                     weight_constraints=system.weight_constraints, gradient_constraints=system.gradient_constraints,
-                     virtual_constraints=virtual, rank=system.rank, deficiency=deficiency, ra_i=ra_i, verdict=verdict)
+    return LayerRank(
+        layer=layer.name,
+        kind=layer.kind,
+        input_shape=layer.input_shape,
+        unknowns=layer.unknowns,
+        weight_constraints=system.weight_constraints,
+        gradient_constraints=system.gradient_constraints,
+        virtual_constraints=virtual,
+        rank=system.rank,
+        deficiency=deficiency,
+        ra_i=ra_i,
+        verdict=verdict,
+    )
 
 
 def analyze(model: nn.Module, input_shape: tuple[int, int, int], *, seed: int = 0) -> list[LayerRank]:
@@ -81,8 +91,10 @@ def analyze(model: nn.Module, input_shape: tuple[int, int, int], *, seed: int = 
     probe = copy.deepcopy(model).to(FLOAT)
     chain = linear_chain(probe, input_shape)
     outputs: dict[int, Tensor] = {}
-    hooks = [layer.module.register_forward_hook(lambda m, args, out, i=i: outputs.__setitem__(i, out))
-             for i, layer in enumerate(chain)]
+    hooks = [
+        layer.module.register_forward_hook(lambda m, args, out, i=i: outputs.__setitem__(i, out))
+        for i, layer in enumerate(chain)
+    ]
     try:
         logits = probe(torch.rand(1, *input_shape, generator=generator, dtype=FLOAT))
     finally:
@@ -96,9 +108,13 @@ def analyze(model: nn.Module, input_shape: tuple[int, int, int], *, seed: int = 
     rows = []
     for index, layer in enumerate(chain):
         bias = 0 if layer.bias is None else layer.module.bias.detach()[:, None, None]
-        system = LayerSystem(layer, layer.as_kernel(layer.module.weight),
-                             gradients[len(parameters) + index].reshape(layer.output_shape),
-                             layer.as_kernel(gradients[layer.weight]), z[index].detach().reshape(layer.output_shape) - bias)
+        system = LayerSystem(
+            layer,
+            layer.as_kernel(layer.module.weight),
+            gradients[len(parameters) + index].reshape(layer.output_shape),
+            layer.as_kernel(gradients[layer.weight]),
+            z[index].detach().reshape(layer.output_shape) - bias,
+        )
         rows.append(layer_rank(chain, index, system))
     return rows
 

@@ -21,7 +21,10 @@ def commit(clean_checkout: Path) -> str:
 def board(tmp_path: Path, commit: str) -> Path:
     """A leaderboard root with three verified quick-suite entries of ``commit`` (one partial) and their pictures."""
     root = tmp_path / "leaderboards"
-    for entry in (fake_entry(attack="dlg", psnr=(20.0, 30.0, 40.0)), fake_entry(attack="idlg", psnr=(50.0, 60.0, 70.0)),
-                  fake_entry(attack="slow", psnr=(90.0,))):
+    for entry in (
+        fake_entry(attack="dlg", psnr=(20.0, 30.0, 40.0)),
+        fake_entry(attack="idlg", psnr=(50.0, 60.0, 70.0)),
+        fake_entry(attack="slow", psnr=(90.0,)),
+    ):
         write_entry(root, traced(entry, commit), png())
     return root

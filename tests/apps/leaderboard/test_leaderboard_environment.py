@@ -28,22 +28,28 @@ def test_verify_names_the_packages_that_differ_from_the_entrys_and_how_to_instal
     path = tmp_path / name
     path.write_text(path.read_text().replace(f"torch=={installed()['torch']}", "torch==2.0.0") + "gone==1.0\n")
     line = compare_environment(recorded, tmp_path, {**here, "device": "NVIDIA H200"})
-    assert line == (f"environment: differs from the entry's {name} in torch {installed()['torch']} (the entry's: "
-                    f"2.0.0), gone not installed (the entry's: 1.0), device NVIDIA H200 (the entry's: cpu); "
-                    f"`pip install -e . -c {path}` installs the entry's versions")
+    assert line == (
+        f"environment: differs from the entry's {name} in torch {installed()['torch']} (the entry's: "
+        f"2.0.0), gone not installed (the entry's: 1.0), device NVIDIA H200 (the entry's: cpu); "
+        f"`pip install -e . -c {path}` installs the entry's versions"
+    )
 
 
 def test_an_entry_without_a_constraints_file_is_compared_by_its_recorded_versions(tmp_path: Path):
     recorded = fake_entry().environment
     assert compare_environment(recorded, tmp_path, {**ENVIRONMENT, "torch": "2.15.0"}) == (
         "environment: differs from the entry's (which names no constraints file: torch, lightning, python and device "
-        "compared) in torch 2.15.0 (the entry's: 2.5.0)")
+        "compared) in torch 2.15.0 (the entry's: 2.5.0)"
+    )
 
 
 def test_check_fails_on_an_entry_whose_constraints_file_is_missing(board: Path, commit: str):
     entry = traced(fake_entry(attack="pinned"), commit)
-    entry = entry.model_copy(update={"environment": entry.environment.model_copy(
-        update={"constraints": "environments/0123456789ab.txt"})})
+    entry = entry.model_copy(
+        update={"environment": entry.environment.model_copy(update={"constraints": "environments/0123456789ab.txt"})}
+    )
     path = write_entry(board, entry, png())
-    assert f"{path}: its constraints file environments/0123456789ab.txt is missing; restore it from git or " \
-           f"re-submit it" in check(board)
+    assert (
+        f"{path}: its constraints file environments/0123456789ab.txt is missing; restore it from git or "
+        f"re-submit it" in check(board)
+    )

@@ -13,9 +13,13 @@ def test_the_reference_suite_runs_each_attack_on_its_papers_protocol_at_its_pape
     protocols = {protocol.spec.name: protocol for protocol in suite_protocols("reference")}
     closed_form = load_suite("closed-form")
     assert {name: protocol.attacks for name, protocol in protocols.items()} == {
-        "mnist-lenetzhu-b1": ("dlg", "idlg"), "cifar10-lenetzhu-b1": ("dlg", "idlg", "inverting_gradients"),
-        "cifar100-lenetzhu-b1": ("dlg", "idlg"), "mnist-lenet5-b1": ("grnn",), "cifar100-lenet5-b1": ("grnn",),
-        **{task: CLOSED_FORM for task in closed_form.tasks}}
+        "mnist-lenetzhu-b1": ("dlg", "idlg"),
+        "cifar10-lenetzhu-b1": ("dlg", "idlg", "inverting_gradients"),
+        "cifar100-lenetzhu-b1": ("dlg", "idlg"),
+        "mnist-lenet5-b1": ("grnn",),
+        "cifar100-lenet5-b1": ("grnn",),
+        **{task: CLOSED_FORM for task in closed_form.tasks},
+    }
     assert closed_form.attacks == CLOSED_FORM
     assert {attack for protocol in protocols.values() for attack in protocol.attacks} == set(ATTACKS.names())
     for protocol in protocols.values():

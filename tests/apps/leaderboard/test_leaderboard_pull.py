@@ -36,9 +36,16 @@ def test_pull_writes_entries_for_runs_measured_under_the_protocol(tmp_path: Path
     other_protocol["spec_hash"] = "f" * 64
     other_task = fake_result(attack="idlg")
     other_task["task"] = "not-in-the-suite"
-    _use(monkeypatch, [FakeRun("r1", fake_result(psnr=(20.0, 30.0, 40.0, 90.0))),  # 4 targets: the first 3 count
-                       FakeRun("r2", fake_result(attack="idlg"), state="running"), FakeRun("r3", None),
-                       FakeRun("r4", other_protocol), FakeRun("r5", other_task)])
+    _use(
+        monkeypatch,
+        [
+            FakeRun("r1", fake_result(psnr=(20.0, 30.0, 40.0, 90.0))),  # 4 targets: the first 3 count
+            FakeRun("r2", fake_result(attack="idlg"), state="running"),
+            FakeRun("r3", None),
+            FakeRun("r4", other_protocol),
+            FakeRun("r5", other_task),
+        ],
+    )
     [path] = pull("team/leakbench", "quick", root=tmp_path)
     entry = load_entry(path)
     assert path == tmp_path / "quick" / "mnist-lenetzhu-b1" / "dlg.json"
@@ -63,8 +70,10 @@ def test_an_unreachable_wandb_is_a_one_line_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(wandb, "Api", offline)
     with pytest.raises(LeakBenchError) as info:
         pull("team/leakbench", "quick")
-    assert str(info.value) == ("cannot read the W&B runs of team/leakbench (Failed to connect: name resolution failed); "
-                               "check the network, `wandb login` and the ENTITY/PROJECT name")
+    assert str(info.value) == (
+        "cannot read the W&B runs of team/leakbench (Failed to connect: name resolution failed); "
+        "check the network, `wandb login` and the ENTITY/PROJECT name"
+    )
 
 
 def test_without_credentials_the_real_api_fails_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

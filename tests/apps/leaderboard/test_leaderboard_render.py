@@ -19,11 +19,21 @@ def test_a_board_ranks_by_its_primary_metric_and_lists_partial_entries_last(boar
 def test_the_board_says_who_verified_an_entry_and_which_package_provides_its_attack(board: Path, commit: str):
     for attack, verifier in (("mine", "Ada"), ("theirs", "Bob"), ("unnamed", None)):
         entry = traced(fake_entry(attack=attack), commit)
-        write_entry(board, entry.model_copy(update={
-            "submitter": "Ada", "attack_package": f"leakbench-{attack} 0.2.0",
-            "verification": entry.verification.model_copy(update={"verifier": verifier})}), png())
+        write_entry(
+            board,
+            entry.model_copy(
+                update={
+                    "submitter": "Ada",
+                    "attack_package": f"leakbench-{attack} 0.2.0",
+                    "verification": entry.verification.model_copy(update={"verifier": verifier}),
+                }
+            ),
+            png(),
+        )
     build(board)
-    rows = {line.split(" | ")[1]: line for line in (board / "README.md").read_text().splitlines() if line.startswith("| ")}
+    rows = {
+        line.split(" | ")[1]: line for line in (board / "README.md").read_text().splitlines() if line.startswith("| ")
+    }
     assert rows["mine"].endswith("| yes (the submitter) | [png](quick/mnist-lenetzhu-b1/mine.png) |")
     assert "| yes (independent) |" in rows["theirs"] and "| yes |" in rows["unnamed"] and "| yes |" in rows["dlg"]
     assert "| mine | leakbench-mine 0.2.0 |" in rows["mine"]
@@ -35,7 +45,9 @@ def test_the_board_names_the_face_encoder_that_re_identified_its_entries(board: 
     write_entry(board, traced(fake_entry(attack="faces"), commit).model_copy(update={"face_encoder": encoder}), png())
     build(board)
     line = "Faces re-identified by facenet (weights sha256 281cebca…)."
-    assert line in (board / "README.md").read_text() and line in html.unescape((board / "site" / "index.html").read_text())
+    assert line in (board / "README.md").read_text() and line in html.unescape(
+        (board / "site" / "index.html").read_text()
+    )
 
 
 def test_a_lower_is_better_primary_metric_ranks_ascending(tmp_path: Path):
@@ -55,15 +67,20 @@ def test_build_renders_markdown_tables_and_a_self_contained_page(board: Path):
     markdown = (board / "README.md").read_text()
     assert "### mnist-lenetzhu-b1" in markdown and "| PSNR (dB) ↑ | SSIM ↑ | MSE ↓ | label acc. ↑ |" in markdown
     assert markdown.index("| 1 | idlg |") < markdown.index("| 2 | dlg |") < markdown.index("| – | slow (partial) |")
-    assert "[label acc. 100.0 %](https://arxiv.org/abs/2001.02610)" in markdown and "| 2.0 s | cpu, torch 2.5.0 |" in markdown
+    assert (
+        "[label acc. 100.0 %](https://arxiv.org/abs/2001.02610)" in markdown
+        and "| 2.0 s | cpu, torch 2.5.0 |" in markdown
+    )
     page = (board / "site" / "index.html").read_text()
     assert page.count('src="data:image/png;base64,') == 3 and 'class="partial"' in page
     assert check(board) == []
 
 
 def test_check_fails_on_stale_boards_and_on_a_hand_edited_metric(board: Path):
-    assert check(board) == [f"{board / 'README.md'} is stale; run `leakbench leaderboard build --root {board}`",
-                            f"{board / 'site/index.html'} is stale; run `leakbench leaderboard build --root {board}`"]
+    assert check(board) == [
+        f"{board / 'README.md'} is stale; run `leakbench leaderboard build --root {board}`",
+        f"{board / 'site/index.html'} is stale; run `leakbench leaderboard build --root {board}`",
+    ]
     build(board)
     path = board / "quick" / "mnist-lenetzhu-b1" / "dlg.json"
     content = json.loads(path.read_text())
@@ -82,7 +99,9 @@ def test_check_fails_on_an_entry_of_another_protocol_or_without_its_picture(boar
     path.write_text(json.dumps(content))
     path.with_name("dlg.png").unlink()
     first, second = check(board)
-    assert first.startswith(f"{path}: not measured under the current protocol: task_version 7 (the protocol's: 1), the task spec changed since; re-submit it")
+    assert first.startswith(
+        f"{path}: not measured under the current protocol: task_version 7 (the protocol's: 1), the task spec changed since; re-submit it"
+    )
     assert second == f"{path}: its picture dlg.png is missing; re-submit it"
 
 

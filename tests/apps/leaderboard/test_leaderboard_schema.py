@@ -30,16 +30,28 @@ def test_failed_targets_are_counted_not_averaged_and_fewer_targets_are_partial()
     assert partial.partial and (partial.targets, partial.protocol_targets) == (1, 3)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["summary"]["metrics"].update(psnr="high"), "field 'summary.metrics.psnr': Input should be a valid number"),
-    (lambda d: d.pop("spec_hash"), "field 'spec_hash' is missing"),
-    (lambda d: d.update(colour="red"), "field 'colour': Extra inputs are not permitted"),
-    (lambda d: d["rows"][0]["metrics"]["psnr"].__setitem__(0, 35.0), "summary.metrics.psnr is 30.0 but the rows give 35.0"),
-    (lambda d: d["summary"]["metrics"].update(psnr=31.0), "summary.metrics.psnr is 31.0 but the rows give 30.0"),
-    (lambda d: d.update(verified=True), "verified is true exactly when a verification is recorded"),
-    (lambda d: d.update(targets=4), "targets (4) exceeds protocol_targets (3)"),
-    (lambda d: d["environment"].update(git_commit="main"), "field 'environment.git_commit': String should match pattern"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d["summary"]["metrics"].update(psnr="high"),
+            "field 'summary.metrics.psnr': Input should be a valid number",
+        ),
+        (lambda d: d.pop("spec_hash"), "field 'spec_hash' is missing"),
+        (lambda d: d.update(colour="red"), "field 'colour': Extra inputs are not permitted"),
+        (
+            lambda d: d["rows"][0]["metrics"]["psnr"].__setitem__(0, 35.0),
+            "summary.metrics.psnr is 30.0 but the rows give 35.0",
+        ),
+        (lambda d: d["summary"]["metrics"].update(psnr=31.0), "summary.metrics.psnr is 31.0 but the rows give 30.0"),
+        (lambda d: d.update(verified=True), "verified is true exactly when a verification is recorded"),
+        (lambda d: d.update(targets=4), "targets (4) exceeds protocol_targets (3)"),
+        (
+            lambda d: d["environment"].update(git_commit="main"),
+            "field 'environment.git_commit': String should match pattern",
+        ),
+    ],
+)
 def test_schema_errors_are_one_line_naming_the_file_and_the_field(tmp_path: Path, edit, message):
     path = write_entry(tmp_path, fake_entry(), None)
     content = json.loads(path.read_text())

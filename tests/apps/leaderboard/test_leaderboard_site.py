@@ -41,8 +41,10 @@ window.addEventListener("load", () => {
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.skip("headless Chromium is not installed, so the site was not opened in a browser: install it "
-                    "(Debian: apt-get install -y chromium, as .ci/run does) to run this test")
+        pytest.skip(
+            "headless Chromium is not installed, so the site was not opened in a browser: install it "
+            "(Debian: apt-get install -y chromium, as .ci/run does) to run this test"
+        )
     return found
 
 
@@ -50,10 +52,24 @@ def rendered_rows(chromium: str, page: Path, scratch: Path) -> list[dict]:
     """The probe's records for ``page``, loaded in headless Chromium."""
     probed = scratch / "probed.html"
     probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
-    done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                           "--disable-component-update", "--disable-sync", "--no-first-run",
-                           f"--user-data-dir={scratch / 'profile'}", "--dump-dom", probed.as_uri()],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={scratch / 'profile'}",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.S)
     assert done.returncode == 0 and found and found.group(1), f"Chromium showed no probe: {done.stderr[-2000:]}"
     return json.loads(html.unescape(found.group(1)))
@@ -64,8 +80,14 @@ def expected_rows(root: Path) -> list[dict]:
     rows = []
     for path in entry_files(root):
         entry = load_entry(path)
-        rows.append({"board": f"{entry.suite}-{entry.task}", "attack": entry.attack, "shown": True,
-                     "picture": True if entry.picture else None})
+        rows.append(
+            {
+                "board": f"{entry.suite}-{entry.task}",
+                "attack": entry.attack,
+                "shown": True,
+                "picture": True if entry.picture else None,
+            }
+        )
     return rows
 
 
@@ -73,8 +95,9 @@ def _sorted(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda row: (row["board"], row["attack"]))
 
 
-def test_every_entry_of_a_rendered_site_shows_its_row_and_picture(chromium: str, board: Path, tmp_path: Path,
-                                                                   commit: str):
+def test_every_entry_of_a_rendered_site_shows_its_row_and_picture(
+    chromium: str, board: Path, tmp_path: Path, commit: str
+):
     write_entry(board, traced(fake_entry(task="cifar10-lenetzhu-b1", picture=False), commit), None)  # a pulled one
     build(board)
     rows = rendered_rows(chromium, board / "site" / "index.html", tmp_path)

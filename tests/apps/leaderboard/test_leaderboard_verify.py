@@ -25,13 +25,16 @@ def test_values_within_tolerance_pass():
 def test_a_re_identification_by_other_encoder_weights_is_a_difference():
     facenet, dlib = "281cebca" + "0" * 56, "55533b28" + "1" * 56
     assert face_encoder_of({"reid_backend": "facenet", "reid_weights_sha256": facenet}) == FaceEncoder(
-        backend="facenet", weights_sha256=facenet)
+        backend="facenet", weights_sha256=facenet
+    )
     assert face_encoder_of({"psnr": 20.0}) is None  # a task without re-identification
-    entry = fake_entry().model_copy(update={"face_encoder": face_encoder_of(
-        {"reid_backend": "facenet", "reid_weights_sha256": facenet})})
+    entry = fake_entry().model_copy(
+        update={"face_encoder": face_encoder_of({"reid_backend": "facenet", "reid_weights_sha256": facenet})}
+    )
     assert encoder_difference(entry, FaceEncoder(backend="facenet", weights_sha256=facenet)) == []
     assert encoder_difference(entry, FaceEncoder(backend="dlib", weights_sha256=dlib)) == [
-        Difference("summary", "face encoder", "facenet 281cebca", "dlib 55533b28", None)]
+        Difference("summary", "face encoder", "facenet 281cebca", "dlib 55533b28", None)
+    ]
     assert encoder_difference(fake_entry(), None) == []
 
 
@@ -70,10 +73,13 @@ def test_the_verdict_reads_as_a_table_under_the_code_it_ran():
         "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/",
         f"  {ENVIRONMENT}",
         "  where      metric               recorded     measured    allowed",
-        "  target 2   psnr                       40           46         ±2"]
+        "  target 2   psnr                       40           46         ±2",
+    ]
     assert format_verdict(Verdict(Path("e.json"), 1, False, [], SAME, ENVIRONMENT)).splitlines() == [
         "e.json: first 1 target(s) re-run: every metric within tolerance",
-        "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/", f"  {ENVIRONMENT}"]
+        "  code at aaaaaaaaaaaa: the same as the entry's commit aaaaaaaaaaaa under benchmark/",
+        f"  {ENVIRONMENT}",
+    ]
 
 
 def test_a_well_behaved_attack_verifies_isolated_exactly_as_unisolated(mini: Path, clean_checkout: Path):
@@ -81,7 +87,11 @@ def test_a_well_behaved_attack_verifies_isolated_exactly_as_unisolated(mini: Pat
     plain = verify(path, runs=Path("plain"))
     isolated = verify(path, runs=Path("isolated"), isolation=Isolation(), record=True)
     assert plain.differences == isolated.differences == [] and isolated.complete and load_entry(path).verified
-    rows = [[{key: value for key, value in row.items() if key != "seconds"}
-             for row in json.loads((runs / "tiny-cifar" / "idlg" / "results.json").read_text())["targets"]]
-            for runs in (Path("runs/submit-mini"), Path("plain/verify-mini"), Path("isolated/verify-mini"))]
+    rows = [
+        [
+            {key: value for key, value in row.items() if key != "seconds"}
+            for row in json.loads((runs / "tiny-cifar" / "idlg" / "results.json").read_text())["targets"]
+        ]
+        for runs in (Path("runs/submit-mini"), Path("plain/verify-mini"), Path("isolated/verify-mini"))
+    ]
     assert len(rows[0]) == 2 and rows[0] == rows[1] == rows[2]

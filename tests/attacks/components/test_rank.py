@@ -27,7 +27,9 @@ def test_cnn6_has_no_deficiency_and_cnn6d_one_in_its_second_layer(analyses):
     (row,) = deficient
     # counting rows says enough (1620 + 2160 ≥ 3468); the numeric rank says otherwise
     assert row.weight_constraints + row.gradient_constraints >= row.unknowns > row.rank
-    assert row.virtual_constraints == 12 * 17 * 17 - 3 * 32 * 32 and row.ra_i == row.deficiency - row.virtual_constraints
+    assert (
+        row.virtual_constraints == 12 * 17 * 17 - 3 * 32 * 32 and row.ra_i == row.deficiency - row.virtual_constraints
+    )
 
 
 def test_the_prediction_matches_what_rgap_achieves(analyses, rgap_runs):
@@ -41,7 +43,10 @@ def test_the_prediction_matches_what_rgap_achieves(analyses, rgap_runs):
 def test_counts_and_virtual_constraints_of_a_fully_connected_network():
     rows = analyze_model("fcn3", (1, 28, 28), 2)
     assert [(r.unknowns, r.weight_constraints, r.gradient_constraints, r.virtual_constraints) for r in rows] == [
-        (784, 1000, 784 * 1000, 0), (1000, 100, 1000 * 100, 1000 - 784), (100, 1, 100, 0)]
+        (784, 1000, 784 * 1000, 0),
+        (1000, 100, 1000 * 100, 1000 - 784),
+        (100, 1, 100, 0),
+    ]
     assert all(r.rank == r.unknowns and r.verdict == "recoverable" for r in rows)
 
 
