@@ -27,8 +27,9 @@ COMMANDS = (["--help"], ["ls", "--help"], ["run", "--help"], ["ls", "attacks"], 
 
 
 def _extract(commit: str, folder: Path) -> Path:
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "benchmark", "tasks"], capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "benchmark", "tasks"], capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
     return folder
@@ -37,8 +38,14 @@ def _extract(commit: str, folder: Path) -> Path:
 def _seconds(source: Path, command: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(source), "LEAKBENCH_OFFLINE": "1"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmark.cli", *command], env=env, cwd=source, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", *command],
+        env=env,
+        cwd=source,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
     return time.perf_counter() - start
 
 

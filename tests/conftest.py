@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import OWN_PACKAGE, git
 
 import benchmark
-from benchmark.spec import TASKS
-
-from support import OWN_PACKAGE, git
+from benchmark.protocol.loading import TASKS
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +62,7 @@ def committed_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def clean_checkout(committed_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """leakbench seen as running from a clean git checkout (a clone of :func:`committed_source`), whatever
     the state of the real one: ``submit`` accepts it and entries record its commit."""
-    from benchmark.leaderboard import provenance
+    from benchmark.apps.leaderboard import provenance
 
     clone = tmp_path / "checkout"
     git(tmp_path, "clone", "-q", str(committed_source), str(clone))

@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import runner
-
+from benchmark.core.seeding import problem_seed
 from benchmark.defenses import ClientRound
-from benchmark.spec import FLSpec, TaskSpec, parse_task
-from benchmark.victim import fedsgd_update
+from benchmark.fl.updates import fedsgd_update
+from benchmark.pipeline import attack
+from benchmark.pipeline.tasks import parse_task
+from benchmark.protocol.spec import FLSpec, TaskSpec
 
 BASE_SPEC: dict[str, Any] = {
     "name": "tiny",
@@ -34,17 +35,30 @@ def make_spec(**overrides: Any) -> TaskSpec:
     return parse_task(content, "test spec")
 
 
-def make_client(model: nn.Module | None = None, inputs: torch.Tensor | None = None, seed: int = 0,
-                batch: int = 4, fl: FLSpec | None = None) -> ClientRound:
+def make_client(
+    model: nn.Module | None = None,
+    inputs: torch.Tensor | None = None,
+    seed: int = 0,
+    batch: int = 4,
+    fl: FLSpec | None = None,
+) -> ClientRound:
     """A client round for the defence tests: by default a conv layer and a fully connected head on a
     batch of random 3×8×8 inputs, labels 0, 1, 2, …; model, inputs and defence generator from ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = model or nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Sigmoid(), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
+        model = model or nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1), nn.Sigmoid(), nn.Flatten(), nn.Linear(4 * 8 * 8, 5)
+        )
         inputs = torch.rand(batch, 3, 8, 8) if inputs is None else inputs
-    return ClientRound(model=model, params={n: p.detach() for n, p in model.named_parameters()},
-                       buffers={n: b.clone() for n, b in model.named_buffers()}, inputs=inputs,
-                       targets=torch.arange(len(inputs)) % 5, fl=fl or FLSpec(), generator=torch.Generator().manual_seed(seed))
+    return ClientRound(
+        model=model,
+        params={n: p.detach() for n, p in model.named_parameters()},
+        buffers={n: b.clone() for n, b in model.named_buffers()},
+        inputs=inputs,
+        targets=torch.arange(len(inputs)) % 5,
+        fl=fl or FLSpec(),
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def update_of(client: ClientRound) -> dict[str, torch.Tensor]:
@@ -54,30 +68,43 @@ def update_of(client: ClientRound) -> dict[str, torch.Tensor]:
 
 def git(repo: Path, *args: str) -> str:
     """Run git in ``repo`` (with a fixed identity for commits); its output."""
-    command = ["git", "-C", str(repo), "-c", "user.name=LeakBench tests", "-c", "user.email=tests@leakbench.invalid",
-               "-c", "commit.gpgsign=false", *args]
+    command = [
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "user.name=LeakBench tests",
+        "-c",
+        "user.email=tests@leakbench.invalid",
+        "-c",
+        "commit.gpgsign=false",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def fail_targets(monkeypatch: pytest.MonkeyPatch, *numbers: int,
-                 error: BaseException = FloatingPointError("the objective became NaN")) -> None:
+def fail_targets(
+    monkeypatch: pytest.MonkeyPatch,
+    *numbers: int,
+    error: BaseException = FloatingPointError("the objective became NaN"),
+) -> None:
     """Make every fit of a seed-0 run that holds one of these targets raise ``error`` (by default a
     failure of the attack's mathematics)."""
-    real = runner.fit
+    real = attack.fit
 
     def fit(attack_cls, observations, config, seeds, *args, **kwargs):
-        if any(runner.problem_seed(0, n, 0) in seeds for n in numbers):
+        if any(problem_seed(0, n, 0) in seeds for n in numbers):
             raise error
         return real(attack_cls, observations, config, seeds, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "fit", fit)
+    monkeypatch.setattr(attack, "fit", fit)
 
 
 OWN_PACKAGE = {  # an attack in a package of its own: module mine_attack, class Mine
     "__init__.py": "from .attack import Mine\n",
     "attack.py": "from benchmark.attacks.dlg import DLG\nfrom . import helper\n\n\nclass Mine(DLG):\n"
-                 "    \"\"\"mine: DLG under another name.\"\"\"\n\n    def after_step(self):\n"
-                 "        from .inner import project\n        project(self)\n",
+    '    """mine: DLG under another name."""\n\n    def after_step(self):\n'
+    "        from .inner import project\n        project(self)\n",
     "helper.py": "import json\n",
     "inner.py": "def project(attack):\n    pass\n",
     "unused.py": "",

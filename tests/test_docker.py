@@ -41,7 +41,10 @@ def dockerfile_steps(dockerfile: Path) -> tuple[list[str], list[str]]:
 
 def test_the_steps_are_read_from_the_dockerfiles():
     for dockerfile in DOCKERFILES:
-        assert dockerfile_steps(dockerfile) == (["pyproject.toml", "README.md", "benchmark", "tasks"], ["pip install ."])
+        assert dockerfile_steps(dockerfile) == (
+            ["pyproject.toml", "README.md", "benchmark", "tasks"],
+            ["pip install ."],
+        )
 
 
 @pytest.mark.slow
@@ -58,7 +61,20 @@ def test_the_images_python_environment_runs_the_quick_bench(dockerfile: Path, tm
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     for command in installs:
         subprocess.run([str(venv / "bin" / "pip"), *command.split()[1:]], cwd=context, check=True)
-    bench = subprocess.run([str(venv / "bin" / "leakbench"), "bench", "--suite", "quick", "--attacks", "idlg",
-                            "--out", str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True)
+    bench = subprocess.run(
+        [
+            str(venv / "bin" / "leakbench"),
+            "bench",
+            "--suite",
+            "quick",
+            "--attacks",
+            "idlg",
+            "--out",
+            str(tmp_path / "runs"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert bench.returncode == 0, bench.stderr
     assert "mnist-lenetzhu-b1" in bench.stdout

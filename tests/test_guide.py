@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.base import Attack, OptimizationAttack
 from benchmark.data import load_samples, load_source
-from benchmark.runner import fit
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.victim.client import Victim
 
 ROOT = Path(__file__).parent.parent
 GUIDE = ROOT / "docs" / "adding-an-attack.md"
@@ -40,18 +39,28 @@ def guide() -> types.ModuleType:
 
 
 def _attacks(module: types.ModuleType) -> dict[str, type[Attack]]:
-    return {name: value for name, value in vars(module).items()
-            if isinstance(value, type) and issubclass(value, Attack) and value.__module__ == module.__name__}
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, Attack) and value.__module__ == module.__name__
+    }
 
 
 def test_the_guides_example_is_the_example_plugins_file():
     text = EXAMPLE.read_text()
-    assert text[text.index('"""', 3) + 3:].lstrip("\n") == _blocks()[0]
+    assert text[text.index('"""', 3) + 3 :].lstrip("\n") == _blocks()[0]
 
 
 def test_the_guide_defines_an_attack_for_every_hook_it_shows(guide):
-    assert sorted(_attacks(guide)) == ["AdamDLG", "BoxedAdamDLG", "CosineTVAttack", "DecayingAdamDLG", "GreyGuess",
-                                       "LBFGSDLG", "SignedAdamDLG"]
+    assert sorted(_attacks(guide)) == [
+        "AdamDLG",
+        "BoxedAdamDLG",
+        "CosineTVAttack",
+        "DecayingAdamDLG",
+        "GreyGuess",
+        "LBFGSDLG",
+        "SignedAdamDLG",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +70,9 @@ def observation():
     return Victim(spec, 0, load_samples(source, spec.target_indices(0)), source.num_classes).observe()
 
 
-@pytest.mark.parametrize("name", ["AdamDLG", "BoxedAdamDLG", "CosineTVAttack", "DecayingAdamDLG", "GreyGuess",
-                                  "LBFGSDLG", "SignedAdamDLG"])
+@pytest.mark.parametrize(
+    "name", ["AdamDLG", "BoxedAdamDLG", "CosineTVAttack", "DecayingAdamDLG", "GreyGuess", "LBFGSDLG", "SignedAdamDLG"]
+)
 def test_every_attack_of_the_guide_runs_two_problems(guide, observation, name: str):
     cls = _attacks(guide)[name]
     config = dataclasses.replace(cls.Config(), max_steps=3) if issubclass(cls, OptimizationAttack) else cls.Config()

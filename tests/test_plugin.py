@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.apps.leaderboard import load_entry
 from benchmark.attacks import ATTACKS
 from benchmark.cli import main
-from benchmark.leaderboard import load_entry
-
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "plugin-attack"
 
@@ -21,9 +20,24 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     its build backend, hatchling, comes with the test extra), and let the registry find it."""
     pytest.importorskip("hatchling", reason="the example builds with hatchling: pip install -e '.[test]'")
     target = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                              "--target", str(target), str(EXAMPLE)], capture_output=True, text=True,
-                             env={**os.environ, "PIP_NO_INDEX": "1"}, timeout=300)
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIP_NO_INDEX": "1"},
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr
     monkeypatch.syspath_prepend(str(target))
     ATTACKS.names()  # built-ins first; the plugin arrives on the next discovery, through its entry point
@@ -34,8 +48,27 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_example_plugin_runs_and_reaches_a_board(installed_plugin, mini: Path, clean_checkout: Path, capsys):
     assert main(["ls", "attacks"]) == 0
     assert "adam-dlg " in capsys.readouterr().out
-    assert main(["run", "--task", "tiny-mnist", "--attack", "adam-dlg", "--targets", "1", "--max-steps", "3",
-                 "--out", "runs/plugin", "--logger", "none", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "tiny-mnist",
+                "--attack",
+                "adam-dlg",
+                "--targets",
+                "1",
+                "--max-steps",
+                "3",
+                "--out",
+                "runs/plugin",
+                "--logger",
+                "none",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "adam-dlg" in capsys.readouterr().out
     assert main(["submit", "--attack", "adam-dlg", "--suite", "mini", "--logger", "none"]) == 0
     entry = load_entry(Path("leaderboards/mini/tiny-mnist/adam-dlg.json"))
@@ -73,15 +106,31 @@ def _rediscover(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ATTACKS, "_discovered", False)
 
 
-REPORT = (f"attack plugin skipped: its entry point '{BROKEN_ENTRY_POINT}' (group leakbench.attacks, package "
-          f"leakbench-broken 0.1.0) failed to load: ModuleNotFoundError: No module named 'leakbench_adm'; fix the "
-          f"entry point or the package, or uninstall it")
+REPORT = (
+    f"attack plugin skipped: its entry point '{BROKEN_ENTRY_POINT}' (group leakbench.attacks, package "
+    f"leakbench-broken 0.1.0) failed to load: ModuleNotFoundError: No module named 'leakbench_adm'; fix the "
+    f"entry point or the package, or uninstall it"
+)
 BUILT_IN_COMMANDS = [
     ["ls", "attacks"],
     ["ls", "tasks"],
     ["spec", "tiny-mnist"],
-    ["run", "--task", "tiny-mnist", "--attack", "idlg", "--targets", "1", "--max-steps", "1", "--out", "runs/idlg",
-     "--logger", "none", "--no-progress"],
+    [
+        "run",
+        "--task",
+        "tiny-mnist",
+        "--attack",
+        "idlg",
+        "--targets",
+        "1",
+        "--max-steps",
+        "1",
+        "--out",
+        "runs/idlg",
+        "--logger",
+        "none",
+        "--no-progress",
+    ],
     ["bench", "--suite", "mini", "--attacks", "bias,idlg", "--out", "runs/bench"],
     ["submit", "--attack", "idlg", "--suite", "mini", "--tasks", "tiny-mnist", "--logger", "none"],
     ["verify", "leaderboards/mini/tiny-mnist/idlg.json", "--targets", "1"],
@@ -92,7 +141,8 @@ BUILT_IN_COMMANDS = [
 
 
 def test_a_broken_plugin_is_reported_in_one_line_and_every_built_in_command_still_works(
-        broken_plugin, mini: Path, clean_checkout: Path, capsys, caplog, monkeypatch: pytest.MonkeyPatch):
+    broken_plugin, mini: Path, clean_checkout: Path, capsys, caplog, monkeypatch: pytest.MonkeyPatch
+):
     for argv in BUILT_IN_COMMANDS:
         _rediscover(monkeypatch)
         caplog.clear()
@@ -106,12 +156,16 @@ def test_a_broken_plugin_is_reported_in_one_line_and_every_built_in_command_stil
             assert "BROKEN: its entry point 'adam-dgl = leakbench_adm:AdamDLG'" in line
     _rediscover(monkeypatch)
     assert main(["run", "--task", "tiny-mnist", "--attack", "adam-dgl"]) == 2
-    assert capsys.readouterr().err.strip() == f"leakbench: error: attack 'adam-dgl' cannot be used: {REPORT.removeprefix('attack plugin skipped: ')}"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"leakbench: error: attack 'adam-dgl' cannot be used: {REPORT.removeprefix('attack plugin skipped: ')}"
+    )
 
 
 def test_the_report_of_a_broken_plugin_is_one_line_on_stderr(broken_plugin):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(broken_plugin), *sys.path])}
-    done = subprocess.run([sys.executable, "-m", "benchmark.cli", "ls", "attacks"], capture_output=True, text=True,
-                          env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "ls", "attacks"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0 and done.stderr == REPORT + "\n"
     assert "dlg " in done.stdout and "BROKEN" in done.stdout

@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 
 from benchmark.attacks.base import Attack
-from benchmark.errors import UnknownNameError
-from benchmark.registry import Registry
+from benchmark.core.errors import UnknownNameError
+from benchmark.core.registry import Registry
 
 _BUILTIN = ("dlg", "idlg", "inverting_gradients", "grnn", "bias", "rgap", "ssras")
 
@@ -23,7 +23,7 @@ ATTACKS: Registry[type[Attack]] = Registry(
 
 
 def code_module(name: str) -> str | None:
-    """The module attack ``name``'s code starts from (:mod:`benchmark.code`), loading no plugin: a
+    """The module attack ``name``'s code starts from (:mod:`benchmark.core.code`), loading no plugin: a
     built-in's class's module, a plugin's entry point's module; None for an unknown name."""
     try:
         _, found = ATTACKS.locate(name)

@@ -9,18 +9,18 @@ interface with a single step.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from benchmark.attacks.components.engine import ProblemBatch
-from benchmark.errors import AttackFailure
-from benchmark.loggers import log_images
-from benchmark.victim import Observation
+from benchmark.core.errors import AttackFailure
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class Attack(pl.LightningModule):
 
     Config: ClassVar[type]
 
-    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
+    ) -> None:
         super().__init__()
         self.config = config if config is not None else self.Config()
         self.observations = list(observations)
@@ -55,7 +57,6 @@ class Attack(pl.LightningModule):
         if len(self.seeds) != len(self.observations):
             raise ValueError("give one seed per observation")
         self.log_step_offset = 0  # set by the runner: steps of several fits share one logger axis
-        self.images_every: int | None = None  # set by the runner: log the current reconstructions every N steps
 
     @classmethod
     def unsupported(cls, observation: Observation) -> str | None:
@@ -81,7 +82,9 @@ class OptimizationAttack(Attack):
     every problem is done.
     """
 
-    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
+    ) -> None:
         super().__init__(observations, config, seeds)
         self.automatic_optimization = False
         self.problems = ProblemBatch(self.observations)
@@ -143,8 +146,9 @@ class OptimizationAttack(Attack):
 
         return evaluate
 
-    def optimise_step(self, optimizer: torch.optim.Optimizer, backward: Callable[..., None],
-                      schedulers: Sequence[Any] = ()) -> Tensor:
+    def optimise_step(
+        self, optimizer: torch.optim.Optimizer, backward: Callable[..., None], schedulers: Sequence[Any] = ()
+    ) -> Tensor:
         """One optimiser step on every problem that is not done; updates which problems are done.
 
         The whole step of the attack, with or without Lightning: ``backward`` is Lightning's
@@ -176,13 +180,35 @@ class OptimizationAttack(Attack):
         # self.log costs about 1 ms in Lightning's result collection: every N steps, and only where a
         # logger or the progress bar shows it
         if watched and (self.global_step % self.trainer.log_every_n_steps == 0 or bool(self.done.all())):
-            self.log("attack/grad_loss", losses[~self.done].mean() if not bool(self.done.all()) else losses.mean(),
-                     prog_bar=True)
+            self.log(
+                "attack/grad_loss",
+                losses[~self.done].mean() if not bool(self.done.all()) else losses.mean(),
+                prog_bar=True,
+            )
             self.log("step", float(step))
-        if self.images_every and self.global_step % self.images_every == 0:
-            log_images(self.logger, "attack/reconstructions", self.current()["images"].flatten(0, 1)[:16], step)
         if bool(self.done.all()):
             self.trainer.should_stop = True
+
+    def optimizer_and_schedulers(self) -> tuple[torch.optim.Optimizer, list[Any]]:
+        """What :meth:`configure_optimizers` returns, as (optimiser, schedulers), for a loop without Lightning."""
+        configured = self.configure_optimizers()
+        return (configured[0][0], list(configured[1])) if isinstance(configured, tuple | list) else (configured, [])
+
+    @classmethod
+    def solve_plainly(
+        cls, observations: Sequence[Observation], config: Any, seeds: Sequence[int]
+    ) -> list[Reconstruction]:
+        """The attack's reconstructions from a plain PyTorch loop of :meth:`optimise_step`, the steps a
+        Lightning fit takes (seeded as it is, at most ``config.max_steps``, until every problem is
+        done), for an attack that runs another inside its own step (SSRAS's DLG label guess)."""
+        pl.seed_everything(seeds[0] % 2**32, verbose=False)
+        attack = cls(observations, config, seeds)
+        optimizer, schedulers = attack.optimizer_and_schedulers()
+        for _ in range(config.max_steps):
+            attack.optimise_step(optimizer, lambda loss, inputs: loss.backward(inputs=inputs), schedulers)
+            if bool(attack.done.all()):
+                break
+        return attack.reconstructions()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["best_candidates"] = self._best  # the best points seen so far are not parameters
@@ -199,8 +225,46 @@ class OptimizationAttack(Attack):
         if not self._best:
             raise AttackFailure("no finite objective was reached: the attack diverged")
         images, labels = self._best["images"].cpu(), self._best["labels"].cpu()
-        return [Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]))
-                for k in range(len(self.observations))]
+        return [
+            Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]))
+            for k in range(len(self.observations))
+        ]
+
+
+class GradientMatchingAttack(OptimizationAttack):
+    """Dummy inputs x' ~ N(0, 1), and where no labels are known dummy label logits y' ~ N(0, 1) (drawn
+    in that order from each problem's stream), optimised so that their update matches the observed one:
+    the set-up DLG (Zhu et al., NeurIPS 2019) and Inverting Gradients (Geiping et al., NeurIPS 2020)
+    share. Subclasses give :meth:`objective`, :meth:`configure_optimizers` and, for labels read
+    before optimising, :meth:`known_labels`."""
+
+    def __init__(
+        self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
+    ) -> None:
+        super().__init__(observations, config, seeds)
+        first = self.observations[0]
+        self.inputs = nn.Parameter(self.randn(first.batch_size, *first.input_shape))
+        labels = self.known_labels()
+        self.learns_labels = labels is None
+        if self.learns_labels:
+            self.label_logits = nn.Parameter(self.randn(first.batch_size, first.num_classes))
+        else:
+            self.register_buffer("labels", labels)
+
+    def known_labels(self) -> Tensor | None:
+        """(K, B) labels fixed before optimising: the threat model's, if any."""
+        return self.problems.labels
+
+    def candidates(self) -> list[Tensor]:
+        return [self.inputs, self.label_logits] if self.learns_labels else [self.inputs]
+
+    def label_targets(self) -> Tensor:
+        """What the dummy update is computed with: softmax(y') (K, B, classes), or the fixed labels (K, B)."""
+        return self.label_logits.softmax(dim=-1) if self.learns_labels else self.labels
+
+    def current(self) -> dict[str, Tensor]:
+        labels = self.label_logits.argmax(dim=-1) if self.learns_labels else self.labels
+        return {"images": self.problems.to_images(self.inputs.detach()), "labels": labels.detach()}
 
 
 class ClosedFormAttack(Attack):
@@ -208,7 +272,9 @@ class ClosedFormAttack(Attack):
     for each problem. Its config's ``max_steps`` is 1; it is deterministic, so seeds do not matter.
     """
 
-    def __init__(self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
+    ) -> None:
         super().__init__(observations, config, seeds)
         self.automatic_optimization = False
         self._solutions: list[Reconstruction] = []

@@ -13,8 +13,8 @@ from benchmark.attacks.base import ClosedFormAttack, Reconstruction
 from benchmark.attacks.components.equations import invert_biased_linear, single_gradient_problem
 from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import first_layer
-from benchmark.errors import NotApplicableError
-from benchmark.victim import Observation
+from benchmark.core.errors import NotApplicableError
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,11 @@ def biased_linear_inputs(observation: Observation) -> dict[str, tuple[Tensor, di
     :func:`invert_biased_linear`), in module order.
     """
     index = {id(p): i for i, p in enumerate(observation.model.parameters())}
-    return {name: invert_biased_linear(observation.update[index[id(m.weight)]], observation.update[index[id(m.bias)]])
-            for name, m in observation.model.named_modules() if isinstance(m, nn.Linear) and m.bias is not None}
+    return {
+        name: invert_biased_linear(observation.update[index[id(m.weight)]], observation.update[index[id(m.bias)]])
+        for name, m in observation.model.named_modules()
+        if isinstance(m, nn.Linear) and m.bias is not None
+    }
 
 
 @ATTACKS.register("bias")
@@ -60,9 +63,15 @@ class BiasAttack(ClosedFormAttack):
             name, module = first_layer(observation.model, observation.input_shape)
         except NotApplicableError as err:
             return str(err)
-        if not isinstance(module, nn.Linear) or module.bias is None or module.in_features != prod(observation.input_shape):
-            return (f"the first layer ('{name}', {type(module).__name__}) is not fully connected with a bias on the "
-                    "flattened input; the bias attack reads the image from such a layer")
+        if (
+            not isinstance(module, nn.Linear)
+            or module.bias is None
+            or module.in_features != prod(observation.input_shape)
+        ):
+            return (
+                f"the first layer ('{name}', {type(module).__name__}) is not fully connected with a bias on the "
+                "flattened input; the bias attack reads the image from such a layer"
+            )
         if label_from_update(observation) is None:
             return "the label is neither known nor readable from the head's gradient"
         return None
@@ -73,7 +82,10 @@ class BiasAttack(ClosedFormAttack):
         image, facts = inputs[name]
         label, source = label_from_update(observation)  # type: ignore[misc]
         images = observation.to_images(image.reshape(1, *observation.input_shape).to(torch.float32))
-        details = {"label_source": source, "biased_layers": [{"layer": layer, **layer_facts}
-                                                             for layer, (_, layer_facts) in inputs.items()]}
-        return Reconstruction(images=images, labels=label.reshape(1).long().clone(), loss=facts["rank_one_residual"],
-                              details=details)
+        details = {
+            "label_source": source,
+            "biased_layers": [{"layer": layer, **layer_facts} for layer, (_, layer_facts) in inputs.items()],
+        }
+        return Reconstruction(
+            images=images, labels=label.reshape(1).long().clone(), loss=facts["rank_one_residual"], details=details
+        )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -14,13 +15,17 @@ from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.attacks.components.distances import squared_distance
 from benchmark.attacks.components.priors import squared_total_variation
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 def _up_block(inputs: int, outputs: int) -> nn.Sequential:
     """Nearest ×2 → conv3×3 (no bias) to 2·outputs → BatchNorm → GLU: (N, inputs, S, S) → (N, outputs, 2S, 2S)."""
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(inputs, 2 * outputs, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(2 * outputs), nn.GLU(dim=1))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(inputs, 2 * outputs, 3, padding=1, bias=False),
+        nn.BatchNorm2d(2 * outputs),
+        nn.GLU(dim=1),
+    )
 
 
 class GRNNGenerator(nn.Module):
@@ -37,9 +42,12 @@ class GRNNGenerator(nn.Module):
         blocks = int(math.log2(image_size)) - 3
         self.label_branch = nn.Linear(noise_dim, num_classes)
         self.image_branch = nn.Sequential(
-            nn.Unflatten(1, (noise_dim, 1, 1)), nn.ConvTranspose2d(noise_dim, 2 * width * 2 ** blocks, 4), nn.GLU(dim=1),
-            *[_up_block(width * 2 ** (b + 1), width * 2 ** b) for b in reversed(range(blocks))],
-            _up_block(width, channels), nn.Sigmoid(),
+            nn.Unflatten(1, (noise_dim, 1, 1)),
+            nn.ConvTranspose2d(noise_dim, 2 * width * 2**blocks, 4),
+            nn.GLU(dim=1),
+            *[_up_block(width * 2 ** (b + 1), width * 2**b) for b in reversed(range(blocks))],
+            _up_block(width, channels),
+            nn.Sigmoid(),
         )
 
     def forward(self, noise: Tensor) -> tuple[Tensor, Tensor]:
@@ -78,8 +86,9 @@ class GRNN(OptimizationAttack):
 
     Config = GRNNConfig
 
-    def __init__(self, observations: Sequence[Observation], config: GRNNConfig | None = None,
-                 seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, observations: Sequence[Observation], config: GRNNConfig | None = None, seeds: Sequence[int] | None = None
+    ) -> None:
         super().__init__(observations, config, seeds)
         first, config = self.observations[0], self.config
         channels, image_size, _ = first.input_shape
@@ -87,8 +96,12 @@ class GRNN(OptimizationAttack):
         self.generator = GRNNGenerator(config.noise_dim, first.num_classes, channels, image_size, config.width)
         replace_all_batch_norm_modules_(self.generator)  # batch statistics, no running-stat updates under vmap
         self._weight_names = [name for name, _ in self.generator.named_parameters()]
-        self.weights = nn.ParameterList([nn.Parameter(torch.stack(per_problem)) for per_problem in
-                                         zip(*[self._initial_weights(stream) for stream in self.streams])])
+        self.weights = nn.ParameterList(
+            [
+                nn.Parameter(torch.stack(per_problem))
+                for per_problem in zip(*[self._initial_weights(stream) for stream in self.streams])
+            ]
+        )
         self.generator.requires_grad_(False)
         self.register_buffer("labels", self.problems.labels)
         self._last: dict[str, Tensor] = {}
@@ -112,8 +125,11 @@ class GRNN(OptimizationAttack):
             if isinstance(module, nn.BatchNorm2d):
                 weights.append(value.fill_(1.0 if name.endswith("weight") else 0.0))
             elif self.config.init == "normal":
-                weights.append(nn.init.normal_(value, 0.0, self.config.init_std, generator=stream)
-                               if name.endswith("weight") else value.zero_())
+                weights.append(
+                    nn.init.normal_(value, 0.0, self.config.init_std, generator=stream)
+                    if name.endswith("weight")
+                    else value.zero_()
+                )
             elif name.endswith("weight"):  # as nn.Linear / nn.Conv2d / nn.ConvTranspose2d.reset_parameters
                 weights.append(nn.init.kaiming_uniform_(value, a=math.sqrt(5), generator=stream))
             else:
@@ -127,6 +143,7 @@ class GRNN(OptimizationAttack):
 
     def generate(self) -> tuple[Tensor, Tensor]:
         """Every problem's dummy batch: images (K, B, C, S, S) in [0, 1], soft labels (K, B, N)."""
+
         def one(weights: dict[str, Tensor], noise: Tensor) -> tuple[Tensor, Tensor]:
             return functional_call(self.generator, weights, (noise,))
 
@@ -136,8 +153,10 @@ class GRNN(OptimizationAttack):
         images, soft_labels = self.generate()
         first = self.observations[0]
         inputs = images if first.normalization is None else first.normalization.apply(images)
-        squared = squared_distance(self.problems.flat_updates(inputs, soft_labels if self.labels is None else self.labels),
-                                   self.problems.flat_target)
+        squared = squared_distance(
+            self.problems.flat_updates(inputs, soft_labels if self.labels is None else self.labels),
+            self.problems.flat_target,
+        )
         labels = soft_labels.argmax(dim=-1) if self.labels is None else self.labels
         self._last = {"images": images.detach(), "labels": labels.detach()}
         return squared + squared.sqrt() + self.config.tv * squared_total_variation(images)

@@ -10,7 +10,7 @@ from torch import Tensor
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.components.labels import idlg_label
 from benchmark.attacks.dlg import DLG, DLGConfig
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)

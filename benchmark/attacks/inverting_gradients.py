@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchmark.attacks import ATTACKS
-from benchmark.attacks.base import OptimizationAttack
-from benchmark.errors import NotApplicableError
+from benchmark.attacks.base import GradientMatchingAttack
 from benchmark.attacks.components.distances import cosine_distance
 from benchmark.attacks.components.labels import idlg_label
 from benchmark.attacks.components.priors import total_variation
-from benchmark.victim import Observation
+from benchmark.core.errors import NotApplicableError
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class InvertingGradientsConfig:
 
 
 @ATTACKS.register("inverting_gradients", aliases=("ig",))
-class InvertingGradients(OptimizationAttack):
+class InvertingGradients(GradientMatchingAttack):
     """Inverting Gradients (Geiping et al., NeurIPS 2020): cosine gradient matching with a TV prior.
 
         min_x  1 − ⟨∇θ L(f(x), y), g⟩ / (‖∇θ L(f(x), y)‖·‖g‖) + α·TV(x)
@@ -47,41 +47,39 @@ class InvertingGradients(OptimizationAttack):
 
     Config = InvertingGradientsConfig
 
-    def __init__(self, observations: Sequence[Observation], config: InvertingGradientsConfig | None = None,
-                 seeds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        observations: Sequence[Observation],
+        config: InvertingGradientsConfig | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> None:
         super().__init__(observations, config, seeds)
-        first = self.observations[0]
-        self.inputs = nn.Parameter(self.randn(first.batch_size, *first.input_shape))
-        labels = self.problems.labels
-        if labels is None and first.batch_size == 1:
-            labels = torch.stack([idlg_label(observation) for observation in self.observations])
-        self.learns_labels = labels is None
-        if self.learns_labels:
-            self.label_logits = nn.Parameter(self.randn(first.batch_size, first.num_classes))
-        else:
-            self.register_buffer("labels", labels)
         if self.config.bn_prior > 0 and self.problems.target_bn_statistics is None:
-            raise NotApplicableError("bn_prior needs the private batch's BatchNorm statistics: a task with "
-                                     "threat.bn_statistics: batch or known")
+            raise NotApplicableError(
+                "bn_prior needs the private batch's BatchNorm statistics: a task with "
+                "threat.bn_statistics: batch or known"
+            )
 
-    def candidates(self) -> list[Tensor]:
-        return [self.inputs, self.label_logits] if self.learns_labels else [self.inputs]
+    def known_labels(self) -> Tensor | None:
+        """The threat model's labels, else for one image the iDLG rule's (as the paper's code does)."""
+        if self.problems.labels is None and self.observations[0].batch_size == 1:
+            return torch.stack([idlg_label(observation) for observation in self.observations])
+        return self.problems.labels
 
     def objective(self) -> Tensor:
-        targets = self.label_logits.softmax(dim=-1) if self.learns_labels else self.labels
-        distance = cosine_distance(self.problems.flat_updates(self.inputs, targets), self.problems.flat_target)
+        distance = cosine_distance(
+            self.problems.flat_updates(self.inputs, self.label_targets()), self.problems.flat_target
+        )
         loss = distance + self.config.tv * total_variation(self.inputs)
         return loss + self.config.bn_prior * self.bn_distance() if self.config.bn_prior > 0 else loss
 
     def bn_distance(self) -> Tensor:
         """Σ_l ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂ per problem (K,), against the observed statistics."""
         pairs = zip(self.problems.bn_statistics(self.inputs), self.problems.target_bn_statistics)
-        return sum((mean - target_mean).norm(dim=-1) + (var - target_var).norm(dim=-1)
-                   for (mean, var), (target_mean, target_var) in pairs)
-
-    def current(self) -> dict[str, Tensor]:
-        labels = self.label_logits.argmax(dim=-1) if self.learns_labels else self.labels
-        return {"images": self.problems.to_images(self.inputs.detach()), "labels": labels.detach()}
+        return sum(
+            (mean - target_mean).norm(dim=-1) + (var - target_var).norm(dim=-1)
+            for (mean, var), (target_mean, target_var) in pairs
+        )
 
     def after_backward(self) -> None:
         if self.config.signed:

@@ -7,15 +7,14 @@ from typing import Any
 
 from torch import nn
 
-from benchmark.analysis.rank import layer_rank, recoverable_by_rgap
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import ClosedFormAttack, Reconstruction
-from benchmark.attacks.components.equations import (Descent, descend, head_equations, most_plausible,
-                                                    single_sample_chain)
+from benchmark.attacks.components.equations import Descent, descend, head_equations, most_plausible, single_sample_chain
 from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import Layer, activation_problem
-from benchmark.errors import NotApplicableError
-from benchmark.victim import Observation
+from benchmark.attacks.components.rank import layer_rank, recoverable_by_rgap
+from benchmark.core.errors import NotApplicableError
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class RGAP(ClosedFormAttack):
     logistic equation (a correctly classified sample) give the same image up to scale on
     positively homogeneous networks: the one inside the image box [0, 1] is kept
     (:func:`most_plausible`; R-GAP's code instead flips the label to make the root unique). Every
-    layer's rank (analysis in :mod:`benchmark.analysis.rank`) is reported in ``details``; a
+    layer's rank (analysis in :mod:`benchmark.attacks.components.rank`) is reported in ``details``; a
     rank-deficient layer gets its minimum-norm solution and is flagged, not hidden.
     """
 
@@ -79,24 +78,32 @@ class RGAP(ClosedFormAttack):
         if any(layer.bias is not None for layer in chain):
             return "R-GAP assumes layers without bias (ssras handles biases)"
         if label_from_update(observation) is None:
-            return "the label is neither known nor readable from a one-logit head without bias (ssras obtains it with DLG)"
+            return (
+                "the label is neither known nor readable from a one-logit head without bias (ssras obtains it with DLG)"
+            )
         return chain_problem(chain, len(chain) - 1) or head_problem(chain[-1])
 
     def from_head(self, observation: Observation, chain: list[Layer], label: int) -> tuple[Descent, int]:
         """R-GAP from the head for one label: the most plausible descent over the roots of the head
         equations, and the number of roots."""
         head = chain[-1]
-        descents = [descend(chain, len(chain) - 1, k, z, observation.update)
-                    for k, z in head_equations(head, head.as_kernel(head.module.weight),
-                                               head.as_kernel(observation.update[head.weight]), label)]
+        descents = [
+            descend(chain, len(chain) - 1, k, z, observation.update)
+            for k, z in head_equations(
+                head, head.as_kernel(head.module.weight), head.as_kernel(observation.update[head.weight]), label
+            )
+        ]
         return most_plausible(observation, descents), len(descents)
 
     def rank_report(self, chain: list[Layer], descent: Descent) -> dict[str, Any]:
         """The rank analysis of the systems a descent solved (input layer first), logged and for ``details``."""
         rows = [layer_rank(chain, index, system) for index, system in sorted(descent.systems.items())]
         self.log("attack/rank_deficiency", float(sum(row.deficiency for row in rows)))
-        return {"layers": [row.as_dict() for row in rows], "rank_deficient": not recoverable_by_rgap(rows),
-                "residual": descent.residual}
+        return {
+            "layers": [row.as_dict() for row in rows],
+            "rank_deficient": not recoverable_by_rgap(rows),
+            "residual": descent.residual,
+        }
 
     def solve(self, observation: Observation) -> Reconstruction:
         chain = single_sample_chain(observation)
@@ -104,4 +111,6 @@ class RGAP(ClosedFormAttack):
         best, roots = self.from_head(observation, chain, int(label))
         details = self.rank_report(chain, best) | {"label_source": source, "head_roots": roots}
         images = observation.to_images(best.input.reshape(1, *observation.input_shape).float())
-        return Reconstruction(images=images, labels=label.reshape(1).long().clone(), loss=best.residual, details=details)
+        return Reconstruction(
+            images=images, labels=label.reshape(1).long().clone(), loss=best.residual, details=details
+        )

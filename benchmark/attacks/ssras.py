@@ -10,13 +10,18 @@ from torch import Tensor
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Reconstruction
-from benchmark.attacks.components.equations import Descent, descend, invert_biased_linear, single_sample_chain, step_down
+from benchmark.attacks.components.equations import (
+    Descent,
+    descend,
+    invert_biased_linear,
+    single_sample_chain,
+    step_down,
+)
 from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import Layer
 from benchmark.attacks.dlg import DLG
 from benchmark.attacks.rgap import RGAP, chain_problem, head_problem
-from benchmark.runner import fit
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,13 @@ class SSRAS(RGAP):
     def _dlg_labels(self, observation: Observation) -> list[int]:
         """Label candidates, the one a short DLG run converges to first (improved R-GAP)."""
         seed = self.seeds[next(i for i, o in enumerate(self.observations) if o is observation)]
-        (guess,), _ = fit(DLG, [observation], DLG.Config(max_steps=self.config.dlg_steps), [seed])
+        (guess,) = DLG.solve_plainly([observation], DLG.Config(max_steps=self.config.dlg_steps), [seed])
         first = int(guess.labels[0])
         return [first] + [label for label in range(observation.num_classes) if label != first]
 
-    def _first_consistent(self, observation: Observation, chain: list[Layer],
-                          labels: list[int]) -> tuple[Descent, int, int]:
+    def _first_consistent(
+        self, observation: Observation, chain: list[Layer], labels: list[int]
+    ) -> tuple[Descent, int, int]:
         """R-GAP from the head for each candidate label until one is consistent: (descent, label, labels tried)."""
         tried = []
         for label in labels:
@@ -87,8 +93,9 @@ class SSRAS(RGAP):
         descent, label = min(tried, key=lambda pair: pair[0].residual)
         return descent, label, len(tried)
 
-    def _from_bias(self, observation: Observation, chain: list[Layer],
-                   start: int) -> tuple[Tensor, Descent | None, dict[str, Any]]:
+    def _from_bias(
+        self, observation: Observation, chain: list[Layer], start: int
+    ) -> tuple[Tensor, Descent | None, dict[str, Any]]:
         """The bias attack on layer ``start``, then R-GAP below it: (model input, descent or None, bias facts)."""
         layer = chain[start]
         x, facts = invert_biased_linear(observation.update[layer.weight], observation.update[layer.bias])

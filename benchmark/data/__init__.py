@@ -1,73 +1,23 @@
 """Dataset sources: real loading code (torchvision, image folders) with an offline fallback.
 
 :func:`load_samples` returns the exact images a protocol names, or raises
-:class:`~benchmark.errors.DataUnavailableError` saying how to get them; it never substitutes others.
+:class:`~benchmark.core.errors.DataUnavailableError` saying how to get them; it never substitutes others.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import torch
 from torch import Tensor
 from torchvision.transforms import functional as TF
 
-from benchmark.errors import DataUnavailableError, NotApplicableError, SpecError, first_line
-from benchmark.registry import Registry
-from benchmark.spec import BinaryLabels, DataSpec, TargetsSpec
-
-
-def package_path(package: str, *parts: str) -> Path | None:
-    """The path ``parts`` inside the installed top-level ``package`` (without importing it), or None
-    where the package or the path is absent."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0], *parts)
-    return path if path.exists() else None
-
-
-def cache_dir() -> Path:
-    """Root of downloaded data and weights: $LEAKBENCH_CACHE, else ~/.cache/leakbench."""
-    return Path(os.environ.get("LEAKBENCH_CACHE", Path.home() / ".cache" / "leakbench"))
-
-
-T = TypeVar("T")
-_local_only: ContextVar[bool] = ContextVar("local_only", default=False)
-
-
-def downloads_allowed() -> bool:
-    """False when $LEAKBENCH_OFFLINE is set to a true value or within :func:`local_only`: no network attempt then."""
-    return not _local_only.get() and os.environ.get("LEAKBENCH_OFFLINE", "").lower() not in ("1", "true", "yes")
-
-
-def attempt_download(download: Callable[[], T]) -> tuple[T | None, str]:
-    """``download()`` where downloads are allowed: its result and ``""``; else None and why nothing came
-    (downloads disabled, or the download's error), for a message that says how to get the data."""
-    if not downloads_allowed():
-        return None, "downloads are disabled by LEAKBENCH_OFFLINE"
-    try:
-        return download(), ""
-    except Exception as err:  # network errors come in many types; all mean the same here
-        return None, f"the download failed ({type(err).__name__}: {first_line(err, 120)})"
-
-
-@contextmanager
-def local_only() -> Iterator[None]:
-    """Within this block nothing is downloaded (to ask what is here, not to fetch it)."""
-    token = _local_only.set(True)
-    try:
-        yield
-    finally:
-        _local_only.reset(token)
+from benchmark.core.errors import DataUnavailableError, NotApplicableError, SpecError
+from benchmark.core.registry import Registry
+from benchmark.protocol.spec import BinaryLabels, DataSpec, TargetsSpec
 
 
 @dataclass(frozen=True)
@@ -109,20 +59,25 @@ class ImageSource:
 
     def identities(self) -> list[int]:
         """The label of every image, in index order (for targets chosen per identity)."""
-        raise SpecError(f"dataset '{self.spec.dataset}' cannot list its labels: targets.select: per_identity "
-                        f"needs lfw or folder")
+        raise SpecError(
+            f"dataset '{self.spec.dataset}' cannot list its labels: targets.select: per_identity needs lfw or folder"
+        )
 
     def gallery(self) -> tuple[Tensor, Tensor]:
         """Reference faces of the people the targets show, uint8 (M, C, H, W), and their identities (M,),
         for face re-identification; never the target images themselves unless the protocol says so."""
-        raise NotApplicableError(f"dataset '{self.spec.dataset}' holds no identities to re-identify: face "
-                                 f"re-identification applies to lfw (targets.select: per_identity) and lfwmini")
+        raise NotApplicableError(
+            f"dataset '{self.spec.dataset}' holds no identities to re-identify: face "
+            f"re-identification applies to lfw (targets.select: per_identity) and lfwmini"
+        )
 
     def input_shape(self) -> tuple[int, int, int]:
         """(C, S, S) after the spec's conversions."""
         size = self.spec.image_size or self.image_size
         if size is None:
-            raise SpecError(f"dataset '{self.spec.dataset}' needs data.image_size in the spec (the square size to resize to)")
+            raise SpecError(
+                f"dataset '{self.spec.dataset}' needs data.image_size in the spec (the square size to resize to)"
+            )
         return (self.spec.channels or self.channels, size, size)
 
 
@@ -145,8 +100,10 @@ class BinaryTask(ImageSource):
     def __init__(self, source: ImageSource, binary: BinaryLabels) -> None:
         super().__init__(source.spec)
         if max(binary.positive) >= source.num_classes or min(binary.positive) < 0:
-            raise SpecError(f"data.binary.positive {list(binary.positive)}: dataset '{source.spec.dataset}' has "
-                            f"classes 0..{source.num_classes - 1}; fix the class list")
+            raise SpecError(
+                f"data.binary.positive {list(binary.positive)}: dataset '{source.spec.dataset}' has "
+                f"classes 0..{source.num_classes - 1}; fix the class list"
+            )
         self.source, self.binary = source, binary
         self.channels, self.image_size = source.channels, source.image_size
 
@@ -175,7 +132,8 @@ class PerIdentity(ImageSource):
         if max(positions) >= len(self.people):
             raise DataUnavailableError(
                 f"{self.spec.dataset} {self.spec.split} has {len(self.people)} people with at least two images; "
-                f"position {max(positions)} does not exist: lower targets.start/count or the batch size")
+                f"position {max(positions)} does not exist: lower targets.start/count or the batch size"
+            )
         return [self.people[p][0] for p in positions]
 
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:

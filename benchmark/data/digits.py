@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, package_path
-from benchmark.errors import DataUnavailableError
+from benchmark.core.downloads import package_path
+from benchmark.core.errors import DataUnavailableError
+from benchmark.data import DATASETS, ImageSource
 
 TRAIN = 1437  # digits 0..1436 train, 1437..1796 test
 MAX_VALUE = 16  # load_digits pixels are integers 0..16
@@ -36,8 +37,9 @@ class Digits(ImageSource):
         try:
             from sklearn.datasets import load_digits
         except ImportError:
-            raise DataUnavailableError("dataset 'digits' comes with scikit-learn, which is not installed: "
-                                       "pip install scikit-learn") from None
+            raise DataUnavailableError(
+                "dataset 'digits' comes with scikit-learn, which is not installed: pip install scikit-learn"
+            ) from None
         digits = load_digits()
         part = slice(None, TRAIN) if self.spec.split == "train" else slice(TRAIN, None)
         return digits.images[part], digits.target[part]
@@ -48,7 +50,9 @@ class Digits(ImageSource):
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         images, labels = self._split
         if max(indices) >= len(labels):
-            raise DataUnavailableError(f"digits {self.spec.split} holds {len(labels)} images; index {max(indices)} "
-                                       f"does not exist: lower targets.start/count or the batch size")
+            raise DataUnavailableError(
+                f"digits {self.spec.split} holds {len(labels)} images; index {max(indices)} "
+                f"does not exist: lower targets.start/count or the batch size"
+            )
         pixels = torch.from_numpy(images[indices] / MAX_VALUE).float()[:, None]
         return pixels, torch.from_numpy(labels[indices]), "scikit-learn's handwritten digits (load_digits)"

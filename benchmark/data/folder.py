@@ -9,8 +9,8 @@ import torch
 import torchvision
 from torch import Tensor
 
+from benchmark.core.errors import DataUnavailableError, FileError, SpecError
 from benchmark.data import DATASETS, ImageSource
-from benchmark.errors import DataUnavailableError, FileError, SpecError
 
 
 @DATASETS.register("folder")
@@ -27,14 +27,18 @@ class ImageFolderSource(ImageSource):
         try:
             return torchvision.datasets.ImageFolder(self.spec.path)
         except (FileNotFoundError, OSError) as err:
-            raise DataUnavailableError(f"image folder {self.spec.path}: {err}; give data.path an ImageFolder tree") from None
+            raise DataUnavailableError(
+                f"image folder {self.spec.path}: {err}; give data.path an ImageFolder tree"
+            ) from None
 
     def _item(self, folder: torchvision.datasets.ImageFolder, index: int):
         try:
             return folder[index]
         except Exception as err:  # PIL's decoders raise many kinds (OSError, SyntaxError, zlib.error, ...)
-            raise FileError(f"image folder {self.spec.path}: {folder.samples[index][0]} is not a readable image "
-                            f"({type(err).__name__}: {' '.join(str(err).split())[:100]}); replace or remove it") from None
+            raise FileError(
+                f"image folder {self.spec.path}: {folder.samples[index][0]} is not a readable image "
+                f"({type(err).__name__}: {' '.join(str(err).split())[:100]}); replace or remove it"
+            ) from None
 
     @property
     def num_classes(self) -> int:  # type: ignore[override]

@@ -25,8 +25,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, attempt_download, cache_dir
-from benchmark.errors import DataUnavailableError, FileError, SpecError, first_line
+from benchmark.core.downloads import attempt_download, cache_dir
+from benchmark.core.errors import DataUnavailableError, FileError, SpecError, first_line
+from benchmark.data import DATASETS, ImageSource
 
 PEOPLE, IMAGES = 5749, 13233  # LFW's published size; a folder holding other counts is refused
 SIZE = 250  # every funneled image is 250×250
@@ -57,7 +58,8 @@ class LFW(ImageSource):
                 f"lfw images are not available: no copy in {data_home()} and {reason}. Run once with internet "
                 f"access (scikit-learn's fetch_lfw_people downloads about 230 MB into lfw_home there), or set "
                 f"LEAKBENCH_CACHE to a folder whose data/ holds lfw_home (scikit-learn's) or lfw-py (torchvision's) "
-                f"with {IMAGES_FOLDER} inside")
+                f"with {IMAGES_FOLDER} inside"
+            )
         return data_home() / "lfw_home" / IMAGES_FOLDER, LAYOUTS["lfw_home"]
 
     @staticmethod
@@ -66,8 +68,14 @@ class LFW(ImageSource):
 
         # The download, its checksums and the unpacking are scikit-learn's; its one-time decoding of every
         # image into an array is kept cheap with a one-pixel slice (the protocol reads the files it names).
-        fetch_lfw_people(data_home=data_home(), funneled=True, color=True, resize=None,
-                         slice_=(slice(0, 1), slice(0, 1)), download_if_missing=True)
+        fetch_lfw_people(
+            data_home=data_home(),
+            funneled=True,
+            color=True,
+            resize=None,
+            slice_=(slice(0, 1), slice(0, 1)),
+            download_if_missing=True,
+        )
 
     @cached_property
     def _files(self) -> list[tuple[int, Path]]:
@@ -78,7 +86,8 @@ class LFW(ImageSource):
         if (len(people), len(files)) != (PEOPLE, IMAGES):
             raise DataUnavailableError(
                 f"lfw: {folder} holds {len(files)} images of {len(people)} people, not LFW's {IMAGES} of {PEOPLE} "
-                f"(an unpacking that did not finish?); delete {folder.parent} and run again to download it afresh")
+                f"(an unpacking that did not finish?); delete {folder.parent} and run again to download it afresh"
+            )
         return files
 
     def __len__(self) -> int:
@@ -90,8 +99,10 @@ class LFW(ImageSource):
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         files = self._files
         if max(indices) >= len(files):
-            raise DataUnavailableError(f"lfw holds {len(files)} images; index {max(indices)} does not exist: lower "
-                                       f"targets.start/count or the batch size")
+            raise DataUnavailableError(
+                f"lfw holds {len(files)} images; index {max(indices)} does not exist: lower "
+                f"targets.start/count or the batch size"
+            )
         first = self._read(files[indices[0]][1])
         images = first.new_empty((len(indices), *first.shape))  # filled in place: a gallery holds thousands
         images[0] = first
@@ -99,7 +110,11 @@ class LFW(ImageSource):
             images[n] = self._read(files[i][1])
         _, layout = self._copy
         how = f"scikit-learn {version('scikit-learn')} fetch_lfw_people" if layout == LAYOUTS["lfw_home"] else layout
-        return images, torch.tensor([files[i][0] for i in indices]), f"LFW funneled, {IMAGES} images of {PEOPLE} people ({how})"
+        return (
+            images,
+            torch.tensor([files[i][0] for i in indices]),
+            f"LFW funneled, {IMAGES} images of {PEOPLE} people ({how})",
+        )
 
     @staticmethod
     def _read(path: Path) -> Tensor:
@@ -109,9 +124,12 @@ class LFW(ImageSource):
             with Image.open(path) as image:
                 pixels = np.array(image.convert("RGB"))
         except Exception as err:  # PIL's decoders raise many kinds (OSError, SyntaxError, ...)
-            raise FileError(f"lfw: {path} is not a readable image ({type(err).__name__}: {first_line(err, 100)}); "
-                            f"{again}") from None
+            raise FileError(
+                f"lfw: {path} is not a readable image ({type(err).__name__}: {first_line(err, 100)}); {again}"
+            ) from None
         if pixels.shape[:2] != (SIZE, SIZE):
-            raise FileError(f"lfw: {path} is {pixels.shape[1]}×{pixels.shape[0]}, not one of LFW's {SIZE}×{SIZE} "
-                            f"funneled images; {again}")
+            raise FileError(
+                f"lfw: {path} is {pixels.shape[1]}×{pixels.shape[0]}, not one of LFW's {SIZE}×{SIZE} "
+                f"funneled images; {again}"
+            )
         return torch.from_numpy(pixels).permute(2, 0, 1)

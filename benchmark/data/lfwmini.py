@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, package_path
-from benchmark.errors import DataUnavailableError, SpecError
+from benchmark.core.downloads import package_path
+from benchmark.core.errors import DataUnavailableError, SpecError
+from benchmark.data import DATASETS, ImageSource
 
 FACES = 100  # lfw_subset() holds 100 faces, then 100 non-face patches
 
@@ -38,17 +39,24 @@ class LFWMini(ImageSource):
         try:
             from skimage.data import lfw_subset
         except ImportError:
-            raise DataUnavailableError("dataset 'lfwmini' comes with scikit-image, which is not installed: "
-                                       "pip install scikit-image (or leakbench[faces])") from None
+            raise DataUnavailableError(
+                "dataset 'lfwmini' comes with scikit-image, which is not installed: "
+                "pip install scikit-image (or leakbench[faces])"
+            ) from None
         return (lfw_subset()[:FACES] * 255).round().astype(np.uint8)
 
     def fetch(self, indices: list[int]) -> tuple[Tensor, Tensor, str]:
         if max(indices) >= FACES:
-            raise DataUnavailableError(f"lfwmini holds {FACES} faces; index {max(indices)} does not exist: lower "
-                                       f"targets.start/count or the batch size")
+            raise DataUnavailableError(
+                f"lfwmini holds {FACES} faces; index {max(indices)} does not exist: lower "
+                f"targets.start/count or the batch size"
+            )
         images = torch.from_numpy(self._faces[indices])[:, None]
-        return images, torch.tensor(indices), (f"scikit-image {version('scikit-image')} package data: "
-                                                f"its {FACES} LFW faces (skimage.data.lfw_subset)")
+        return (
+            images,
+            torch.tensor(indices),
+            (f"scikit-image {version('scikit-image')} package data: its {FACES} LFW faces (skimage.data.lfw_subset)"),
+        )
 
     def __len__(self) -> int:
         return FACES

@@ -17,12 +17,11 @@ import torchvision
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import DATASETS, ImageSource, attempt_download, cache_dir, package_path
-from benchmark.errors import DataUnavailableError
+from benchmark.core.downloads import attempt_download, cache_dir, package_path
+from benchmark.core.errors import DataUnavailableError
+from benchmark.data import DATASETS, ImageSource
 
 OFFLINE_COUNT = 20
-
-
 
 
 class TorchvisionSource(ImageSource):

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from benchmark.errors import SpecError
-from benchmark.registry import Registry, did_you_mean
-from benchmark.spec import DefenseSpec, FLSpec
+from benchmark.core.errors import SpecError
+from benchmark.core.registry import Registry, did_you_mean
+from benchmark.protocol.spec import DefenseSpec, FLSpec
 
 Update = dict[str, Tensor]  # parameter name -> its tensor of the shared update
 
@@ -89,13 +89,17 @@ def build_defense(spec: DefenseSpec) -> Defense:
     values: dict[str, Any] = {}
     for key, value in spec.params.items():
         if key not in fields:
-            raise SpecError(f"defense '{spec.name}' has no parameter '{key}'{did_you_mean(key, list(fields))}; "
-                            f"parameters: {', '.join(fields) or 'none'}")
+            raise SpecError(
+                f"defense '{spec.name}' has no parameter '{key}'{did_you_mean(key, list(fields))}; "
+                f"parameters: {', '.join(fields) or 'none'}"
+            )
         kind = fields[key].type
         try:
             values[key] = float(value) if kind == "float" else int(value) if kind == "int" else value
         except (TypeError, ValueError):
-            raise SpecError(f"defense '{spec.name}': parameter '{key}' must be a number ({kind}), got {value!r}") from None
+            raise SpecError(
+                f"defense '{spec.name}': parameter '{key}' must be a number ({kind}), got {value!r}"
+            ) from None
         if kind == "int" and values[key] != value:
             raise SpecError(f"defense '{spec.name}': parameter '{key}' must be an integer, got {value!r}")
         if kind == "float" and not math.isfinite(values[key]):
@@ -107,8 +111,10 @@ def with_strength(spec: DefenseSpec, value: float) -> DefenseSpec:
     """``spec`` with its defence's strength parameter set to ``value`` (an int parameter takes an integral value)."""
     cls = DEFENSES.get(spec.name)
     if cls.strength is None:
-        raise SpecError(f"defense '{spec.name}' has no strength parameter to vary; defences with one: "
-                        f"{', '.join(name for name, entry in DEFENSES if entry.strength is not None)}")
+        raise SpecError(
+            f"defense '{spec.name}' has no strength parameter to vary; defences with one: "
+            f"{', '.join(name for name, entry in DEFENSES if entry.strength is not None)}"
+        )
     kind = next(f.type for f in dataclasses.fields(cls) if f.name == cls.strength)
     strength = value if kind != "int" else int(value) if float(value).is_integer() else value
     params = {**spec.params, cls.strength: strength}

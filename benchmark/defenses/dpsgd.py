@@ -24,11 +24,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from benchmark.defenses import DEFENSES, ClientRound, Defense, Update
 from benchmark.defenses.clipping import clip_factor
+from benchmark.fl.updates import fedsgd_update
 
 
 def per_example_gradients(client: ClientRound) -> Update:
     """∇θ L(f_θ(x_n), y_n) for each example n: one tensor (N, *shape) per parameter name."""
-    from benchmark.victim import fedsgd_update
 
     def one(inputs, targets):
         return fedsgd_update(client.model, client.params, client.buffers, inputs[None], targets[None], client.fl)
@@ -56,11 +56,15 @@ class DPSGD(Defense):
         self._require(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
 
     def apply(self, update: Update, client: ClientRound) -> Update:
-        self._require(client.fl.protocol == "fedsgd", "DP-SGD clips the per-example gradients of a FedSGD round; "
-                                                      "set fl.protocol: fedsgd")
-        self._require(not any(isinstance(m, _BatchNorm) and m.training for m in client.model.modules()),
-                      "a per-example gradient does not exist under BatchNorm in train mode, which mixes the examples "
-                      "of a batch (opacus refuses it too); set victim.mode: eval or choose a model without BatchNorm")
+        self._require(
+            client.fl.protocol == "fedsgd",
+            "DP-SGD clips the per-example gradients of a FedSGD round; set fl.protocol: fedsgd",
+        )
+        self._require(
+            not any(isinstance(m, _BatchNorm) and m.training for m in client.model.modules()),
+            "a per-example gradient does not exist under BatchNorm in train mode, which mixes the examples "
+            "of a batch (opacus refuses it too); set victim.mode: eval or choose a model without BatchNorm",
+        )
         grads = per_example_gradients(client)
         norms = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads.values()))  # (N,)
         factors = clip_factor(norms, self.max_grad_norm)

@@ -28,7 +28,9 @@ class GaussianNoise(Defense):
         self._require(self.sigma >= 0, f"sigma must be >= 0, got {self.sigma}")
 
     def apply(self, update: Update, client: ClientRound) -> Update:
-        return {name: g + self.sigma * torch.randn(g.shape, generator=client.generator).to(g) for name, g in update.items()}
+        return {
+            name: g + self.sigma * torch.randn(g.shape, generator=client.generator).to(g) for name, g in update.items()
+        }
 
 
 def laplace_like(g: Tensor, scale: float, generator: torch.Generator) -> Tensor:

@@ -30,11 +30,11 @@ class Quantization(Defense):
         defended = {}
         for name, g in update.items():
             bound = g.abs().max()
-            step = 2 * bound / (2 ** self.bits - 1)
+            step = 2 * bound / (2**self.bits - 1)
             if bound == 0:
                 defended[name] = g.clone()
                 continue
-            level = torch.round((g + bound) / step).clamp(0, 2 ** self.bits - 1)
+            level = torch.round((g + bound) / step).clamp(0, 2**self.bits - 1)
             defended[name] = level * step - bound
         return defended
 

@@ -70,11 +70,14 @@ class Soteria(Defense):
 
     def apply(self, update: Update, client: ClientRound) -> Update:
         found = defended_layer(client.model)
-        self._require(found is not None, f"{type(client.model).__name__} has no fully connected layer, whose "
-                                         "input representation Soteria defends; choose another defence")
+        self._require(
+            found is not None,
+            f"{type(client.model).__name__} has no fully connected layer, whose "
+            "input representation Soteria defends; choose another defence",
+        )
         name, layer = found
         scores = feature_scores(client, layer)
-        pruned = scores.argsort()[:round(self.fraction * len(scores))]
+        pruned = scores.argsort()[: round(self.fraction * len(scores))]
         mask = torch.ones_like(scores)
         mask[pruned] = 0
         weight = f"{name}.weight"

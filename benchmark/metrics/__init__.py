@@ -17,18 +17,17 @@ import importlib
 import importlib.metadata
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-from benchmark.errors import LeakBenchError
-from benchmark.registry import Registry
-
-if TYPE_CHECKING:
-    from benchmark.data import ImageSource
+from benchmark.core.errors import LeakBenchError
+from benchmark.core.registry import Registry
+from benchmark.metrics.matching import match
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +35,15 @@ log = logging.getLogger(__name__)
 class MetricUnavailableError(LeakBenchError):
     """A metric whose model weights, package or reference data are absent here; the message says how
     to provide them."""
+
+
+class Gallery(Protocol):
+    """What the metrics need of a task's data source (a :class:`benchmark.data.ImageSource`): the
+    gallery a face re-identification ranks people in."""
+
+    def gallery(self) -> tuple[Tensor, Tensor]:
+        """The gallery's images (M, C, H, W) in [0, 1] and their people (M,)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ class EvaluationSettings:
     """What stateful metrics are built from: the task's data source (a face gallery), the LPIPS
     backbone weights a user gives, and the face re-identification backend."""
 
-    source: ImageSource | None = None
+    source: Gallery | None = None
     lpips_weights: Path | None = None
     reid_backend: str = "auto"
 
@@ -99,8 +107,9 @@ class MetricInfo:
 
     def defines(self, recorded: dict[str, Any] | None) -> bool:
         """Whether a recorded definition is this one (the packages' versions may differ)."""
-        return recorded is not None and {k: v for k, v in recorded.items() if k != "versions"} == \
-            json.loads(json.dumps(self.definition))
+        return recorded is not None and {k: v for k, v in recorded.items() if k != "versions"} == json.loads(
+            json.dumps(self.definition)
+        )
 
 
 def _version(package: str) -> str | None:
@@ -142,7 +151,7 @@ def _discover() -> None:
 
 METRICS: Registry[Metric | type] = Registry("metric", discover=_discover)
 # computed for every task's images besides the metrics its spec lists: LPIPS, and the SSIM variant of
-# the FedKL success criterion (so every run can be judged by it, see benchmark.study)
+# the FedKL success criterion (so every run can be judged by it, see benchmark.apps.study)
 ALWAYS = ("lpips", "ssim_skimage7")
 
 
@@ -178,7 +187,6 @@ class Evaluator:
 
     def __call__(self, images: Tensor, labels: Tensor, truth_images: Tensor, truth_labels: Tensor) -> dict[str, Tensor]:
         """Match reconstructions to ground truth (Hungarian, on MSE), then compute each metric."""
-        from benchmark.metrics.matching import match
 
         images = images.detach().to(torch.float64).clamp(0, 1).cpu()
         truth_images = truth_images.to(torch.float64).cpu()
@@ -203,7 +211,8 @@ class Evaluator:
         return {**self.facts, **nulls, **({"unavailable": dict(self.unavailable)} if self.unavailable else {})}
 
 
-def evaluate(images: Tensor, labels: Tensor, truth_images: Tensor, truth_labels: Tensor,
-             metrics: tuple[str, ...]) -> dict[str, Tensor]:
+def evaluate(
+    images: Tensor, labels: Tensor, truth_images: Tensor, truth_labels: Tensor, metrics: tuple[str, ...]
+) -> dict[str, Tensor]:
     """One-off evaluation with default settings (see :class:`Evaluator`)."""
     return Evaluator(metrics)(images, labels, truth_images, truth_labels)

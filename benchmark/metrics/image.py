@@ -36,9 +36,16 @@ def mse(batch: MatchedBatch) -> Tensor:
     return (batch.images - batch.truth_images).pow(2).flatten(1).mean(1)
 
 
-describe("mse", MetricInfo(
-    title="MSE", higher_is_better=False, format="{:.3g}", tolerance=Tolerance(rel=0.25, abs=1e-4),
-    definition={"formula": "mean over (C, H, W) of (x - y)^2", "range": "[0, 1] images", "library": "torch"}))
+describe(
+    "mse",
+    MetricInfo(
+        title="MSE",
+        higher_is_better=False,
+        format="{:.3g}",
+        tolerance=Tolerance(rel=0.25, abs=1e-4),
+        definition={"formula": "mean over (C, H, W) of (x - y)^2", "range": "[0, 1] images", "library": "torch"},
+    ),
+)
 
 
 @METRICS.register("psnr")
@@ -47,11 +54,24 @@ def psnr(batch: MatchedBatch) -> Tensor:
     return value.clamp(max=PSNR_CAP)
 
 
-describe("psnr", MetricInfo(
-    title="PSNR (dB)", higher_is_better=True, format="{:.2f}", tolerance=Tolerance(rel=0.05, abs=0.5),
-    packages=("torchmetrics",),
-    definition={"formula": "10 log10(1 / MSE)", "library": "torchmetrics", "function": "peak_signal_noise_ratio",
-                "data_range": 1.0, "per_image_over": "C, H, W", "cap_db": PSNR_CAP}))
+describe(
+    "psnr",
+    MetricInfo(
+        title="PSNR (dB)",
+        higher_is_better=True,
+        format="{:.2f}",
+        tolerance=Tolerance(rel=0.05, abs=0.5),
+        packages=("torchmetrics",),
+        definition={
+            "formula": "10 log10(1 / MSE)",
+            "library": "torchmetrics",
+            "function": "peak_signal_noise_ratio",
+            "data_range": 1.0,
+            "per_image_over": "C, H, W",
+            "cap_db": PSNR_CAP,
+        },
+    ),
+)
 
 
 def _too_small(batch: MatchedBatch, window: int, name: str) -> None:
@@ -65,21 +85,45 @@ def ssim(batch: MatchedBatch) -> Tensor:
     """Reference SSIM (see the module docstring): the mean of the SSIM map over its valid region."""
     _too_small(batch, SSIM_WINDOW, "SSIM")
     _, full = structural_similarity_index_measure(
-        batch.images, batch.truth_images, gaussian_kernel=True, sigma=SSIM_SIGMA, kernel_size=SSIM_WINDOW,
-        data_range=1.0, k1=SSIM_K[0], k2=SSIM_K[1], reduction="none", return_full_image=True)
+        batch.images,
+        batch.truth_images,
+        gaussian_kernel=True,
+        sigma=SSIM_SIGMA,
+        kernel_size=SSIM_WINDOW,
+        data_range=1.0,
+        k1=SSIM_K[0],
+        k2=SSIM_K[1],
+        reduction="none",
+        return_full_image=True,
+    )
     border = SSIM_WINDOW // 2
     return full[..., border:-border, border:-border].mean(dim=(1, 2, 3))
 
 
-describe("ssim", MetricInfo(
-    title="SSIM", higher_is_better=True, format="{:.3f}", tolerance=Tolerance(rel=0.05, abs=0.02),
-    packages=("torchmetrics",),
-    definition={"reference": "Wang et al., IEEE TIP 2004 (authors' MATLAB ssim_index)", "library": "torchmetrics",
-                "function": "structural_similarity_index_measure(return_full_image=True), map cropped",
-                "window": "gaussian 11x11", "sigma": SSIM_SIGMA, "k1": SSIM_K[0], "k2": SSIM_K[1],
-                "data_range": 1.0, "covariance": "population", "mean_over": "valid region, then channels",
-                "equals": "skimage structural_similarity(gaussian_weights=True, sigma=1.5, "
-                          "use_sample_covariance=False, data_range=1)"}))
+describe(
+    "ssim",
+    MetricInfo(
+        title="SSIM",
+        higher_is_better=True,
+        format="{:.3f}",
+        tolerance=Tolerance(rel=0.05, abs=0.02),
+        packages=("torchmetrics",),
+        definition={
+            "reference": "Wang et al., IEEE TIP 2004 (authors' MATLAB ssim_index)",
+            "library": "torchmetrics",
+            "function": "structural_similarity_index_measure(return_full_image=True), map cropped",
+            "window": "gaussian 11x11",
+            "sigma": SSIM_SIGMA,
+            "k1": SSIM_K[0],
+            "k2": SSIM_K[1],
+            "data_range": 1.0,
+            "covariance": "population",
+            "mean_over": "valid region, then channels",
+            "equals": "skimage structural_similarity(gaussian_weights=True, sigma=1.5, "
+            "use_sample_covariance=False, data_range=1)",
+        },
+    ),
+)
 
 
 def as_png_bytes(images: Tensor) -> np.ndarray:
@@ -93,17 +137,33 @@ def ssim_skimage7(batch: MatchedBatch) -> Tensor:
     """scikit-image's default SSIM on 8-bit images, as the FedKL code measures it (see the module docstring)."""
     _too_small(batch, 7, "SSIM (scikit-image defaults)")
     images, truth = as_png_bytes(batch.images), as_png_bytes(batch.truth_images)
-    return torch.tensor([structural_similarity(x, y, channel_axis=-1, data_range=255) for x, y in zip(truth, images)],
-                        dtype=torch.float64)
+    return torch.tensor(
+        [structural_similarity(x, y, channel_axis=-1, data_range=255) for x, y in zip(truth, images)],
+        dtype=torch.float64,
+    )
 
 
-describe("ssim_skimage7", MetricInfo(
-    title="SSIM (skimage 7×7, FedKL)", higher_is_better=True, format="{:.3f}", tolerance=Tolerance(rel=0.05, abs=0.02),
-    board=False, packages=("scikit-image",),
-    definition={"reference": "Rand2AI/FedKL evaluation_metrics.py Quantitation.SSIM (GRNN's authors)",
-                "library": "scikit-image", "function": "structural_similarity", "window": "uniform 7x7",
-                "covariance": "sample", "input": "8-bit images, floor(255 x) of float32 (torchvision ToPILImage)",
-                "data_range": 255, "mean_over": "valid region, then channels"}))
+describe(
+    "ssim_skimage7",
+    MetricInfo(
+        title="SSIM (skimage 7×7, FedKL)",
+        higher_is_better=True,
+        format="{:.3f}",
+        tolerance=Tolerance(rel=0.05, abs=0.02),
+        board=False,
+        packages=("scikit-image",),
+        definition={
+            "reference": "Rand2AI/FedKL evaluation_metrics.py Quantitation.SSIM (GRNN's authors)",
+            "library": "scikit-image",
+            "function": "structural_similarity",
+            "window": "uniform 7x7",
+            "covariance": "sample",
+            "input": "8-bit images, floor(255 x) of float32 (torchvision ToPILImage)",
+            "data_range": 255,
+            "mean_over": "valid region, then channels",
+        },
+    ),
+)
 
 
 @METRICS.register("label_accuracy")
@@ -118,6 +178,13 @@ def label_accuracy(batch: MatchedBatch) -> Tensor:
     return torch.tensor(hits, dtype=torch.float64)
 
 
-describe("label_accuracy", MetricInfo(
-    title="label acc.", higher_is_better=True, percent=True, tolerance=Tolerance(rel=0.0, abs=0.0),
-    definition={"formula": "share of true labels matched one-to-one by recovered labels (multiset, order-free)"}))
+describe(
+    "label_accuracy",
+    MetricInfo(
+        title="label acc.",
+        higher_is_better=True,
+        percent=True,
+        tolerance=Tolerance(rel=0.0, abs=0.0),
+        definition={"formula": "share of true labels matched one-to-one by recovered labels (multiset, order-free)"},
+    ),
+)

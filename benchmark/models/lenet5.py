@@ -22,11 +22,19 @@ class LeNet5(nn.Module):
         if side < 1:
             raise ValueError(f"LeNet-5 needs images of at least 12×12 pixels, got {image_size}×{image_size}")
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 6, kernel_size=5), nn.Sigmoid(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, 6, kernel_size=5),
+            nn.Sigmoid(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.Sigmoid(),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Linear(16 * side * side, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, num_classes),
+            nn.Linear(16 * side * side, 120),
+            nn.Sigmoid(),
+            nn.Linear(120, 84),
+            nn.Sigmoid(),
+            nn.Linear(84, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:

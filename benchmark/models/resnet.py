@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import Tensor, nn
 
@@ -15,11 +15,17 @@ class BasicBlock(nn.Module):
     def __init__(self, inputs: int, outputs: int, stride: int, activation: Callable[[], nn.Module] = nn.ReLU) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(outputs), activation(),
-            nn.Conv2d(outputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs),
+            nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(outputs),
+            activation(),
+            nn.Conv2d(outputs, outputs, 3, padding=1, bias=False),
+            nn.BatchNorm2d(outputs),
         )
-        self.shortcut = nn.Identity() if stride == 1 and inputs == outputs else nn.Sequential(
-            nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False), nn.BatchNorm2d(outputs))
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and inputs == outputs
+            else nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False), nn.BatchNorm2d(outputs))
+        )
         self.act = activation()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -31,11 +37,20 @@ class CifarResNet(nn.Module):
     pool → linear. ``blocks[i]`` basic blocks of width ``widths[i]`` in stage i; ``activation``
     builds every non-linearity (ReLU by default)."""
 
-    def __init__(self, channels: int, num_classes: int, blocks: tuple[int, ...], widths: tuple[int, ...],
-                 activation: Callable[[], nn.Module] = nn.ReLU) -> None:
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        blocks: tuple[int, ...],
+        widths: tuple[int, ...],
+        activation: Callable[[], nn.Module] = nn.ReLU,
+    ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
-                                   activation()]
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            activation(),
+        ]
         inputs = widths[0]
         for stage, (count, width) in enumerate(zip(blocks, widths)):
             for index in range(count):

@@ -1,12 +1,11 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.bias import BiasAttack, biased_linear_inputs
 from benchmark.data import Samples
-from benchmark.runner import run
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.run import run
+from benchmark.victim.client import Victim
 
 MLP = {"model": "mlp", "init": "default", "seed": 0}
 
@@ -27,10 +26,13 @@ def test_hidden_layers_give_their_input_feature():
     assert facts["rank_one_residual"] < 1e-5
 
 
-@pytest.mark.parametrize(("overrides", "reason"), [
-    ({}, "is not fully connected with a bias"),  # LeNet-Zhu: a convolution first
-    ({"victim": MLP, "fl": {"batch_size": 2}}, "single sample"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({}, "is not fully connected with a bias"),  # LeNet-Zhu: a convolution first
+        ({"victim": MLP, "fl": {"batch_size": 2}}, "single sample"),
+    ],
+)
 def test_says_why_it_does_not_apply(overrides, reason):
     spec = make_spec(**overrides)
     count = spec.fl.batch_size

@@ -9,14 +9,14 @@ import json
 
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.data import load_samples, load_source
-from benchmark.runner import attack_config, fit
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.config import attack_config
+from benchmark.pipeline.fit import fit
+from benchmark.victim.client import Victim
 
 STEPS = 3
 
@@ -26,8 +26,11 @@ DEFAULT_INIT = {"init": "default", "seed": 0}
 TASKS = {
     "lenet": make_spec(),  # LeNet-Zhu: sigmoid convolutions with biases
     "mlp": make_spec(victim={"model": "mlp", **DEFAULT_INIT}),  # a fully connected first layer with a bias
-    "cnn6": make_spec(victim={"model": "cnn6", **DEFAULT_INIT}, threat={"labels": "known"},  # no bias at all
-                      data={"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}}),
+    "cnn6": make_spec(
+        victim={"model": "cnn6", **DEFAULT_INIT},
+        threat={"labels": "known"},  # no bias at all
+        data={"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}},
+    ),
 }
 
 
@@ -91,8 +94,14 @@ def test_victim_and_observation_are_untouched(name, victim):
     assert all(torch.equal(a, b) for a, b in zip(update, observation.update))
 
 
-@pytest.mark.parametrize("name", [n for n, cls in ATTACKS if issubclass(cls, OptimizationAttack)
-                                  and "patience" in {f.name for f in dataclasses.fields(cls.Config)}])
+@pytest.mark.parametrize(
+    "name",
+    [
+        n
+        for n, cls in ATTACKS
+        if issubclass(cls, OptimizationAttack) and "patience" in {f.name for f in dataclasses.fields(cls.Config)}
+    ],
+)
 def test_a_stalled_problem_stops_early(name, victim):
     cls = ATTACKS.get(name)
     config = attack_config(cls, {"max_steps": 400, "patience": 1, "lr": 1e-12})  # no progress possible

@@ -1,16 +1,15 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from support import make_spec
 from torch.func import functional_call
 
 from benchmark.attacks.grnn import GRNN, GRNNConfig, GRNNGenerator
 from benchmark.data import Samples, load_samples, load_source
 from benchmark.metrics import evaluate
-from benchmark.runner import fit
-from benchmark.spec import load_task
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.pipeline.tasks import load_task
+from benchmark.victim.client import Victim
 
 
 def _observation(batch: int = 2, size: int = 16, **overrides):
@@ -28,7 +27,8 @@ def test_generator_follows_the_paper(size, widths):
     assert images.shape == (4, 3, size, size) and 0 <= images.min() and images.max() <= 1
     assert labels.shape == (4, 100) and torch.allclose(labels.sum(-1), torch.ones(4))
     convs = [m for m in generator.image_branch if isinstance(m, torch.nn.ConvTranspose2d)] + [
-        m for m in generator.modules() if isinstance(m, torch.nn.Conv2d)]
+        m for m in generator.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
     assert [c.out_channels for c in convs] == widths[:1] + [2 * w for w in widths[2:]]  # GLU halves
     assert all(c.bias is None for c in convs[1:])  # the up-blocks' convolutions have no bias
 
@@ -100,7 +100,8 @@ def test_recovers_an_mnist_batch_of_four_and_its_labels():
     initial = GRNN([observation]).current()["images"][0]
     (reconstruction,), _ = fit(GRNN, [observation], GRNNConfig(max_steps=300), [0])
     before = evaluate(initial, torch.zeros(4, dtype=torch.int64), private.images, private.labels, ("ssim",))
-    after = evaluate(reconstruction.images, reconstruction.labels, private.images, private.labels,
-                     ("ssim", "label_accuracy"))
+    after = evaluate(
+        reconstruction.images, reconstruction.labels, private.images, private.labels, ("ssim", "label_accuracy")
+    )
     assert after["label_accuracy"].tolist() == [1.0] * 4
     assert after["ssim"].min() > 0.15 > before["ssim"].max()

@@ -1,13 +1,12 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.inverting_gradients import InvertingGradients, InvertingGradientsConfig
+from benchmark.core.errors import NotApplicableError
 from benchmark.data import Samples
-from benchmark.errors import NotApplicableError
-from benchmark.runner import fit
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.victim.client import Victim
 
 NORMALIZE = {"normalize": {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}}
 

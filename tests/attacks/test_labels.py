@@ -1,11 +1,10 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.components.labels import bias_sign_label, idlg_label, label_from_update, row_norm_label
 from benchmark.data import Samples
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.victim.client import Victim
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -25,7 +24,9 @@ def test_idlg_rule_refuses_batches():
 def _observation(spec, classes: int, seed: int, label: int | None = None):
     generator = torch.Generator().manual_seed(seed)
     label = torch.randint(classes, (1,), generator=generator) if label is None else torch.tensor([label])
-    return Victim(spec, seed, Samples(torch.rand(1, 3, 16, 16, generator=generator), label, "t"), classes).observe(), label
+    return Victim(
+        spec, seed, Samples(torch.rand(1, 3, 16, 16, generator=generator), label, "t"), classes
+    ).observe(), label
 
 
 @pytest.mark.parametrize("seed", range(10))

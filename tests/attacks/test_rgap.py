@@ -2,13 +2,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.rgap import RGAP
 from benchmark.data import Samples
-from benchmark.runner import fit, run
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.pipeline.run import run
+from benchmark.victim.client import Victim
 
 CNN6 = {"model": "cnn6", "init": "default", "seed": 0, "mode": "eval"}
 ANIMAL = {"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}}
@@ -46,12 +46,16 @@ def test_multiclass_head_with_known_or_row_norm_label(labels):
     assert 10 * torch.log10(1 / ((reconstruction.images - private.images) ** 2).mean()) >= 40
 
 
-@pytest.mark.parametrize(("overrides", "classes", "reason"), [
-    ({}, 10, "layers without bias"),  # LeNet-Zhu
-    ({"victim": CNN6, "data": ANIMAL}, 2, "ssras obtains it with DLG"),  # a logistic head hides the label
-    ({"victim": {**CNN6, "model": "convnet"}}, 10, "BatchNorm2d"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "classes", "reason"),
+    [
+        ({}, 10, "layers without bias"),  # LeNet-Zhu
+        ({"victim": CNN6, "data": ANIMAL}, 2, "ssras obtains it with DLG"),  # a logistic head hides the label
+        ({"victim": {**CNN6, "model": "convnet"}}, 10, "BatchNorm2d"),
+    ],
+)
 def test_says_why_it_does_not_apply(overrides, classes, reason):
-    observation = Victim(make_spec(**overrides), 0, Samples(torch.rand(1, 3, 16, 16), torch.tensor([1]), "t"),
-                         classes).observe()
+    observation = Victim(
+        make_spec(**overrides), 0, Samples(torch.rand(1, 3, 16, 16), torch.tensor([1]), "t"), classes
+    ).observe()
     assert reason in RGAP.unsupported(observation)

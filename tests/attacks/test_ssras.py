@@ -1,12 +1,11 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.ssras import SSRAS
 from benchmark.data import Samples
-from benchmark.runner import fit
-from benchmark.victim import Victim
-
-from support import make_spec
+from benchmark.pipeline.fit import fit
+from benchmark.victim.client import Victim
 
 DEFAULT_INIT = {"init": "default", "seed": 0, "mode": "eval"}
 ANIMAL = {"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}}
@@ -44,8 +43,11 @@ def test_a_first_layer_with_bias_is_the_bias_attack_alone():
 
 
 def test_fully_connected_layers_without_bias_and_a_known_label():
-    spec = make_spec(data={"dataset": "mnist", "image_size": 28, "binary": {"name": "odd", "positive": [1, 3, 5, 7, 9]}},
-                     victim={"model": "fcn3", **DEFAULT_INIT}, threat={"labels": "known"})
+    spec = make_spec(
+        data={"dataset": "mnist", "image_size": 28, "binary": {"name": "odd", "positive": [1, 3, 5, 7, 9]}},
+        victim={"model": "fcn3", **DEFAULT_INIT},
+        threat={"labels": "known"},
+    )
     reconstruction, psnr = _attack(spec, label=1, classes=2, channels=1, size=28)
     assert psnr >= 80 and reconstruction.details["label_source"] == "known"
 

@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 
 from benchmark.cli import main
+from benchmark.core.errors import DataUnavailableError, FileError, SpecError
 from benchmark.data import lfw, load_samples, load_source
-from benchmark.errors import DataUnavailableError, FileError, SpecError
 from benchmark.metrics.reid import WEIGHTS
-from benchmark.spec import DataSpec, TargetsSpec
+from benchmark.protocol.spec import DataSpec, TargetsSpec
 
 # In scikit-learn's order of names ("_" read as a space: Ann_Lee before Ann-Marie_Cole, which a plain sort of
 # the folder names reverses); Alan_Reed has one image, so the per-identity protocol skips him.
@@ -80,8 +80,10 @@ def test_per_identity_targets_are_each_persons_first_image_and_the_gallery_their
     assert source.dataset_indices([0, 1, 2]) == [0, 3, 6]
     first = np.array(Image.open(folder / "Ann_Lee" / "Ann_Lee_0001.jpg"))
     assert torch.equal((samples.images[1] * 255).round().to(torch.uint8), torch.from_numpy(first).permute(2, 0, 1))
-    assert samples.origin == (f"LFW funneled, 8 images of 4 people (scikit-learn {version('scikit-learn')} "
-                              f"fetch_lfw_people), one image per person")
+    assert samples.origin == (
+        f"LFW funneled, 8 images of 4 people (scikit-learn {version('scikit-learn')} "
+        f"fetch_lfw_people), one image per person"
+    )
     gallery, people = source.gallery()
     assert people.tolist() == [0, 2, 2, 3] and gallery.shape == (4, 3, 250, 250) and gallery.dtype == torch.uint8
     squashed = load_samples(per_identity(32), [0])
@@ -121,10 +123,13 @@ def test_scikit_learns_loader_downloads_and_unpacks_lfw_into_the_cache(data_home
     assert (data_home / "lfw_home" / "lfw_funneled" / "Ann_Lee" / "Ann_Lee_0003.jpg").is_file()
     assert not (data_home / "lfw_home" / "lfw-funneled.tgz").exists()  # unpacked and removed by scikit-learn
     # The labels are scikit-learn's own: its people in the same order, with the same number of images each.
-    bunch = sklearn_lfw.fetch_lfw_people(data_home=data_home, resize=None, slice_=(slice(0, 1), slice(0, 1)),
-                                         download_if_missing=False)
+    bunch = sklearn_lfw.fetch_lfw_people(
+        data_home=data_home, resize=None, slice_=(slice(0, 1), slice(0, 1)), download_if_missing=False
+    )
     assert list(bunch.target_names) == [name.replace("_", " ") for name in PEOPLE]
-    assert np.bincount(bunch.target).tolist() == np.bincount(per_identity().source.identities()).tolist() == [2, 1, 3, 2]
+    assert (
+        np.bincount(bunch.target).tolist() == np.bincount(per_identity().source.identities()).tolist() == [2, 1, 3, 2]
+    )
 
 
 def test_missing_lfw_says_how_to_get_it_and_substitutes_nothing(data_home, tmp_path, monkeypatch):
@@ -132,9 +137,12 @@ def test_missing_lfw_says_how_to_get_it_and_substitutes_nothing(data_home, tmp_p
 
     source = load_source(DataSpec(dataset="lfw", image_size=32))
     assert source.num_classes == 5749 and source.input_shape() == (3, 32, 32)
-    with pytest.raises(DataUnavailableError, match=r"^lfw images are not available: no copy in .* downloads are "
-                                                   r"disabled by LEAKBENCH_OFFLINE\. Run once with internet access "
-                                                   r"\(scikit-learn's fetch_lfw_people .*lfw_home .*lfw-py"):
+    with pytest.raises(
+        DataUnavailableError,
+        match=r"^lfw images are not available: no copy in .* downloads are "
+        r"disabled by LEAKBENCH_OFFLINE\. Run once with internet access "
+        r"\(scikit-learn's fetch_lfw_people .*lfw_home .*lfw-py",
+    ):
         load_samples(source, [0])
 
     def unreachable(remote, dirname=None, n_retries=3, delay=1):
@@ -148,8 +156,11 @@ def test_missing_lfw_says_how_to_get_it_and_substitutes_nothing(data_home, tmp_p
 
 def test_a_copy_that_is_not_all_of_lfw_is_refused(data_home):
     scikit_learn_home(data_home)
-    with pytest.raises(DataUnavailableError, match=r"holds 8 images of 4 people, not LFW's 13233 of 5749 \(an "
-                                                   r"unpacking that did not finish\?\); delete .*lfw_home and run again"):
+    with pytest.raises(
+        DataUnavailableError,
+        match=r"holds 8 images of 4 people, not LFW's 13233 of 5749 \(an "
+        r"unpacking that did not finish\?\); delete .*lfw_home and run again",
+    ):
         per_identity()
 
 
@@ -161,8 +172,11 @@ def test_lfw_has_one_split_and_an_unreadable_or_resized_image_names_the_file(dat
     with pytest.raises(FileError, match=r"Ann_Lee_0001.jpg is not a readable image \(UnidentifiedImageError"):
         load_samples(per_identity(), [1])
     Image.new("RGB", (125, 125)).save(folder / "Ann_Lee" / "Ann_Lee_0001.jpg")
-    with pytest.raises(FileError, match=r"Ann_Lee_0001.jpg is 125×125, not one of LFW's 250×250 funneled images; "
-                                        r"delete .*lfw_home and run again to download LFW afresh$"):
+    with pytest.raises(
+        FileError,
+        match=r"Ann_Lee_0001.jpg is 125×125, not one of LFW's 250×250 funneled images; "
+        r"delete .*lfw_home and run again to download LFW afresh$",
+    ):
         load_samples(per_identity(), [1])
 
 
@@ -170,9 +184,30 @@ def test_leakbench_run_reidentifies_lfw_faces_end_to_end(data_home, small_lfw, t
     """The path a user with the data takes: a real run of an lfw task, an attack and the re-id metric."""
     scikit_learn_home(data_home)
     out = tmp_path / "run"
-    assert main(["run", "--task", "lfw-lenet5-b1", "--attack", "grnn", "--targets", "2", "--max-steps", "2",
-                 "--reid", "dlib", "--out", str(out)]) == 0
-    assert "face re-identification, lfw-lenet5-b1 / grnn: dlib encoder, gallery of 4 images of 3 people" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "lfw-lenet5-b1",
+                "--attack",
+                "grnn",
+                "--targets",
+                "2",
+                "--max-steps",
+                "2",
+                "--reid",
+                "dlib",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (
+        "face re-identification, lfw-lenet5-b1 / grnn: dlib encoder, gallery of 4 images of 3 people"
+        in capsys.readouterr().out
+    )
     result = json.loads((out / "results.json").read_text())
     summary = result["summary"]
     assert summary["reid_backend"] == "dlib" and summary["reid_weights_sha256"] == WEIGHTS["dlib"].sha256
@@ -180,5 +215,7 @@ def test_leakbench_run_reidentifies_lfw_faces_end_to_end(data_home, small_lfw, t
     assert 0 <= summary["reid_top1"] <= summary["reid_top5"] <= 1 and summary["lpips"] is None
     assert [row["labels"] for row in result["targets"]] == [[0], [2]]
     assert result["data_origin"].startswith("LFW funneled, 8 images of 4 people (scikit-learn")
-    assert f"dlib_face_recognition_resnet_model_v1.dat sha256 {WEIGHTS['dlib'].sha256}" in \
-        result["metric_definitions"]["reid_top1"]["encoders"]
+    assert (
+        f"dlib_face_recognition_resnet_model_v1.dat sha256 {WEIGHTS['dlib'].sha256}"
+        in result["metric_definitions"]["reid_top1"]["encoders"]
+    )

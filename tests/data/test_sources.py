@@ -8,10 +8,11 @@ import torch
 import torchvision
 from PIL import Image
 
-from benchmark.data import downloads_allowed, load_samples, load_source, local_only, package_path
+from benchmark.core.downloads import downloads_allowed, local_only, package_path
+from benchmark.core.errors import DataUnavailableError, SpecError
+from benchmark.data import load_samples, load_source
 from benchmark.data.torchvision_sources import TorchvisionSource
-from benchmark.errors import DataUnavailableError, SpecError
-from benchmark.spec import DataSpec
+from benchmark.protocol.spec import DataSpec
 
 # The first test labels of each set, as published with the datasets.
 FIRST_TEST_LABELS = {"mnist": [7, 2, 1, 0, 4], "cifar10": [3, 8, 8, 0, 6], "cifar100": [49, 33, 72, 51, 71]}
@@ -37,7 +38,9 @@ def test_origins_name_the_package_and_the_split_never_a_local_path(tmp_path: Pat
     assert local == f"torchvision {torchvision.__version__} CIFAR10 test split (local copy)"
     (tmp_path / "faces" / "ada").mkdir(parents=True)
     image.save(tmp_path / "faces" / "ada" / "0.png")
-    folder = load_samples(load_source(DataSpec(dataset="folder", path=str(tmp_path / "faces"), image_size=32)), [0]).origin
+    folder = load_samples(
+        load_source(DataSpec(dataset="folder", path=str(tmp_path / "faces"), image_size=32)), [0]
+    ).origin
     assert folder == "image folder 'faces' (1 images in 1 classes)"
     faces = load_samples(load_source(DataSpec(dataset="lfwmini")), [0]).origin
     assert faces == f"scikit-image {version('scikit-image')} package data: its 100 LFW faces (skimage.data.lfw_subset)"
@@ -52,7 +55,9 @@ def test_offline_pixels_are_the_png_pixels():
 
 
 def test_more_targets_than_the_offline_copy_is_a_clear_error():
-    with pytest.raises(DataUnavailableError, match=r"cifar10 test images 0..20 are not available.*offline copy holds test images 0..19"):
+    with pytest.raises(
+        DataUnavailableError, match=r"cifar10 test images 0..20 are not available.*offline copy holds test images 0..19"
+    ):
         load_samples(load_source(DataSpec(dataset="cifar10")), list(range(21)))
 
 
@@ -109,7 +114,9 @@ def test_lfwmini_serves_the_hundred_scikit_image_faces():
     source = load_source(DataSpec(dataset="lfwmini"))
     samples = load_samples(source, [0, 99])
     assert samples.labels.tolist() == [0, 99] and samples.images.shape == (2, 1, 25, 25)
-    torch.testing.assert_close(samples.images[1, 0].double(), torch.from_numpy(lfw_subset()[99]), atol=0.5 / 255, rtol=0)
+    torch.testing.assert_close(
+        samples.images[1, 0].double(), torch.from_numpy(lfw_subset()[99]), atol=0.5 / 255, rtol=0
+    )
     images, people = source.gallery()
     assert images.shape == (100, 1, 25, 25) and people.tolist() == list(range(100))
     with pytest.raises(DataUnavailableError, match="100 faces"):
@@ -119,14 +126,17 @@ def test_lfwmini_serves_the_hundred_scikit_image_faces():
 
 
 def test_per_identity_targets_take_each_persons_first_image_and_leave_the_rest_to_the_gallery(tmp_path: Path):
-    from benchmark.spec import TargetsSpec
+    from benchmark.protocol.spec import TargetsSpec
 
     for person, count in (("ada", 3), ("bob", 1), ("cy", 2)):
         (tmp_path / person).mkdir()
         for k in range(count):
             Image.fromarray(np.full((4, 4, 3), 40 * k + {"ada": 1, "bob": 2, "cy": 3}[person], np.uint8)).save(
-                tmp_path / person / f"{k}.png")
-    source = load_source(DataSpec(dataset="folder", path=str(tmp_path), image_size=4), TargetsSpec(select="per_identity"))
+                tmp_path / person / f"{k}.png"
+            )
+    source = load_source(
+        DataSpec(dataset="folder", path=str(tmp_path), image_size=4), TargetsSpec(select="per_identity")
+    )
     samples = load_samples(source, [0, 1])
     assert samples.labels.tolist() == [0, 2]  # ada and cy; bob has one image
     assert source.dataset_indices([0, 1]) == [0, 4]  # the folder's own indices of their first images
@@ -146,7 +156,9 @@ def test_digits_split_is_fixed_and_its_pixels_are_value_over_16():
     whole_test, whole_train = (load_samples(s, list(range(len(s)))) for s in (test, train))
     # The protocol's own numbers, not re-derived from scikit-learn: a reordered or changed copy fails here.
     assert whole_test.labels[:10].tolist() == [2, 3, 4, 5, 6, 7, 8, 9, 0, 9]
-    assert round(16 * whole_test.images.sum().item()) == 112346 and round(16 * whole_train.images.sum().item()) == 449372
+    assert (
+        round(16 * whole_test.images.sum().item()) == 112346 and round(16 * whole_train.images.sum().item()) == 449372
+    )
     assert torch.equal(whole_test.images[:, 0], torch.from_numpy(digits.images[1437:] / 16).float())
     assert torch.equal(whole_train.labels, torch.from_numpy(digits.target[:1437]))
     assert torch.equal(whole_test.images * 16, (whole_test.images * 16).round()) and whole_test.images.max() == 1

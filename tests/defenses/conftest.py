@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from support import make_client
 
 from benchmark.defenses import ClientRound
-
-from support import make_client
 
 
 @pytest.fixture

@@ -1,27 +1,39 @@
 import pytest
-
-from benchmark.defenses import DEFENSES, Defense, build_defense, with_strength
-from benchmark.errors import SpecError, UnknownNameError
-from benchmark.spec import DefenseSpec, spec_hash
-
 from support import make_spec
+
+from benchmark.core.errors import SpecError, UnknownNameError
+from benchmark.defenses import DEFENSES, Defense, build_defense, with_strength
+from benchmark.protocol.loading import spec_hash
+from benchmark.protocol.spec import DefenseSpec
 
 
 def test_every_defence_is_registered_and_all_but_sign_have_a_strength():
-    assert DEFENSES.names() == ["clipping", "dpsgd", "gaussian", "laplacian", "pruning", "quantization", "sign", "soteria"]
+    assert DEFENSES.names() == [
+        "clipping",
+        "dpsgd",
+        "gaussian",
+        "laplacian",
+        "pruning",
+        "quantization",
+        "sign",
+        "soteria",
+    ]
     for name, cls in DEFENSES:
         assert issubclass(cls, Defense) and (cls.strength is None) == (name == "sign")
         build_defense(DefenseSpec(name=name))  # every defence builds from its defaults
 
 
-@pytest.mark.parametrize("spec, message", [
-    (DefenseSpec(name="gausian"), "unknown defense 'gausian' (did you mean 'gaussian'?)"),
-    (DefenseSpec(name="gaussian", params={"sigm": 1}), "no parameter 'sigm' (did you mean 'sigma'?)"),
-    (DefenseSpec(name="quantization", params={"bits": 2.5}), "'bits' must be an integer"),
-    (DefenseSpec(name="gaussian", params={"sigma": "lots"}), "'sigma' must be a number"),
-    (DefenseSpec(name="pruning", params={"fraction": 1.5}), "fraction must be in [0, 1]"),
-    (DefenseSpec(name="dpsgd", params={"max_grad_norm": 0}), "max_grad_norm must be > 0"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (DefenseSpec(name="gausian"), "unknown defense 'gausian' (did you mean 'gaussian'?)"),
+        (DefenseSpec(name="gaussian", params={"sigm": 1}), "no parameter 'sigm' (did you mean 'sigma'?)"),
+        (DefenseSpec(name="quantization", params={"bits": 2.5}), "'bits' must be an integer"),
+        (DefenseSpec(name="gaussian", params={"sigma": "lots"}), "'sigma' must be a number"),
+        (DefenseSpec(name="pruning", params={"fraction": 1.5}), "fraction must be in [0, 1]"),
+        (DefenseSpec(name="dpsgd", params={"max_grad_norm": 0}), "max_grad_norm must be > 0"),
+    ],
+)
 def test_a_bad_defence_is_one_clear_error(spec, message):
     with pytest.raises((SpecError, UnknownNameError)) as caught:
         build_defense(spec)
@@ -53,7 +65,9 @@ def test_a_spec_names_its_defence_and_it_changes_the_hash_only_when_given():
     assert plain.defense is None and defended.defense.params == {"fraction": 0.9}
     assert spec_hash(plain) != spec_hash(defended)
     assert spec_hash(defended) != spec_hash(make_spec(defense={"name": "pruning", "params": {"fraction": 0.5}}))
-    with pytest.raises(SpecError, match=r"test spec: key 'defense': unknown defense 'prunning' \(did you mean 'pruning'"):
+    with pytest.raises(
+        SpecError, match=r"test spec: key 'defense': unknown defense 'prunning' \(did you mean 'pruning'"
+    ):
         make_spec(defense={"name": "prunning"})
     with pytest.raises(SpecError, match="unknown key 'defense.param'"):
         make_spec(defense={"name": "pruning", "param": {}})

@@ -2,21 +2,24 @@ import math
 
 import pytest
 import torch
+from support import make_client, update_of
 from torch import nn
 
+from benchmark.core.errors import SpecError
 from benchmark.defenses import global_norm
 from benchmark.defenses.clipping import clip_factor
 from benchmark.defenses.dpsgd import DPSGD, per_example_gradients
-from benchmark.errors import SpecError
-from benchmark.spec import FLSpec
-from benchmark.victim import fedsgd_update
-
-from support import make_client, update_of
+from benchmark.fl.updates import fedsgd_update
+from benchmark.protocol.spec import FLSpec
 
 
 def _one_at_a_time(client):
-    return [fedsgd_update(client.model, client.params, client.buffers, client.inputs[n:n + 1],
-                          client.targets[n:n + 1], client.fl) for n in range(len(client.inputs))]
+    return [
+        fedsgd_update(
+            client.model, client.params, client.buffers, client.inputs[n : n + 1], client.targets[n : n + 1], client.fl
+        )
+        for n in range(len(client.inputs))
+    ]
 
 
 def test_per_example_gradients_are_each_examples_own_gradient(client):
@@ -38,8 +41,9 @@ def test_one_huge_gradient_moves_the_update_by_at_most_c_over_b():
     assert global_norm(list(grads[0].values())) > 100
     bound = 0.5
     update = DPSGD(noise_multiplier=0.0, max_grad_norm=bound).apply(update_of(client), client)
-    others = {name: sum(g[name] * clip_factor(global_norm(list(g.values())), bound) for g in grads[1:]) / 4
-              for name in update}
+    others = {
+        name: sum(g[name] * clip_factor(global_norm(list(g.values())), bound) for g in grads[1:]) / 4 for name in update
+    }
     moved = global_norm([update[name] - others[name] for name in update])
     assert 0.99 * bound / 4 < moved <= bound / 4 * (1 + 1e-5)  # example 0 contributes exactly its clipped C/B
 
@@ -82,8 +86,9 @@ def test_fedavg_is_refused_with_the_fix():
 def test_batchnorm_in_train_mode_is_refused_with_the_reason():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
     client = make_client(model=model)
-    with pytest.raises(SpecError, match="defense 'dpsgd': a per-example gradient does not exist under BatchNorm in "
-                                        "train mode"):
+    with pytest.raises(
+        SpecError, match="defense 'dpsgd': a per-example gradient does not exist under BatchNorm in train mode"
+    ):
         DPSGD().apply(update_of(client), client)
     client = make_client(model=model.eval())
     assert DPSGD().apply(update_of(client), client).keys() == update_of(client).keys()  # eval mode: per example

@@ -2,10 +2,9 @@ import math
 
 import pytest
 import torch
+from support import make_client
 
 from benchmark.defenses.noise import GaussianNoise, LaplacianNoise
-
-from support import make_client
 
 ZEROS = {"w": torch.zeros(400, 500), "b": torch.zeros(7)}  # 200 007 entries: the sample moments are tight
 

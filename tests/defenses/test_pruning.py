@@ -2,10 +2,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import make_client
 
 from benchmark.defenses.pruning import Pruning
-
-from support import make_client
 
 
 @settings(max_examples=40, deadline=None)

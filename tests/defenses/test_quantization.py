@@ -11,8 +11,8 @@ def test_k_bits_give_at_most_two_to_the_k_levels_per_tensor_within_half_a_step(b
     for name, g in update.items():
         q = quantized[name]
         bound = g.abs().max()
-        assert len(q.unique()) <= 2 ** bits and q.shape == g.shape
-        assert (q - g).abs().max() <= bound / (2 ** bits - 1) * (1 + 1e-5)  # half of the step 2m/(2^k - 1)
+        assert len(q.unique()) <= 2**bits and q.shape == g.shape
+        assert (q - g).abs().max() <= bound / (2**bits - 1) * (1 + 1e-5)  # half of the step 2m/(2^k - 1)
         assert q.abs().max().item() == pytest.approx(bound.item(), rel=1e-5)  # the range is kept
 
 

@@ -1,11 +1,10 @@
 import pytest
 import torch
+from support import make_client, update_of
 from torch import nn
 
+from benchmark.core.errors import SpecError
 from benchmark.defenses.soteria import Soteria, feature_scores, representation
-from benchmark.errors import SpecError
-
-from support import make_client, update_of
 
 WEIGHT = "3.weight"  # the fully connected layer of the test model; its input has 4·8·8 = 256 features
 
@@ -15,7 +14,7 @@ def test_scores_match_a_feature_by_feature_reference(client):
     scores = feature_scores(client, layer)
     reference = torch.zeros(256)
     for n in range(len(client.inputs)):
-        x = client.inputs[n:n + 1].clone().requires_grad_(True)
+        x = client.inputs[n : n + 1].clone().requires_grad_(True)
         rep = representation(client, layer, x)[0]
         for f in range(256):
             (g,) = torch.autograd.grad(rep[f], x, retain_graph=True)

@@ -11,12 +11,19 @@ from benchmark.data import load_samples, load_source
 from benchmark.metrics import MatchedBatch, MetricUnavailableError, definitions, evaluate, metric_info
 from benchmark.metrics.image import as_png_bytes, ssim
 from benchmark.metrics.matching import match
-from benchmark.spec import load_task
+from benchmark.pipeline.tasks import load_task
 
 
 def _reference_ssim(image: torch.Tensor, truth: torch.Tensor) -> float:
-    return structural_similarity(image.numpy(), truth.numpy(), data_range=1.0, channel_axis=0, gaussian_weights=True,
-                                 sigma=1.5, use_sample_covariance=False)
+    return structural_similarity(
+        image.numpy(),
+        truth.numpy(),
+        data_range=1.0,
+        channel_axis=0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
 
 
 def _real(task: str, count: int = 4) -> torch.Tensor:
@@ -29,8 +36,9 @@ DISTORTIONS = {
     "haze": lambda x: 0.6 * x + 0.4 * 0.5,  # GRNN's grey haze on a black background
     "blur": lambda x: TF.gaussian_blur(x, [5, 5], [1.2, 1.2]),
     "offset": lambda x: torch.roll(x, shifts=(2, -1), dims=(-2, -1)),
-    "noise": lambda x: (x + 0.15 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1),
-                                               dtype=x.dtype)).clamp(0, 1),  # saturates at 0 and 1
+    "noise": lambda x: (
+        x + 0.15 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)
+    ).clamp(0, 1),  # saturates at 0 and 1
     "flat": lambda x: torch.full_like(x, 0.5),
 }
 
@@ -55,7 +63,9 @@ def test_mse_and_psnr_match_numpy(pair):
 def test_ssim_matches_scikit_image_on_noise(pair, channels):
     images, truth = (t[:, :channels] for t in pair)
     metrics = evaluate(images, torch.zeros(4), truth, torch.zeros(4), ("ssim",))
-    np.testing.assert_allclose(metrics["ssim"].numpy(), [_reference_ssim(a, b) for a, b in zip(images, truth)], atol=1e-4)
+    np.testing.assert_allclose(
+        metrics["ssim"].numpy(), [_reference_ssim(a, b) for a, b in zip(images, truth)], atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("task", ["mnist-lenet5-b1", "cifar10-lenetzhu-b1", "lfwmini-lenet5-b1"])

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from benchmark.metrics import EvaluationSettings, Evaluator, MatchedBatch, MetricUnavailableError
-from benchmark.metrics import perceptual
+from benchmark.metrics import EvaluationSettings, Evaluator, MatchedBatch, MetricUnavailableError, perceptual
 from benchmark.metrics.perceptual import LPIPS, load_lpips, sha256
 
 
@@ -46,7 +45,9 @@ def test_small_and_grey_images_are_upsampled_to_the_backbones_minimum(alexnet_fi
     values = metric(MatchedBatch(grey, torch.zeros(2), grey.flip(0), torch.zeros(2)))
     assert values.shape == (2,) and torch.isfinite(values).all()
     upsampled = torch.nn.functional.interpolate(grey.repeat(1, 3, 1, 1), size=(32, 32), mode="bilinear")
-    torch.testing.assert_close(values, metric(MatchedBatch(upsampled, torch.zeros(2), upsampled.flip(0), torch.zeros(2))))
+    torch.testing.assert_close(
+        values, metric(MatchedBatch(upsampled, torch.zeros(2), upsampled.flip(0), torch.zeros(2)))
+    )
 
 
 def test_a_backbone_file_that_is_not_the_published_one_is_refused(alexnet_file):

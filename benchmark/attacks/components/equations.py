@@ -11,9 +11,9 @@ Shapes: a layer's input x is (C, H, W), its pre-activation z and output gradient
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,8 +24,8 @@ from scipy.special import expit
 from torch import Tensor
 
 from benchmark.attacks.components.layers import INVERTIBLE, Layer, linear_chain
-from benchmark.errors import NotApplicableError
-from benchmark.victim import Observation
+from benchmark.core.errors import NotApplicableError
+from benchmark.fl.observation import Observation
 
 FLOAT = torch.float64
 
@@ -35,8 +35,10 @@ def single_gradient_problem(observation: Observation) -> str | None:
     if observation.fl.protocol != "fedsgd":
         return f"closed-form attacks read a FedSGD gradient (this task uses {observation.fl.protocol})"
     if observation.batch_size != 1:
-        return (f"closed-form attacks here recover a single sample (this task has batch size "
-                f"{observation.batch_size}; a batch's gradient mixes its inputs)")
+        return (
+            f"closed-form attacks here recover a single sample (this task has batch size "
+            f"{observation.batch_size}; a batch's gradient mixes its inputs)"
+        )
     return None
 
 
@@ -69,7 +71,7 @@ def invert_biased_linear(grad_weight: Tensor, grad_bias: Tensor) -> tuple[Tensor
         gradient mixes its inputs).
     """
     g_w, g_b = grad_weight.to(FLOAT).flatten(1), grad_bias.to(FLOAT)
-    norm = (g_b ** 2).sum()
+    norm = (g_b**2).sum()
     if norm == 0:
         raise FloatingPointError("every bias gradient of the layer is zero: its input cannot be read")
     x = g_b @ g_w / norm
@@ -224,8 +226,10 @@ class LayerSystem:
         """Relative residuals of x in the gradient and the weight constraints."""
         gradient = self.layer.weight_gradient(x[None], self.k[None])
         output = self.layer.apply(self.weight, x[None])[0]
-        return {"gradient": float((gradient - self.grad_weight).norm() / self.grad_weight.norm()),
-                "weight": float((output - self.target).norm() / self.target.norm().clamp_min(1e-300))}
+        return {
+            "gradient": float((gradient - self.grad_weight).norm() / self.grad_weight.norm()),
+            "weight": float((output - self.target).norm() / self.target.norm().clamp_min(1e-300)),
+        }
 
 
 def _logistic_roots(c: float) -> list[float]:
@@ -266,12 +270,17 @@ def head_equations(layer: Layer, weight: Tensor, grad_weight: Tensor, label: int
     rows = weight.reshape(weight.shape[0], -1)
     if rows.shape[0] == 1:
         sign = 2.0 * label - 1
-        return [(torch.tensor(-sign * expit(-mu), dtype=FLOAT).reshape(1, 1, 1),
-                 torch.tensor(sign * mu, dtype=FLOAT).reshape(1, 1, 1))
-                for mu in _logistic_roots(float((grad * rows).sum()))]
+        return [
+            (
+                torch.tensor(-sign * expit(-mu), dtype=FLOAT).reshape(1, 1, 1),
+                torch.tensor(sign * mu, dtype=FLOAT).reshape(1, 1, 1),
+            )
+            for mu in _logistic_roots(float((grad * rows).sum()))
+        ]
     if rows.shape[0] == 2:
-        raise NotApplicableError("a two-logit head without bias does not determine its logits; use one logit "
-                                 "(logistic) or K ≥ 3")
+        raise NotApplicableError(
+            "a two-logit head without bias does not determine its logits; use one logit (logistic) or K ≥ 3"
+        )
     v = -grad[label]
     a, s = rows @ v, grad @ v
     others = (torch.arange(len(s)) != label) & (s > 0)
@@ -310,8 +319,9 @@ def descend(chain: Sequence[Layer], top: int, k: Tensor, z: Tensor, update: Sequ
     for index in range(top, -1, -1):
         layer = chain[index]
         bias = 0 if layer.bias is None else layer.module.bias.detach().to(FLOAT)[:, None, None]
-        system = LayerSystem(layer, layer.as_kernel(layer.module.weight), k, layer.as_kernel(update[layer.weight]),
-                             z - bias)
+        system = LayerSystem(
+            layer, layer.as_kernel(layer.module.weight), k, layer.as_kernel(update[layer.weight]), z - bias
+        )
         x = system.solve()
         systems[index] = system
         residual = max(residual, *system.residuals(x).values())

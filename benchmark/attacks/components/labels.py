@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 def last_linear_gradients(observation: Observation) -> tuple[Tensor, Tensor | None]:

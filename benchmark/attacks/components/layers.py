@@ -12,15 +12,15 @@ formulas serves both kinds.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.errors import NotApplicableError
+from benchmark.core.errors import NotApplicableError
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,10 @@ def _sigmoid_derivative(module: nn.Module, z: Tensor) -> Tensor:
 
 INVERTIBLE: dict[type[nn.Module], Invertible] = {
     nn.Identity: Invertible(lambda m, x: x, lambda m, z: torch.ones_like(z)),
-    nn.LeakyReLU: Invertible(lambda m, x: torch.where(x < 0, x / m.negative_slope, x),
-                             lambda m, z: torch.where(z < 0, m.negative_slope, 1.0).to(z.dtype)),
+    nn.LeakyReLU: Invertible(
+        lambda m, x: torch.where(x < 0, x / m.negative_slope, x),
+        lambda m, z: torch.where(z < 0, m.negative_slope, 1.0).to(z.dtype),
+    ),
     nn.Sigmoid: Invertible(_logit, _sigmoid_derivative),
 }
 
@@ -111,8 +113,9 @@ class Layer:
 
     def transpose(self, weight: Tensor, k: Tensor) -> Tensor:
         """Wᵀ k for output gradients k (N, F, H', W') → (N, C, H, W)."""
-        return torch.nn.grad.conv2d_input((k.shape[0], *self.input_shape), weight, k, stride=self.stride,
-                                          padding=self.padding)
+        return torch.nn.grad.conv2d_input(
+            (k.shape[0], *self.input_shape), weight, k, stride=self.stride, padding=self.padding
+        )
 
     def weight_gradient(self, x: Tensor, k: Tensor) -> Tensor:
         """∇W = Σ_pos k[f, pos]·x[c, s·pos + (a, b)] for one input x (1, C, H, W) and k (1, F, H', W')."""
@@ -127,8 +130,11 @@ def _leaf_calls(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Ca
     """Leaf modules of a copy of ``model`` in call order, with their input and output, for a fixed random input."""
     probe = copy.deepcopy(model)  # running the model must not touch the caller's copy (BatchNorm statistics)
     calls: list[Call] = []
-    hooks = [module.register_forward_hook(lambda m, args, out, name=name: calls.append((name, m, args[0], out)))
-             for name, module in probe.named_modules() if not list(module.children())]
+    hooks = [
+        module.register_forward_hook(lambda m, args, out, name=name: calls.append((name, m, args[0], out)))
+        for name, module in probe.named_modules()
+        if not list(module.children())
+    ]
     dtype = next(probe.parameters()).dtype
     x = torch.rand(1, *input_shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
     try:
@@ -142,18 +148,27 @@ def _leaf_calls(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Ca
 
 def first_layer(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, nn.Module]:
     """The name and module of the first leaf module the model calls on its input (flattening aside)."""
-    calls = [name for name, module, *_ in _leaf_calls(model, input_shape)[0]
-             if not isinstance(module, (nn.Flatten, nn.Identity))]
+    calls = [
+        name
+        for name, module, *_ in _leaf_calls(model, input_shape)[0]
+        if not isinstance(module, (nn.Flatten, nn.Identity))
+    ]
     if not calls:
         raise NotApplicableError("the model calls no leaf module")
     return calls[0], dict(model.named_modules())[calls[0]]
 
 
 def _geometry_problem(name: str, module: nn.Module, args: Tensor) -> str | None:
-    if isinstance(module, nn.Conv2d) and (module.groups != 1 or module.dilation != (1, 1)
-                                          or module.padding_mode != "zeros" or isinstance(module.padding, str)):
-        return (f"convolution '{name}' uses groups, dilation, string or non-zero padding; only plain convolutions "
-                "are supported")
+    if isinstance(module, nn.Conv2d) and (
+        module.groups != 1
+        or module.dilation != (1, 1)
+        or module.padding_mode != "zeros"
+        or isinstance(module.padding, str)
+    ):
+        return (
+            f"convolution '{name}' uses groups, dilation, string or non-zero padding; only plain convolutions "
+            "are supported"
+        )
     if isinstance(module, nn.Linear) and args.dim() != 2:
         return f"fully connected layer '{name}' acts on a {args.dim()}-d tensor, not on flat features"
     return None
@@ -183,17 +198,26 @@ def linear_chain(model: nn.Module, input_shape: tuple[int, int, int]) -> list[La
                 raise NotApplicableError(problem)
             original = modules[name]
             flat = (1, 1) if isinstance(module, nn.Linear) else ()  # features (D,) as a (D, 1, 1) image
-            found.append({"name": name, "module": original, "activation": nn.Identity(),
-                          "input_shape": tuple(args.shape[1:]) + flat, "output_shape": tuple(out.shape[1:]) + flat,
-                          "weight": index[id(original.weight)],
-                          "bias": None if original.bias is None else index[id(original.bias)]})
+            found.append(
+                {
+                    "name": name,
+                    "module": original,
+                    "activation": nn.Identity(),
+                    "input_shape": tuple(args.shape[1:]) + flat,
+                    "output_shape": tuple(out.shape[1:]) + flat,
+                    "weight": index[id(original.weight)],
+                    "bias": None if original.bias is None else index[id(original.bias)],
+                }
+            )
         elif isinstance(module, (nn.Flatten, nn.Identity)):
             continue
         elif found and isinstance(found[-1]["activation"], nn.Identity) and not _has_state(module):
             found[-1]["activation"] = modules[name]
         else:
-            raise NotApplicableError(f"module '{name}' ({type(module).__name__}) is neither a Conv2d/Linear layer nor "
-                                     "a stateless activation right after one; closed-form attacks need a chain of layers")
+            raise NotApplicableError(
+                f"module '{name}' ({type(module).__name__}) is neither a Conv2d/Linear layer nor "
+                "a stateless activation right after one; closed-form attacks need a chain of layers"
+            )
     if not found:
         raise NotApplicableError("the model has no Conv2d or Linear layer")
     layers = [Layer(**entry) for entry in found]
@@ -204,6 +228,8 @@ def linear_chain(model: nn.Module, input_shape: tuple[int, int, int]) -> list[La
             module_input = module_input.flatten(1) if layer.kind == "linear" else module_input
             recomposed = layer.activation(layer.module(module_input))
     if recomposed.shape != output.shape or not torch.allclose(recomposed, output, rtol=1e-4, atol=1e-6):
-        raise NotApplicableError("re-composing the model's layers does not reproduce its output (skip connections "
-                                 "or functional operations in forward); closed-form attacks need a chain of layers")
+        raise NotApplicableError(
+            "re-composing the model's layers does not reproduce its output (skip connections "
+            "or functional operations in forward); closed-form attacks need a chain of layers"
+        )
     return layers

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,10 +19,24 @@ class BatchedLBFGS(torch.optim.Optimizer):
     on the other problems of the batch. ``step`` returns the losses at the start of the step.
     """
 
-    def __init__(self, params, lr: float = 1.0, max_iter: int = 20, max_eval: int | None = None,
-                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100) -> None:
-        defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval or max_iter * 5 // 4,
-                        tolerance_grad=tolerance_grad, tolerance_change=tolerance_change, history_size=history_size)
+    def __init__(
+        self,
+        params,
+        lr: float = 1.0,
+        max_iter: int = 20,
+        max_eval: int | None = None,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+        history_size: int = 100,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            max_iter=max_iter,
+            max_eval=max_eval or max_iter * 5 // 4,
+            tolerance_grad=tolerance_grad,
+            tolerance_change=tolerance_change,
+            history_size=history_size,
+        )
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("BatchedLBFGS takes one parameter group")
@@ -29,14 +44,16 @@ class BatchedLBFGS(torch.optim.Optimizer):
         self._problems = self._params[0].shape[0]
 
     def _flat_grad(self) -> Tensor:
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(self._problems, -1)
-                          for p in self._params], dim=1)
+        return torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(self._problems, -1) for p in self._params],
+            dim=1,
+        )
 
     def _move(self, step: Tensor, direction: Tensor) -> None:
         offset = 0
         for p in self._params:
             size = p[0].numel()
-            p.add_((step[:, None] * direction[:, offset:offset + size]).view_as(p))
+            p.add_((step[:, None] * direction[:, offset : offset + size]).view_as(p))
             offset += size
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -72,9 +89,17 @@ class BatchedLBFGS(torch.optim.Optimizer):
         active = flat_grad.abs().amax(dim=1) > tol_grad
         state.setdefault("n_iter", torch.zeros(k, dtype=torch.long, device=loss.device))
         if "d" not in state:
-            state.update(d=-flat_grad, t=torch.full_like(loss, lr), H_diag=torch.ones_like(loss),
-                         prev_flat_grad=flat_grad.clone(), prev_loss=loss.clone(),
-                         dirs=[], steps=[], ro=[], valid=[])
+            state.update(
+                d=-flat_grad,
+                t=torch.full_like(loss, lr),
+                H_diag=torch.ones_like(loss),
+                prev_flat_grad=flat_grad.clone(),
+                prev_loss=loss.clone(),
+                dirs=[],
+                steps=[],
+                ro=[],
+                valid=[],
+            )
         d, t, h_diag = state["d"], state["t"], state["H_diag"]
         prev_flat_grad, prev_loss = state["prev_flat_grad"], state["prev_loss"]
         dirs, steps, ro, valid = state["dirs"], state["steps"], state["ro"], state["valid"]

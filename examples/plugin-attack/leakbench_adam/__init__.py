@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.attacks.components.distances import squared_distance
 from benchmark.attacks.components.labels import idlg_label
-from benchmark.victim import Observation
+from benchmark.fl.observation import Observation
 
 
 @dataclass(frozen=True)

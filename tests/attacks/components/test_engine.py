@@ -1,18 +1,20 @@
 import pytest
 import torch
+from support import make_spec
 
 from benchmark.attacks.components.engine import ProblemBatch
 from benchmark.data import Samples
-from benchmark.victim import Victim, task_loss
-
-from support import make_spec
+from benchmark.fl.updates import task_loss
+from benchmark.victim.client import Victim
 
 
 def _observations(spec, targets):
     observations = []
     for t in targets:
         generator = torch.Generator().manual_seed(t)
-        private = Samples(torch.rand(2, 3, 16, 16, generator=generator), torch.randint(10, (2,), generator=generator), "t")
+        private = Samples(
+            torch.rand(2, 3, 16, 16, generator=generator), torch.randint(10, (2,), generator=generator), "t"
+        )
         observations.append(Victim(spec, t, private, 10).observe())
     return observations
 
@@ -43,8 +45,13 @@ def test_problems_of_one_model_share_its_parameters():
     assert batch.shared and batch.param_0.shape == next(observation.model.parameters()).shape
 
 
-@pytest.mark.parametrize("fl", [{"batch_size": 2}, {"protocol": "fedavg", "batch_size": 2, "local_epochs": 2,
-                                                    "local_batch_size": 1, "local_lr": 0.1}])
+@pytest.mark.parametrize(
+    "fl",
+    [
+        {"batch_size": 2},
+        {"protocol": "fedavg", "batch_size": 2, "local_epochs": 2, "local_batch_size": 1, "local_lr": 0.1},
+    ],
+)
 def test_a_problem_is_unaffected_by_its_batch_and_differentiable(fl):
     """One problem alone takes the engine's fast path (no vmap, plain autograd): the same update as
     within a batch, FedAvg's unrolled local steps included, the same gradient w.r.t. its candidates,
@@ -92,6 +99,7 @@ def test_the_convolution_of_stacked_models_has_torchs_first_and_second_derivativ
     def update(conv):
         def loss(params, inputs):
             return conv(inputs, params[0], params[1]).sigmoid().pow(2).sum()
+
         return vmap(grad(loss))((w, b), x)
 
     ours = update(lambda i, v, c: _Conv2dFunction.apply(i, v, c, (stride, stride), (padding, padding)))

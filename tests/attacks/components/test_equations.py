@@ -4,8 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.attacks.components.equations import (LayerSystem, _logistic_roots, head_equations,
-                                                    invert_biased_linear)
+from benchmark.attacks.components.equations import LayerSystem, _logistic_roots, head_equations, invert_biased_linear
 from benchmark.attacks.components.layers import linear_chain
 
 DOUBLE = torch.float64
@@ -13,8 +12,12 @@ DOUBLE = torch.float64
 
 def _conv_chain(out_channels: int = 5, stride: int = 2):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, out_channels, 4, stride, 2, bias=False), nn.LeakyReLU(0.2), nn.Flatten(),
-                          nn.Linear(out_channels * (8 // stride + 1) ** 2, 3, bias=False)).to(DOUBLE)
+    model = nn.Sequential(
+        nn.Conv2d(3, out_channels, 4, stride, 2, bias=False),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(out_channels * (8 // stride + 1) ** 2, 3, bias=False),
+    ).to(DOUBLE)
     return model, linear_chain(model, (3, 8, 8))
 
 
@@ -40,7 +43,7 @@ def test_normal_equations_match_the_dense_stacked_system(index):
     x = torch.rand(1, *layer.input_shape, dtype=DOUBLE)
     system, weight, k, z = _system(layer, model[0] if index == 0 else model[3], x)
     w, grads = _dense(layer, weight, k)
-    gram = w.T @ w / (w ** 2).sum() + grads.T @ grads / (grads ** 2).sum()
+    gram = w.T @ w / (w**2).sum() + grads.T @ grads / (grads**2).sum()
     torch.testing.assert_close(system.gram, gram)
     stacked = torch.cat([w / w.norm(), grads / grads.norm()])
     assert system.rank == torch.linalg.matrix_rank(stacked).item() == layer.unknowns
@@ -61,8 +64,9 @@ def test_the_rank_is_least_squares_rank_at_a_squared_tolerance(delta, rgap_rank,
     # A 1×1 convolution, 2 channels → 2 filters on a 1×2 image: x is a 2×2 matrix X, the weight
     # constraints read W X (W the 2×2 filter matrix), the gradient constraints X kᵀ. With two equal
     # output-gradient rows and W = [w; w + δ·e], s_min(A)/s_max(A) ≈ 0.2·δ for A = [K; W] scaled.
-    model = nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), nn.LeakyReLU(0.2), nn.Flatten(),
-                          nn.Linear(4, 1, bias=False)).to(DOUBLE)
+    model = nn.Sequential(
+        nn.Conv2d(2, 2, 1, bias=False), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(4, 1, bias=False)
+    ).to(DOUBLE)
     layer = linear_chain(model, (2, 1, 2))[0]
     weight = torch.tensor([[1.0, 2.0], [1.0 + delta, 2.0 - delta]], dtype=DOUBLE).reshape(2, 2, 1, 1)
     k = torch.tensor([0.5, -1.0], dtype=DOUBLE).expand(2, 1, 2)
@@ -99,13 +103,18 @@ def test_head_equations_give_the_true_logits_and_output_gradient(classes, label)
     x = torch.randn(1, 6, dtype=DOUBLE)
     logits = head(x)
     targets = torch.tensor([label])
-    loss = F.binary_cross_entropy_with_logits(logits[:, 0], targets.to(DOUBLE)) if classes == 1 \
+    loss = (
+        F.binary_cross_entropy_with_logits(logits[:, 0], targets.to(DOUBLE))
+        if classes == 1
         else F.cross_entropy(logits, targets)
+    )
     (k,) = torch.autograd.grad(loss, logits, retain_graph=True)
     (grad,) = torch.autograd.grad(loss, head.weight)
     candidates = head_equations(layer, layer.as_kernel(head.weight), layer.as_kernel(grad), label)
-    assert any(torch.allclose(kk.flatten(), k.flatten()) and torch.allclose(zz.flatten(), logits.flatten().detach())
-               for kk, zz in candidates)
+    assert any(
+        torch.allclose(kk.flatten(), k.flatten()) and torch.allclose(zz.flatten(), logits.flatten().detach())
+        for kk, zz in candidates
+    )
 
 
 def test_bias_inversion_is_exact_and_skips_dead_rows():

@@ -9,12 +9,15 @@ DIM = 12
 def _problems(count: int):
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(count, DIM, DIM, generator=generator)
-    return a @ a.transpose(1, 2) + 0.1 * torch.eye(DIM), torch.randn(count, DIM, generator=generator), \
-        torch.randn(count, DIM, generator=generator)
+    return (
+        a @ a.transpose(1, 2) + 0.1 * torch.eye(DIM),
+        torch.randn(count, DIM, generator=generator),
+        torch.randn(count, DIM, generator=generator),
+    )
 
 
 def _loss(x, a, b):  # non-convex: a quadratic plus a quartic term
-    return 0.5 * x @ a @ x - b @ x + 0.1 * (x ** 4).sum()
+    return 0.5 * x @ a @ x - b @ x + 0.1 * (x**4).sum()
 
 
 def _torch_lbfgs(x0, a, b, steps, history=100):
@@ -59,7 +62,9 @@ def test_a_problem_does_not_depend_on_its_batch():
     a, b, x0 = _problems(4)
     together = _batched(x0, a, b, 3)
     for k in range(4):
-        torch.testing.assert_close(_batched(x0[k:k + 1], a[k:k + 1], b[k:k + 1], 3)[0], together[k], atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            _batched(x0[k : k + 1], a[k : k + 1], b[k : k + 1], 3)[0], together[k], atol=1e-6, rtol=0
+        )
 
 
 def test_a_short_history_drops_the_oldest_pairs_per_problem():
@@ -68,4 +73,3 @@ def test_a_short_history_drops_the_oldest_pairs_per_problem():
     x = _batched(x0, a, b, 10, history_size=3)
     for k in range(2):
         torch.testing.assert_close(x[k], _torch_lbfgs(x0[k], a[k], b[k], 10, history=3), atol=1e-4, rtol=1e-4)
-

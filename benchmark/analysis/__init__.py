@@ -1,1 +1,0 @@
-"""Analyses of victim architectures that need no attack run (R-GAP's rank analysis)."""
