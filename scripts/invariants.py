@@ -26,7 +26,7 @@ REGISTRIES = {  # registry -> the modules that have held it, newest first
     "TASKS": ["benchmark.protocol.loading", "benchmark.spec"],
     "PROTOCOLS": ["benchmark.fl.updates", "benchmark.victim"],
 }
-MASKED = {"seconds", "environment", "attack_code", "started", "finished", "duration"}
+MASKED = {"seconds", "seconds_per_target", "environment", "attack_code", "started", "finished", "duration"}
 
 
 def _registry(name):
