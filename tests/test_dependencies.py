@@ -36,8 +36,8 @@ def layer(module: str) -> tuple[int, str] | None:
 
 
 def violations(root: Path) -> list[str]:
-    found = []
-    for src, dst, kind, line, _ in edges(root):
+    found, imports = [], edges(root)
+    for src, dst, kind, line, _ in imports:
         if kind == "discovery":  # a registry importing its own plugins by name, inside its package
             continue
         where = f"{src}:{line}"
@@ -49,7 +49,7 @@ def violations(root: Path) -> list[str]:
         if kind == "function" and (a is None or a[1] != "cli") and (src, dst) not in LAZY:
             found.append(f"{where} imports {dst} inside a function")
     graph: dict[str, set[str]] = {}
-    for src, dst, kind, _, _ in edges(root):
+    for src, dst, kind, _, _ in imports:
         if kind != "discovery" and (src, dst) not in LAZY:
             graph.setdefault(src, set()).add(dst)
     found += [f"import cycle: {' -> '.join(cycle)}" for cycle in sccs(graph)]

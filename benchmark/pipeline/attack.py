@@ -26,7 +26,7 @@ from benchmark.pipeline.fit import FitOptions, fit
 from benchmark.pipeline.isolation import Described
 from benchmark.pipeline.prepare import OpenRun, Target
 
-log = logging.getLogger("benchmark.pipeline.run")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from benchmark.pipeline.attack import Attacked
 from benchmark.pipeline.prepare import OpenRun
 from benchmark.pipeline.result import TargetResult
 
-log = logging.getLogger("benchmark.pipeline.run")
+log = logging.getLogger(__name__)
 
 
 def score(run: OpenRun, attacked: list[Attacked]) -> list[tuple[TargetResult, Tensor | None]]:

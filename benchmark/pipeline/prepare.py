@@ -30,7 +30,7 @@ from benchmark.pipeline.result import Result, TargetResult
 from benchmark.protocol.spec import TaskSpec
 from benchmark.victim.client import Victim
 
-log = logging.getLogger("benchmark.pipeline.run")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,12 +59,8 @@ class OpenRun:
     options: FitOptions
     groups: list[list[int]]  # this process's share of the fits still to run
     writer: bool  # process 0: it writes the results
+    shape: tuple[int, ...]  # of every target's reconstruction
     steps: int = 0  # of the fits so far: the logger's axis
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Of every target's reconstruction."""
-        return (self.plan.spec.fl.batch_size, *self.samples.images.shape[1:])
 
 
 def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[int] = 1) -> OpenRun:
@@ -78,7 +74,8 @@ def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[in
     )
     source = load_source(spec.data, spec.targets)
     samples = load_samples(source, [i for t in range(plan.reach) for i in spec.target_indices(t)])
-    finished = store.finished((spec.fl.batch_size, *samples.images.shape[1:])) if store is not None else {}
+    shape = (spec.fl.batch_size, *samples.images.shape[1:])
+    finished = store.finished(shape) if store is not None else {}
     evaluator = Evaluator.for_task(spec.metrics, dataclasses.replace(plan.evaluation, source=source))
     writer = rank == 0
     logger = make_logger(plan.logger, out, f"{spec.name}/{plan.attack}") if plan.logger and out and writer else None
@@ -134,6 +131,7 @@ def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[in
         options=options,
         groups=groups[rank::world],
         writer=writer,
+        shape=shape,
     )
 
 

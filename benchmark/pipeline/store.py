@@ -16,14 +16,14 @@ from benchmark.pipeline.loggers import log_result
 from benchmark.pipeline.prepare import OpenRun
 from benchmark.pipeline.result import Result, TargetResult, in_matched_order, save_comparison
 
-log = logging.getLogger("benchmark.pipeline.run")
+log = logging.getLogger(__name__)
 
 
 def keep(run: OpenRun, done: list[tuple[TargetResult, Tensor | None]]) -> None:
     """A group's rows and reconstructions stored (then its fit's checkpoint is spent), and counted finished."""
     if run.store is not None:
         run.store.append(done)
-        first, last = done[0][0].group[0], done[-1][0].group[-1]
+        first, last = done[0][0].target, done[-1][0].target  # the group's, in its order
         shutil.rmtree(run.store.checkpoint(first, last).parent, ignore_errors=True)
     count = run.plan.count
     for row, images in done:
