@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack
+from benchmark.attacks.labels import LABEL_RULES
 from benchmark.core.errors import LeakBenchError, NotApplicableError, SettingError, at_least
 from benchmark.core.registry import did_you_mean
 from benchmark.fl.observation import Observation
@@ -29,6 +30,8 @@ def attack_config(attack_cls: type[Attack], overrides: dict[str, Any], max_steps
             )
     config = attack_cls.Config(**overrides)
     at_least("max_steps", config.max_steps, 1)
+    if getattr(config, "labels", "auto") != "auto":
+        LABEL_RULES.get(config.labels)  # an unknown rule fails here, before any work, with "did you mean"
     if max_steps_cap is not None and config.max_steps > max_steps_cap:
         config = dataclasses.replace(config, max_steps=max_steps_cap)
     return config
