@@ -98,6 +98,13 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     )
     a.add_argument("--targets", type=COUNT, help="targets per batch size (default: the task's, or what the data holds)")
     a.add_argument("--out", help="output folder (default runs/study-labels-FAMILY)")
+    a.add_argument(
+        "--record",
+        metavar="ROOT",
+        nargs="?",
+        const="leaderboards",
+        help="also write the label board ROOT/labels/FAMILY.json (default root leaderboards), from a clean commit",
+    )
     a.set_defaults(func=cmd_study_labels)
 
 
@@ -243,8 +250,13 @@ def cmd_study_training(args: argparse.Namespace) -> int:
 
 
 def cmd_study_labels(args: argparse.Namespace) -> int:
-    from benchmark.apps.label_study import PAPER_ACCURACY, label_study
+    import shlex
 
+    from benchmark.apps.label_study import PAPER_ACCURACY, label_study
+    from benchmark.apps.leaderboard import build
+    from benchmark.apps.leaderboard.labels import record, require_clean_tree
+
+    commit = require_clean_tree(Path(args.record)) if args.record else None  # before any work
     out = Path(args.out) if args.out else Path("runs") / f"study-labels-{args.task_family}"
     study = label_study(
         args.task_family,
@@ -271,5 +283,16 @@ def cmd_study_labels(args: argparse.Namespace) -> int:
     ]
     print(format_table(rows, ("batch_size", "rule", "targets", "repeated", "accuracy", "exact", "seconds", "note")))
     print("\nrepeated: targets whose labels repeat a class; exact: % of targets whose label multiset is recovered")
+    print("as their papers report: " + "; ".join(f"{rule} {text}" for rule, text in PAPER_ACCURACY.items()))
     print(f"\ntable: {out / 'study.json'}\nplot: {out / 'label-accuracy.png'}")
+    if commit is not None:
+        command = shlex.join(
+            ["leakbench", "study", "labels", "--task-family", args.task_family]
+            + (["--rules", args.rules] if args.rules else [])
+            + ["--batch-sizes", ",".join(map(str, args.batch_sizes))]
+            + (["--targets", str(args.targets)] if args.targets else [])
+        )
+        path = record(study, Path(args.record), command, commit)
+        build(Path(args.record))
+        print(f"label board: {path} (boards rebuilt)")
     return 0

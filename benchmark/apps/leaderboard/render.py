@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jinja2
 
+from benchmark.apps.leaderboard.labels import label_problems, load_label_boards
 from benchmark.apps.leaderboard.protocol import nonconformity, protocol_of
 from benchmark.apps.leaderboard.provenance import trace_problems
 from benchmark.apps.leaderboard.schema import Entry, entry_files, load_entry
@@ -162,8 +163,11 @@ def render(root: Path) -> dict[str, str]:
     metrics = sorted(
         {metric for suite in suites for board in suite.boards for metric in board.metrics}, key=_metric_order
     )
+    label_boards = load_label_boards(root)
     return {
-        name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(suites=suites, metrics=metrics)
+        name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(
+            suites=suites, metrics=metrics, label_boards=label_boards
+        )
         for name in OUTPUTS
     }
 
@@ -183,7 +187,7 @@ def check(root: Path) -> list[str]:
     """Problems with the boards under ``root``, one line each (empty: all is well); a missing ``root``
     is an error, not a stale board."""
     _require_root(root)
-    problems = []
+    problems = label_problems(root)
     for path in entry_files(root):
         try:
             entry = load_entry(path)
