@@ -125,6 +125,11 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
     if (steps := o.max_steps if o.max_steps is not None else spec.budget.max_steps) is not None:
         overrides["max_steps"] = steps
     if o.isolation is not None and not isinstance(found, type):
+        if spec.threat.server == "malicious":
+            raise SettingError(
+                f"task '{spec.name}' has a malicious server (threat.server: malicious), whose step before the "
+                f"round (the attack's prepare_model) an isolated plugin cannot take here; run it without --isolated"
+            )
         found, config = o.isolation.describe(found, overrides, o.max_steps_cap)
     else:
         config = attack_config(found or ATTACKS.get(attack), overrides, o.max_steps_cap)
