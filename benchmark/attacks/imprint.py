@@ -143,7 +143,9 @@ class ImprintAttack(ClosedFormAttack):
                 "and this task grants none; add threat.data_statistics: {mean, std, source}"
             )
         if config.bins < 1:
-            raise NotApplicableError(f"the imprint module needs at least 1 bin, got bins: {config.bins}; give bins >= 1")
+            raise NotApplicableError(
+                f"the imprint module needs at least 1 bin, got bins: {config.bins}; give bins >= 1"
+            )
         statistics = server.data_statistics
         normalization = server.normalization
         block = ImprintBlock(

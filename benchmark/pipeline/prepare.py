@@ -163,8 +163,17 @@ def send_modified_model(run: OpenRun, victim: Victim) -> dict[str, Any]:
     """The malicious server's step before the round: the attack's ``prepare_model`` builds the global
     model from a copy of the task's and what the server knows (never the private batch), and the victim
     trains it. Returns what was changed, as the target's row records it."""
-    spec = run.plan.spec
-    knowledge = ServerKnowledge(
+    modified = run.attack_cls.prepare_model(  # type: ignore[union-attr]
+        copy.deepcopy(victim.model), server_knowledge(run.plan.spec, victim), run.plan.config
+    )
+    victim.receive(modified.model)
+    return {"modified_by": run.plan.attack, **modified.description}
+
+
+def server_knowledge(spec: TaskSpec, victim: Victim) -> ServerKnowledge:
+    """What the server of task ``spec`` knows before ``victim``'s round: the public setting and the
+    data statistics its threat model grants."""
+    return ServerKnowledge(
         input_shape=victim.input_shape,
         num_classes=victim.num_classes,
         batch_size=spec.fl.batch_size,
@@ -172,9 +181,6 @@ def send_modified_model(run: OpenRun, victim: Victim) -> dict[str, Any]:
         normalization=spec.data.normalize,
         data_statistics=spec.threat.data_statistics,
     )
-    modified = run.attack_cls.prepare_model(copy.deepcopy(victim.model), knowledge, run.plan.config)  # type: ignore[union-attr]
-    victim.receive(modified.model)
-    return {"modified_by": run.plan.attack, **modified.description}
 
 
 def data_available(spec: TaskSpec) -> bool:

@@ -124,7 +124,9 @@ class DataStatistics(_Strict):
     distribution: Literal["gaussian", "laplacian"] = Field(
         "gaussian", description="the distribution assumed for the brightness, with that mean and std"
     )
-    source: str = Field(min_length=1, description="where the numbers come from (which images, disjoint from the targets)")
+    source: str = Field(
+        min_length=1, description="where the numbers come from (which images, disjoint from the targets)"
+    )
 
 
 class ThreatSpec(_Strict):
