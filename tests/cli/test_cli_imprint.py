@@ -19,7 +19,9 @@ def test_run_imprint_on_its_task_writes_the_recovered_images_and_the_modified_mo
     assert (out / "reconstructions.png").is_file()
 
 
-def test_run_imprint_on_an_honest_task_is_a_one_line_refusal(capsys):
+def test_run_imprint_on_an_honest_task_is_a_one_line_refusal_that_records_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     assert main(["run", "--task", "cifar10-lenetzhu-b1", "--attack", "imprint", "--targets", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "threat.server: malicious" in err and err.startswith("leakbench: error: ")
+    assert list(tmp_path.iterdir()) == []  # no run folder
