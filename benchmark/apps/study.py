@@ -77,6 +77,16 @@ CRITERIA.add(
 CRITERIA.add(
     "ssim-0.6", Criterion("ssim-0.6", "ssim", 0.6, "the reference SSIM (Wang et al. 2004) at FedKL's threshold 0.6")
 )
+CRITERIA.add(
+    "psnr-40",
+    Criterion(
+        "psnr-40",
+        "psnr",
+        40.0,
+        "an image recovered exactly: PSNR >= 40 dB on [0, 1] images (the threshold of LeakBench's imprint "
+        "protocols, for Robbing the Fed's verbatim copies; the paper's own threshold is not stated here)",
+    ),
+)
 DEFAULT_CRITERIA = ("fedkl-asr", "ssim-0.6")
 
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from benchmark.attacks.components.engine import ProblemBatch
 from benchmark.attacks.labels import recover_labels
 from benchmark.core.errors import AttackFailure, NotApplicableError
-from benchmark.fl.observation import Observation
+from benchmark.fl.observation import ModifiedModel, Observation, ServerKnowledge
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,21 @@ class Attack(pl.LightningModule):
     def unsupported(cls, observation: Observation) -> str | None:
         """Why this attack cannot run on such an observation, or None when it can."""
         return None
+
+    @classmethod
+    def prepare_model(cls, model: nn.Module, server: ServerKnowledge, config: Any) -> ModifiedModel:
+        """A malicious server's step before the round (``threat.server: malicious``): the global model
+        it sends the client instead of ``model`` (the task's, a copy the attack may change), built from
+        what it knows before the round and the attack's ``config``. An attack that defines it runs
+        only on malicious-server tasks, and the client trains the model it returns; the attack then
+        receives the round's :class:`Observation` (whose model is this one) as any attack does. Honest
+        attacks do not define it."""
+        raise NotImplementedError(f"{cls.__name__} sends the global model unchanged (an honest server)")
+
+    @classmethod
+    def modifies_model(cls) -> bool:
+        """Whether the attack modifies the global model before the round (defines :meth:`prepare_model`)."""
+        return cls.prepare_model.__func__ is not Attack.prepare_model.__func__  # type: ignore[attr-defined]
 
     def reconstructions(self) -> list[Reconstruction]:
         raise NotImplementedError

@@ -61,3 +61,18 @@ def check_applies(
 
 def not_applicable(attack: str, spec: TaskSpec, reason: object) -> NotApplicableError:
     return NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
+
+
+def modifies_model(attack: str, spec: TaskSpec, attack_cls: type[Attack]) -> bool:
+    """Whether ``attack`` hands the victim a modified global model before the round (it defines
+    ``prepare_model``): only on a task whose server is malicious, else a :class:`NotApplicableError`."""
+    if not attack_cls.modifies_model():
+        return False
+    if spec.threat.server != "malicious":
+        raise not_applicable(
+            attack,
+            spec,
+            "it modifies the global model before the round (a malicious server) and this task's server is "
+            "honest; run it on a task with threat.server: malicious",
+        )
+    return True
