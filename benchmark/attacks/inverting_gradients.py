@@ -11,7 +11,7 @@ from torch import Tensor
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import GradientMatchingAttack
 from benchmark.attacks.components.distances import cosine_distance
-from benchmark.attacks.components.priors import total_variation
+from benchmark.attacks.components.priors import bn_distance, total_variation
 from benchmark.attacks.labels.single import idlg_label
 from benchmark.core.errors import NotApplicableError
 from benchmark.fl.observation import Observation
@@ -73,15 +73,10 @@ class InvertingGradients(GradientMatchingAttack):
             self.problems.flat_updates(self.inputs, self.label_targets()), self.problems.flat_target
         )
         loss = distance + self.config.tv * total_variation(self.inputs)
-        return loss + self.config.bn_prior * self.bn_distance() if self.config.bn_prior > 0 else loss
-
-    def bn_distance(self) -> Tensor:
-        """Σ_l ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂ per problem (K,), against the observed statistics."""
-        pairs = zip(self.problems.bn_statistics(self.inputs), self.problems.target_bn_statistics)
-        return sum(
-            (mean - target_mean).norm(dim=-1) + (var - target_var).norm(dim=-1)
-            for (mean, var), (target_mean, target_var) in pairs
-        )
+        if self.config.bn_prior > 0:
+            observed = self.problems.target_bn_statistics
+            loss = loss + self.config.bn_prior * bn_distance(self.problems.bn_statistics(self.inputs), observed)
+        return loss
 
     def after_backward(self) -> None:
         if self.config.signed:
