@@ -18,6 +18,10 @@ from benchmark.fl.batchnorm import BatchStatistics
 from benchmark.fl.observation import Observation
 
 
+def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 @dataclass(frozen=True)
 class GradInversionConfig:
     max_steps: int = 20_000  # Adam iterations (paper and breaching's seethroughgradients config: 20 000)
@@ -43,9 +47,10 @@ class GradInversion(GradientMatchingAttack):
     (the paper's setting, a trained network). Group consistency: the problems of one target (its
     restarts, ``--restarts``, each from its own seed, solved together by the batched engine) are one
     group, and each is pulled towards the group's pixel-wise mean x̄_G (held fixed within a step; the
-    paper registers the members before averaging, which this leaves out). Adam (lr 0.1) with a
-    50-step warm-up and cosine decay; x projected onto the image box after each step. The restart
-    with the lowest objective is kept.
+    paper registers the members before averaging, which this leaves out). x starts from N(0, 1) in
+    model-input coordinates projected onto the image box; Adam (lr 0.1) with a 50-step warm-up and
+    cosine decay; x projected onto the box after each step. The restart with the lowest objective is
+    kept.
     """
 
     Config = GradInversionConfig
@@ -57,10 +62,8 @@ class GradInversion(GradientMatchingAttack):
         seeds: Sequence[int] | None = None,
     ) -> None:
         super().__init__(observations, config, seeds)
-        first = self.observations[0]
-        layers = [m for m in first.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if self.config.bn > 0 and not layers:
-            raise NotApplicableError("GradInversion's BatchNorm prior needs BatchNorm layers; give the attack bn: 0")
+        self.problems.to_box(self.inputs)  # the N(0, 1) start projected too: every candidate scored is an image
+        layers = _batch_norms(self.observations[0].model)
         if (
             self.config.bn > 0
             and self.problems.target_bn_statistics is None
@@ -74,19 +77,18 @@ class GradInversion(GradientMatchingAttack):
             persistent=False,
         )
 
+    @classmethod
+    def unsupported(cls, observation: Observation) -> str | None:
+        if not _batch_norms(observation.model):
+            return "GradInversion matches BatchNorm statistics, and this model has no BatchNorm layer"
+        return None
+
     def bn_targets(self) -> BatchStatistics:
         """The statistics R_BN matches: the private batch's where the threat model gives them, else
         every problem's model's running statistics, (K, C) per layer."""
         if self.problems.target_bn_statistics is not None:
             return self.problems.target_bn_statistics
-        per_problem = [
-            [
-                (m.running_mean, m.running_var)
-                for m in o.model.modules()
-                if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            ]
-            for o in self.observations
-        ]
+        per_problem = [[(m.running_mean, m.running_var) for m in _batch_norms(o.model)] for o in self.observations]
         return tuple(
             (torch.stack([p[i][0] for p in per_problem]), torch.stack([p[i][1] for p in per_problem]))
             for i in range(len(per_problem[0]))

@@ -32,6 +32,7 @@ TASKS = {
         threat={"labels": "known"},  # no bias at all
         data={"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}},
     ),
+    "batchnorm": make_spec(victim={"model": "convnet16", **DEFAULT_INIT}),  # BatchNorm layers, in train mode
     "malicious": make_spec(  # LeNet-Zhu, its server malicious: for attacks that modify the global model
         threat={"server": "malicious", "data_statistics": {"mean": 0.48, "std": 0.13, "source": "a guess"}}
     ),

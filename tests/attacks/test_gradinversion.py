@@ -11,7 +11,6 @@ from benchmark.attacks.components.priors import bn_distance
 from benchmark.attacks.gradinversion import GradInversion, GradInversionConfig
 from benchmark.attacks.labels import recover_labels
 from benchmark.cli import main
-from benchmark.core.errors import NotApplicableError
 
 TASK = "cifar10-convnet16-b4-bn"
 
@@ -64,11 +63,11 @@ def test_the_bn_targets_are_the_running_statistics_where_the_threat_model_gives_
     assert torch.equal(attack.bn_targets()[0][0][0], first.running_mean)
 
 
-def test_a_model_without_batchnorm_is_refused_unless_the_prior_is_off():
+def test_a_model_without_batchnorm_is_refused():
     ((_, observation),) = label_rounds("digits-lenet5-b1", 4, 1)
-    with pytest.raises(NotApplicableError, match="BatchNorm prior needs BatchNorm layers; give the attack bn: 0"):
-        GradInversion([observation], GradInversionConfig(max_steps=1))
-    GradInversion([observation], GradInversionConfig(max_steps=1, bn=0.0))
+    assert GradInversion.unsupported(observation) == (
+        "GradInversion matches BatchNorm statistics, and this model has no BatchNorm layer"
+    )
 
 
 BN_SUITE = {
