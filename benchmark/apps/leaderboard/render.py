@@ -86,13 +86,14 @@ def make_board(entries: list[tuple[Path, Entry]]) -> Board:
         key=_metric_order,
     )
     primary = next((name for name in metrics if metric_info(name).higher_is_better is not None), None)
-    ordered = sorted(entries, key=lambda item: (item[1].partial, _rank_key(item[1], primary)))
-    rows, rank = [], 0
+    # an attack that sent the client its own model (a malicious server) is ranked only against its kind
+    ordered = sorted(entries, key=lambda item: (item[1].malicious_server, item[1].partial, _rank_key(item[1], primary)))
+    rows, ranks = [], {False: 0, True: 0}
     for path, entry in ordered:
-        rank += not entry.partial
+        ranks[entry.malicious_server] += not entry.partial
         picture = path.with_name(entry.picture) if entry.picture else None
         encoded = base64.b64encode(picture.read_bytes()).decode() if picture and picture.is_file() else None
-        rows.append(Row(None if entry.partial else rank, entry, encoded))
+        rows.append(Row(None if entry.partial else ranks[entry.malicious_server], entry, encoded))
     first = ordered[0][1]
     return Board(first.suite, first.task, metrics, primary, rows)
 
