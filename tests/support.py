@@ -109,3 +109,16 @@ OWN_PACKAGE = {  # an attack in a package of its own: module mine_attack, class 
     "inner.py": "def project(attack):\n    pass\n",
     "unused.py": "",
 }
+
+
+def label_rounds(task: str, batch_size: int, targets: int, fl: dict[str, Any] | None = None, **victim: Any):
+    """(true labels, observation) of each target of ``task``'s protocol at ``batch_size``, labels unknown
+    to the server (the label study's rounds); ``fl`` and ``victim`` override those sections."""
+    from benchmark.apps.label_study import observe, study_spec
+    from benchmark.pipeline.tasks import load_task
+
+    spec = load_task(task)
+    update = {"victim": spec.victim.model_copy(update=victim)} if victim else {}
+    if fl:
+        update["fl"] = spec.fl.model_copy(update=fl)
+    return observe(study_spec(spec.model_copy(update=update), batch_size, targets))

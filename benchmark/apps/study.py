@@ -77,6 +77,16 @@ CRITERIA.add(
 CRITERIA.add(
     "ssim-0.6", Criterion("ssim-0.6", "ssim", 0.6, "the reference SSIM (Wang et al. 2004) at FedKL's threshold 0.6")
 )
+CRITERIA.add(
+    "psnr-40",
+    Criterion(
+        "psnr-40",
+        "psnr",
+        40.0,
+        "an image recovered exactly: PSNR >= 40 dB on [0, 1] images (the threshold of LeakBench's imprint "
+        "protocols, for Robbing the Fed's verbatim copies; the paper's own threshold is not stated here)",
+    ),
+)
 DEFAULT_CRITERIA = ("fedkl-asr", "ssim-0.6")
 
 
@@ -262,7 +272,7 @@ def batch_size_study(
     return study
 
 
-def _figure(width: float):
+def new_figure(width: float):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,7 +281,7 @@ def _figure(width: float):
     return plt.subplots(1, 1 if width < 6 else 2, figsize=(width, 3.5))
 
 
-def _save(figure, path: Path) -> Path:
+def save_figure(figure, path: Path) -> Path:
     from matplotlib import pyplot as plt
 
     figure.tight_layout()
@@ -284,7 +294,7 @@ def _save(figure, path: Path) -> Path:
 def plot_success(study: BatchSizeStudy, path: Path) -> Path:
     """Success rate against batch size (log₂ axis) under the first criterion, one line per attack, the
     seeds' range as error bars, as a PNG."""
-    figure, axes = _figure(5)
+    figure, axes = new_figure(5)
     criterion = study.criteria[0]
     rows = [row for row in study.summary() if row[criterion.name]["mean"] is not None]
     for attack in dict.fromkeys(row["attack"] for row in rows):
@@ -300,7 +310,7 @@ def plot_success(study: BatchSizeStudy, path: Path) -> Path:
     axes.set_ylim(-5, 105)
     axes.set_title(f"{study.family}, {len(study.seeds)} seed(s)")
     axes.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 @dataclass(kw_only=True)
@@ -416,7 +426,7 @@ def defense_study(
 def plot_privacy_utility(study: DefenseStudy, path: Path) -> Path:
     """Left: attack PSNR against the defence's strength; right: PSNR against utility (test accuracy),
     each point labelled with its strength, or the reason utility is unavailable."""
-    figure, (by_strength, by_utility) = _figure(9)
+    figure, (by_strength, by_utility) = new_figure(9)
     attacked = [c for c in study.cells if c.psnr is not None]
     by_strength.plot([c.strength for c in attacked], [c.psnr for c in attacked], marker="o")
     positive = [c.strength for c in study.cells if c.strength > 0]
@@ -447,7 +457,7 @@ def plot_privacy_utility(study: DefenseStudy, path: Path) -> Path:
         by_utility.set_xticks([])
         by_utility.set_yticks([])
     by_utility.set_title("privacy-utility trade-off")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 @dataclass
@@ -534,7 +544,7 @@ def training_study(
 
 def plot_training(study: TrainingStudy, path: Path) -> Path:
     """Attack PSNR (left axis) and the victim's test accuracy (right axis) against training epochs."""
-    figure, psnr_axis = _figure(5)
+    figure, psnr_axis = new_figure(5)
     attacked = [c for c in study.cells if c.psnr is not None]
     psnr_axis.plot([c.epochs for c in attacked], [c.psnr for c in attacked], marker="o", color="C0")
     psnr_axis.set_xlabel("victim training epochs (0: untrained)")
@@ -548,4 +558,4 @@ def plot_training(study: TrainingStudy, path: Path) -> Path:
     accuracy_axis.set_ylim(-5, 105)
     psnr_axis.set_xticks(sorted({c.epochs for c in study.cells}))
     psnr_axis.set_title(study.task)
-    return _save(figure, path)
+    return save_figure(figure, path)

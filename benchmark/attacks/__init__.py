@@ -9,7 +9,7 @@ from benchmark.attacks.base import Attack
 from benchmark.core.errors import UnknownNameError
 from benchmark.core.registry import Registry
 
-_BUILTIN = ("dlg", "idlg", "inverting_gradients", "grnn", "bias", "rgap", "ssras")
+_BUILTIN = ("dlg", "idlg", "inverting_gradients", "grnn", "bias", "rgap", "ssras", "imprint", "gradinversion")
 
 
 def _discover() -> None:

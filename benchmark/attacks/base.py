@@ -19,8 +19,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from benchmark.attacks.components.engine import ProblemBatch
-from benchmark.core.errors import AttackFailure
-from benchmark.fl.observation import Observation
+from benchmark.attacks.labels import recover_labels
+from benchmark.core.errors import AttackFailure, NotApplicableError
+from benchmark.fl.observation import ModifiedModel, Observation, ServerKnowledge
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,41 @@ class Attack(pl.LightningModule):
         """Why this attack cannot run on such an observation, or None when it can."""
         return None
 
+    @classmethod
+    def prepare_model(cls, model: nn.Module, server: ServerKnowledge, config: Any) -> ModifiedModel:
+        """A malicious server's step before the round (``threat.server: malicious``): the global model
+        it sends the client instead of ``model`` (the task's, a copy the attack may change), built from
+        what it knows before the round and the attack's ``config``. An attack that defines it runs
+        only on malicious-server tasks, and the client trains the model it returns; the attack then
+        receives the round's :class:`Observation` (whose model is this one) as any attack does. Honest
+        attacks do not define it."""
+        raise NotImplementedError(f"{cls.__name__} sends the global model unchanged (an honest server)")
+
+    @classmethod
+    def modifies_model(cls) -> bool:
+        """Whether the attack modifies the global model before the round (defines :meth:`prepare_model`)."""
+        return cls.prepare_model.__func__ is not Attack.prepare_model.__func__  # type: ignore[attr-defined]
+
     def reconstructions(self) -> list[Reconstruction]:
         raise NotImplementedError
+
+    def rule_labels(self) -> Tensor | None:
+        """(K, B) labels read by the label rule the config names (``labels: <rule>``, one of
+        :data:`benchmark.attacks.labels.LABEL_RULES`), or None where it names none (``auto``: the
+        attack's own way). A rule on a task whose threat model gives the labels is refused."""
+        rule = getattr(self.config, "labels", "auto")
+        if rule == "auto":
+            return None
+        if any(observation.labels is not None for observation in self.observations):
+            raise NotApplicableError(
+                f"labels: {rule} would replace the labels the threat model gives (threat.labels: known); "
+                "a label rule applies to tasks whose labels are unknown"
+            )
+        read: dict[int, Tensor] = {}  # restarts of a target share its observation
+        for observation in self.observations:
+            if id(observation) not in read:
+                read[id(observation)] = recover_labels(rule, observation).labels
+        return torch.stack([read[id(observation)] for observation in self.observations])
 
     def train_dataloader(self) -> DataLoader:
         # The data an attack fits is the observations it holds; the loader only counts steps.
@@ -79,8 +113,10 @@ class OptimizationAttack(Attack):
     diverging run returns its best point, never its last or its first. A problem is done, and
     frozen, once its objective is below ``config.stop_loss``, stops being finite, or (with
     ``config.patience``) has not improved its best by 0.01 % for that many steps; the fit ends when
-    every problem is done.
+    every problem is done. A subclass that sets ``label_source`` has it in every reconstruction's details.
     """
+
+    label_source: str | None = None  # where the labels came from: "known", "rule NAME", "optimised", ...
 
     def __init__(
         self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
@@ -225,8 +261,9 @@ class OptimizationAttack(Attack):
         if not self._best:
             raise AttackFailure("no finite objective was reached: the attack diverged")
         images, labels = self._best["images"].cpu(), self._best["labels"].cpu()
+        details = {"label_source": self.label_source} if self.label_source else {}
         return [
-            Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]))
+            Reconstruction(images=images[k], labels=labels[k], loss=float(self.best_loss[k]), details=details)
             for k in range(len(self.observations))
         ]
 
@@ -236,7 +273,14 @@ class GradientMatchingAttack(OptimizationAttack):
     in that order from each problem's stream), optimised so that their update matches the observed one:
     the set-up DLG (Zhu et al., NeurIPS 2019) and Inverting Gradients (Geiping et al., NeurIPS 2020)
     share. Subclasses give :meth:`objective`, :meth:`configure_optimizers` and, for labels read
-    before optimising, :meth:`known_labels`."""
+    before optimising, :meth:`known_labels` (whose rule ``own_label_rule`` names).
+
+    The labels, in order: the config's label rule (:meth:`Attack.rule_labels`), the threat model's,
+    the attack's own rule, else soft labels optimised jointly; each reconstruction's
+    ``label_source`` says which.
+    """
+
+    own_label_rule: ClassVar[str | None] = None
 
     def __init__(
         self, observations: Sequence[Observation], config: Any = None, seeds: Sequence[int] | None = None
@@ -244,7 +288,13 @@ class GradientMatchingAttack(OptimizationAttack):
         super().__init__(observations, config, seeds)
         first = self.observations[0]
         self.inputs = nn.Parameter(self.randn(first.batch_size, *first.input_shape))
-        labels = self.known_labels()
+        labels = self.rule_labels()
+        if labels is not None:
+            self.label_source = f"rule {self.config.labels}"
+        else:
+            labels = self.known_labels()
+            known = self.problems.labels is not None
+            self.label_source = "known" if known else "optimised" if labels is None else f"rule {self.own_label_rule}"
         self.learns_labels = labels is None
         if self.learns_labels:
             self.label_logits = nn.Parameter(self.randn(first.batch_size, first.num_classes))

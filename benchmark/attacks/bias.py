@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import ClosedFormAttack, Reconstruction
 from benchmark.attacks.components.equations import invert_biased_linear, single_gradient_problem
-from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import first_layer
+from benchmark.attacks.labels.single import label_from_update
 from benchmark.core.errors import NotApplicableError
 from benchmark.fl.observation import Observation
 

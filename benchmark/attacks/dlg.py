@@ -20,6 +20,7 @@ class DLGConfig:
     lbfgs_iterations: int = 20  # function evaluations per L-BFGS step (PyTorch default)
     stop_loss: float | None = None  # stop once the gradient distance is below this (paper: none)
     patience: int | None = None  # stop a problem whose best loss stalls this many steps (paper: never)
+    labels: str = "auto"  # a label rule (leakbench ls label-rules) read before optimising; auto: the paper's
 
 
 @ATTACKS.register("dlg")

@@ -68,6 +68,7 @@ class GRNNConfig:
     init: Literal["pytorch", "normal"] = "pytorch"
     init_std: float = 0.02  # used by init="normal" only
     patience: int | None = None  # stop a problem whose best loss stalls this many steps (paper: never)
+    labels: str = "auto"  # a label rule (leakbench ls label-rules) fixing the labels; auto: the label branch
 
 
 @ATTACKS.register("grnn")
@@ -103,7 +104,15 @@ class GRNN(OptimizationAttack):
             ]
         )
         self.generator.requires_grad_(False)
-        self.register_buffer("labels", self.problems.labels)
+        rule_labels = self.rule_labels()
+        self.register_buffer("labels", rule_labels if rule_labels is not None else self.problems.labels)
+        self.label_source = (
+            f"rule {config.labels}"
+            if rule_labels is not None
+            else "known"
+            if self.labels is not None
+            else "label branch"
+        )
         self._last: dict[str, Tensor] = {}
 
     @classmethod

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from benchmark.attacks import ATTACKS
-from benchmark.attacks.components.labels import idlg_label
 from benchmark.attacks.dlg import DLG, DLGConfig
+from benchmark.attacks.labels.single import idlg_label
 from benchmark.fl.observation import Observation
 
 
@@ -29,6 +29,7 @@ class IDLG(DLG):
     """
 
     Config = IDLGConfig
+    own_label_rule = "idlg"
 
     @classmethod
     def unsupported(cls, observation: Observation) -> str | None:

@@ -11,8 +11,8 @@ from torch import Tensor
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import GradientMatchingAttack
 from benchmark.attacks.components.distances import cosine_distance
-from benchmark.attacks.components.labels import idlg_label
-from benchmark.attacks.components.priors import total_variation
+from benchmark.attacks.components.priors import bn_distance, total_variation
+from benchmark.attacks.labels.single import idlg_label
 from benchmark.core.errors import NotApplicableError
 from benchmark.fl.observation import Observation
 
@@ -27,6 +27,7 @@ class InvertingGradientsConfig:
     lr_decay_at: tuple[float, ...] = (3 / 8, 5 / 8, 7 / 8)  # fractions of max_steps where lr ×= 0.1
     patience: int | None = None  # stop a problem whose best loss stalls this many steps (paper: never)
     bn_prior: float = 0.0  # weight of Yin et al.'s BatchNorm-statistics prior (needs threat.bn_statistics)
+    labels: str = "auto"  # a label rule (leakbench ls label-rules) read before optimising; auto: the paper's
 
 
 @ATTACKS.register("inverting_gradients", aliases=("ig",))
@@ -46,6 +47,7 @@ class InvertingGradients(GradientMatchingAttack):
     """
 
     Config = InvertingGradientsConfig
+    own_label_rule = "idlg"
 
     def __init__(
         self,
@@ -71,15 +73,10 @@ class InvertingGradients(GradientMatchingAttack):
             self.problems.flat_updates(self.inputs, self.label_targets()), self.problems.flat_target
         )
         loss = distance + self.config.tv * total_variation(self.inputs)
-        return loss + self.config.bn_prior * self.bn_distance() if self.config.bn_prior > 0 else loss
-
-    def bn_distance(self) -> Tensor:
-        """Σ_l ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂ per problem (K,), against the observed statistics."""
-        pairs = zip(self.problems.bn_statistics(self.inputs), self.problems.target_bn_statistics)
-        return sum(
-            (mean - target_mean).norm(dim=-1) + (var - target_var).norm(dim=-1)
-            for (mean, var), (target_mean, target_var) in pairs
-        )
+        if self.config.bn_prior > 0:
+            observed = self.problems.target_bn_statistics
+            loss = loss + self.config.bn_prior * bn_distance(self.problems.bn_statistics(self.inputs), observed)
+        return loss
 
     def after_backward(self) -> None:
         if self.config.signed:

@@ -10,9 +10,9 @@ from torch import nn
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import ClosedFormAttack, Reconstruction
 from benchmark.attacks.components.equations import Descent, descend, head_equations, most_plausible, single_sample_chain
-from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import Layer, activation_problem
 from benchmark.attacks.components.rank import layer_rank, recoverable_by_rgap
+from benchmark.attacks.labels.single import label_from_update
 from benchmark.core.errors import NotApplicableError
 from benchmark.fl.observation import Observation
 

@@ -17,9 +17,9 @@ from benchmark.attacks.components.equations import (
     single_sample_chain,
     step_down,
 )
-from benchmark.attacks.components.labels import label_from_update
 from benchmark.attacks.components.layers import Layer
 from benchmark.attacks.dlg import DLG
+from benchmark.attacks.labels.single import label_from_update
 from benchmark.attacks.rgap import RGAP, chain_problem, head_problem
 from benchmark.fl.observation import Observation
 

@@ -1,5 +1,5 @@
 """The commands that show what the benchmark holds: ``ls`` lists the registered attacks (with the
-plugins that failed to load) or the tasks (with whether their data is here), and ``spec`` validates a
+plugins that failed to load), the label-recovery rules, or the tasks (with whether their data is here), and ``spec`` validates a
 task and prints its resolved spec and hash, or records that hash under the task's version.
 """
 
@@ -11,7 +11,7 @@ from benchmark.core.tables import format_table
 
 
 def add_ls_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["attacks", "tasks"])
+    p.add_argument("what", choices=["attacks", "label-rules", "tasks"])
     p.set_defaults(func=cmd_ls)
 
 
@@ -26,6 +26,21 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows += [{"attack": name, "description": f"BROKEN: {why}"} for name, why in ATTACKS.broken().items()]
         rows.sort(key=lambda row: row["attack"])
         print(format_table(rows, ("attack", "description")))
+    elif args.what == "label-rules":
+        from benchmark.attacks.labels import LABEL_RULES
+
+        rows = [
+            {
+                "rule": name,
+                "reads": ", ".join(rule.protocols),
+                "description": ((rule.__doc__ or "").strip().splitlines() or [""])[0],
+            }
+            for name, rule in LABEL_RULES
+        ]
+        rows += [
+            {"rule": name, "reads": "", "description": f"BROKEN: {why}"} for name, why in LABEL_RULES.broken().items()
+        ]
+        print(format_table(sorted(rows, key=lambda row: row["rule"]), ("rule", "reads", "description")))
     else:
         from benchmark.pipeline.prepare import data_available
         from benchmark.pipeline.tasks import load_task

@@ -63,6 +63,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help=f"the client's defence, replacing the task's (e.g. gaussian:sigma=1e-3; names: "
         f"{', '.join(DEFENSES.names())})",
     )
+    p.add_argument(
+        "--labels",
+        metavar="RULE",
+        help="read the labels with this label-recovery rule before the attack optimises (leakbench ls "
+        "label-rules; tasks whose labels are unknown); default: the attack's own, as its paper",
+    )
     add_scale_arguments(p)
     add_evaluation_arguments(p)
     p.set_defaults(func=cmd_run)
@@ -94,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reid=args.reid,
         defense=args.defense,
         retry_failed=args.retry_failed,
+        attack_options=None if args.labels is None else {"labels": args.labels},
     )
     if rank_zero_only.rank == 0:  # under torchrun or SLURM every process returns here; one reports
         print(format_table([summary_row(result)], COLUMNS))

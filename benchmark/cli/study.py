@@ -1,7 +1,8 @@
 """The ``study`` commands: how attacks fare across one protocol setting, each a grid of runs that
 :mod:`benchmark.apps.study` resumes, tabulates and plots: ``batch-size`` (success rate against batch size
-over a task family), ``defense`` (attack metrics and the victim's utility across a defence's strengths)
-and ``training`` (attack metrics against the victim's training epochs).
+over a task family), ``defense`` (attack metrics and the victim's utility across a defence's strengths),
+``training`` (attack metrics against the victim's training epochs) and ``labels`` (every label-recovery
+rule's accuracy against the batch size, :mod:`benchmark.apps.label_study`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,24 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_cell_arguments(a, "runs/study-training-TASK-ATTACK")
     a.set_defaults(func=cmd_study_training)
+    a = studies.add_parser("labels", help="every label-recovery rule's accuracy against the batch size")
+    a.add_argument(
+        "--task-family", required=True, help="a task family FAMILY-bB, e.g. mnist-lenet5: its protocol at every size"
+    )
+    a.add_argument("--rules", help="comma-separated label rules (leakbench ls label-rules; default: all)")
+    a.add_argument(
+        "--batch-sizes", type=integers, default=[1, 4, 8, 16], help="comma-separated batch sizes (default 1,4,8,16)"
+    )
+    a.add_argument("--targets", type=COUNT, help="targets per batch size (default: the task's, or what the data holds)")
+    a.add_argument("--out", help="output folder (default runs/study-labels-FAMILY)")
+    a.add_argument(
+        "--record",
+        metavar="ROOT",
+        nargs="?",
+        const="leaderboards",
+        help="also write the label board ROOT/labels/FAMILY.json (default root leaderboards), from a clean commit",
+    )
+    a.set_defaults(func=cmd_study_labels)
 
 
 def cmd_study_batch_size(args: argparse.Namespace) -> int:
@@ -227,4 +246,53 @@ def cmd_study_training(args: argparse.Namespace) -> int:
     for reason in dict.fromkeys(cell.unavailable for cell in study.cells if cell.unavailable):
         print(f"\nunavailable: {reason}")
     print(f"\ntable: {out / 'study.json'}\nplot: {out / 'leakage-training.png'}")
+    return 0
+
+
+def cmd_study_labels(args: argparse.Namespace) -> int:
+    import shlex
+
+    from benchmark.apps.label_study import PAPER_ACCURACY, label_study
+    from benchmark.apps.leaderboard import build
+    from benchmark.apps.leaderboard.labels import record, require_clean_tree
+
+    commit = require_clean_tree(Path(args.record)) if args.record else None  # before any work
+    out = Path(args.out) if args.out else Path("runs") / f"study-labels-{args.task_family}"
+    study = label_study(
+        args.task_family,
+        rules=args.rules.split(",") if args.rules else None,
+        batch_sizes=args.batch_sizes,
+        targets=args.targets,
+        out=out,
+    )
+    print(f"label rules on {study.task}'s protocol (labels unknown to the server); accuracy: multiset, in %\n")
+    rows = [
+        {
+            "batch_size": c.batch_size,
+            "rule": c.rule,
+            "targets": c.targets,
+            "repeated": c.repeated,
+            "accuracy": None if c.accuracy is None else f"{100 * c.accuracy:.1f}",
+            "exact": None if c.exact is None else f"{100 * c.exact:.0f}",
+            "seconds": None if c.seconds is None else f"{c.seconds:.3f}",
+            "note": c.unavailable.split(": ", 1)[-1]
+            if c.unavailable
+            else PAPER_ACCURACY.get((c.rule, c.batch_size), ""),
+        }
+        for c in sorted(study.cells, key=lambda c: (c.batch_size, c.rule))
+    ]
+    print(format_table(rows, ("batch_size", "rule", "targets", "repeated", "accuracy", "exact", "seconds", "note")))
+    print("\nrepeated: targets whose labels repeat a class; exact: % of targets whose label multiset is recovered")
+    print("as their papers report: " + "; ".join(f"{rule} {text}" for rule, text in PAPER_ACCURACY.items()))
+    print(f"\ntable: {out / 'study.json'}\nplot: {out / 'label-accuracy.png'}")
+    if commit is not None:
+        command = shlex.join(
+            ["leakbench", "study", "labels", "--task-family", args.task_family]
+            + (["--rules", args.rules] if args.rules else [])
+            + ["--batch-sizes", ",".join(map(str, args.batch_sizes))]
+            + (["--targets", str(args.targets)] if args.targets else [])
+        )
+        path = record(study, Path(args.record), command, commit)
+        build(Path(args.record))
+        print(f"label board: {path} (boards rebuilt)")
     return 0

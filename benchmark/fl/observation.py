@@ -1,13 +1,16 @@
-"""What the server sees of one client's round: the benchmark's security boundary."""
+"""What the server sees of one client's round (:class:`Observation`: the benchmark's security
+boundary), and what a malicious server knows before it (:class:`ServerKnowledge`) when it modifies
+the global model it sends (:class:`ModifiedModel`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor, nn
 
 from benchmark.fl.batchnorm import BatchStatistics
-from benchmark.protocol.spec import FLSpec, Normalization, TaskSpec
+from benchmark.protocol.spec import DataStatistics, FLSpec, Normalization, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,35 @@ def model_inputs(spec: TaskSpec, images: Tensor) -> Tensor:
     """[0, 1] images (N, C, H, W) → the task's model inputs (normalised where the spec says so)."""
     norm = spec.data.normalize
     return images if norm is None else norm.apply(images)
+
+
+@dataclass(frozen=True)
+class ServerKnowledge:
+    """What the server knows before a round, when a malicious one (``threat.server: malicious``) shapes
+    the global model it sends: the task's public setting and the data statistics the threat model
+    grants; nothing of any client's private batch.
+
+    Attributes:
+        input_shape: (C, H, W) of one model input.
+        num_classes: K.
+        batch_size: the clients' batch size B.
+        fl: the FL setting.
+        normalization: preprocessing from [0, 1] images to model inputs.
+        data_statistics: ``threat.data_statistics`` (the brightness distribution of an image), or None.
+    """
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    batch_size: int
+    fl: FLSpec
+    normalization: Normalization | None = None
+    data_statistics: DataStatistics | None = None
+
+
+@dataclass(frozen=True)
+class ModifiedModel:
+    """The global model a malicious server sends instead of the task's, and what it changed (JSON-ready,
+    kept in every target row of the run: ``details["global_model"]``)."""
+
+    model: nn.Module
+    description: dict[str, Any] = field(default_factory=dict)

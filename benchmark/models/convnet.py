@@ -31,3 +31,11 @@ class ConvNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, S, S) → logits (N, K)."""
         return self.classifier(self.features(x).flatten(1))
+
+
+@MODELS.register("convnet16")
+class ConvNet16(ConvNet):
+    """The same ConvNet at width w = 16 (the public code's ``ConvNet16``): a BatchNorm network a CPU attacks in minutes."""
+
+    def __init__(self, channels: int, image_size: int, num_classes: int) -> None:
+        super().__init__(channels, image_size, num_classes, width=16)

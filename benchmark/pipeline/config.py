@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack
+from benchmark.attacks.labels import LABEL_RULES
 from benchmark.core.errors import LeakBenchError, NotApplicableError, SettingError, at_least
 from benchmark.core.registry import did_you_mean
 from benchmark.fl.observation import Observation
@@ -29,6 +30,8 @@ def attack_config(attack_cls: type[Attack], overrides: dict[str, Any], max_steps
             )
     config = attack_cls.Config(**overrides)
     at_least("max_steps", config.max_steps, 1)
+    if getattr(config, "labels", "auto") != "auto":
+        LABEL_RULES.get(config.labels)  # an unknown rule fails here, before any work, with "did you mean"
     if max_steps_cap is not None and config.max_steps > max_steps_cap:
         config = dataclasses.replace(config, max_steps=max_steps_cap)
     return config
@@ -58,3 +61,18 @@ def check_applies(
 
 def not_applicable(attack: str, spec: TaskSpec, reason: object) -> NotApplicableError:
     return NotApplicableError(f"attack '{attack}' does not apply to task '{spec.name}': {reason}")
+
+
+def modifies_model(attack: str, spec: TaskSpec, attack_cls: type[Attack]) -> bool:
+    """Whether ``attack`` hands the victim a modified global model before the round (it defines
+    ``prepare_model``): only on a task whose server is malicious, else a :class:`NotApplicableError`."""
+    if not attack_cls.modifies_model():
+        return False
+    if spec.threat.server != "malicious":
+        raise not_applicable(
+            attack,
+            spec,
+            "it modifies the global model before the round (a malicious server) and this task's server is "
+            "honest; run it on a task with threat.server: malicious",
+        )
+    return True

@@ -32,6 +32,8 @@ def score(run: OpenRun, attacked: list[Attacked]) -> list[tuple[TargetResult, Te
             seconds=item.seconds,
             group=item.group,
         )
+        if target.global_model is not None:  # the model a malicious server sent is part of the target's round
+            row.details = {"global_model": target.global_model}
         best = min(item.attempts, key=lambda r: r.loss) if item.attempts else None
         if best is None or not torch.isfinite(best.images).all():
             row.failed = (
@@ -46,7 +48,7 @@ def score(run: OpenRun, attacked: list[Attacked]) -> list[tuple[TargetResult, Te
             continue
         metrics = run.evaluator(best.images, best.labels, target.private.images, target.private.labels)
         row.metrics = {name: values.tolist() for name, values in metrics.items()}
-        row.recovered_labels, row.loss, row.details = best.labels.tolist(), best.loss, best.details
+        row.recovered_labels, row.loss, row.details = best.labels.tolist(), best.loss, {**row.details, **best.details}
         if run.logger is not None:
             run.logger.log_metrics(
                 {f"eval/{k}": v.mean().item() for k, v in metrics.items()} | {"target": target.number}, step=item.step

@@ -1,12 +1,15 @@
 """The run's first stage: its folder, data, evaluator and logger opened once (:func:`open_run`), then,
-for each group of targets, the victims' rounds: the private batches and what the server observes of
-them (:func:`prepare_targets`)."""
+for each group of targets, the victims' rounds: the private batches, the global model a malicious
+server sends where the attack modifies it (:func:`send_modified_model`), and what the server observes
+of them (:func:`prepare_targets`)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pytorch_lightning.loggers import Logger
 from torch import Tensor
@@ -17,9 +20,9 @@ from benchmark.core.downloads import local_only
 from benchmark.core.errors import LeakBenchError
 from benchmark.data import ImageSource, Samples, load_samples, load_source
 from benchmark.defenses import defense_record
-from benchmark.fl.observation import Observation
+from benchmark.fl.observation import Observation, ServerKnowledge
 from benchmark.metrics import Evaluator
-from benchmark.pipeline.config import check_applies
+from benchmark.pipeline.config import check_applies, modifies_model
 from benchmark.pipeline.fit import FitOptions
 from benchmark.pipeline.folder import RunStore
 from benchmark.pipeline.hardware import environment
@@ -41,6 +44,7 @@ class Target:
     indices: list[int]  # the dataset's own indices of its images
     private: Samples
     observation: Observation
+    global_model: dict[str, Any] | None = None  # what a malicious server changed in the model it sent (None: nothing)
 
 
 @dataclass
@@ -80,6 +84,7 @@ def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[in
     writer = rank == 0
     logger = make_logger(plan.logger, out, f"{spec.name}/{plan.attack}") if plan.logger and out and writer else None
     defense = {} if spec.defense is None else {"defense": defense_record(spec.defense)}
+    server = {"server": spec.threat.server} if spec.threat.server != "honest" else {}
     result = Result(
         task=spec.name,
         task_version=spec.version,
@@ -92,6 +97,7 @@ def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[in
             "targets": plan.count,
             "restarts": plan.tries,
             **defense,
+            **server,
         },
         data_origin=samples.origin,
         environment=environment(plan.accelerator, world),
@@ -139,14 +145,42 @@ def prepare_targets(run: OpenRun, group: list[int]) -> list[Target]:
     """The targets of one group: each victim's private batch and its observation, checked against the
     attack (a described plugin's fit asks it in its sandbox)."""
     spec, batch, chunk = run.plan.spec, run.plan.spec.fl.batch_size, []
+    modifies = not isinstance(run.attack_cls, Described) and modifies_model(run.plan.attack, spec, run.attack_cls)
     for number in group:
         part = slice(number * batch, (number + 1) * batch)
         private = Samples(run.samples.images[part], run.samples.labels[part], run.samples.origin)
-        observation = Victim(spec, number, private, run.source.num_classes).observe()
+        victim = Victim(spec, number, private, run.source.num_classes)
+        change = send_modified_model(run, victim) if modifies else None
+        observation = victim.observe()
         if not isinstance(run.attack_cls, Described):
             check_applies(run.plan.attack, spec, observation, run.attack_cls)
-        chunk.append(Target(number, run.source.dataset_indices(spec.target_indices(number)), private, observation))
+        indices = run.source.dataset_indices(spec.target_indices(number))
+        chunk.append(Target(number, indices, private, observation, change))
     return chunk
+
+
+def send_modified_model(run: OpenRun, victim: Victim) -> dict[str, Any]:
+    """The malicious server's step before the round: the attack's ``prepare_model`` builds the global
+    model from a copy of the task's and what the server knows (never the private batch), and the victim
+    trains it. Returns what was changed, as the target's row records it."""
+    modified = run.attack_cls.prepare_model(  # type: ignore[union-attr]
+        copy.deepcopy(victim.model), server_knowledge(run.plan.spec, victim), run.plan.config
+    )
+    victim.receive(modified.model)
+    return {"modified_by": run.plan.attack, **modified.description}
+
+
+def server_knowledge(spec: TaskSpec, victim: Victim) -> ServerKnowledge:
+    """What the server of task ``spec`` knows before ``victim``'s round: the public setting and the
+    data statistics its threat model grants."""
+    return ServerKnowledge(
+        input_shape=victim.input_shape,
+        num_classes=victim.num_classes,
+        batch_size=spec.fl.batch_size,
+        fl=spec.fl,
+        normalization=spec.data.normalize,
+        data_statistics=spec.threat.data_statistics,
+    )
 
 
 def data_available(spec: TaskSpec) -> bool:

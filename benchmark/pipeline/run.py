@@ -16,7 +16,7 @@ from benchmark.core.errors import FileError, SettingError, at_least, first_line
 from benchmark.defenses import build_defense
 from benchmark.metrics import EvaluationSettings, MetricUnavailableError
 from benchmark.metrics.perceptual import check_backbone_file
-from benchmark.pipeline.config import attack_config
+from benchmark.pipeline.config import attack_config, modifies_model
 from benchmark.pipeline.distribute import run_distributed
 from benchmark.pipeline.hardware import check_accelerator, launched_externally
 from benchmark.pipeline.loop import run_targets
@@ -125,9 +125,16 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
     if (steps := o.max_steps if o.max_steps is not None else spec.budget.max_steps) is not None:
         overrides["max_steps"] = steps
     if o.isolation is not None and not isinstance(found, type):
+        if spec.threat.server == "malicious":
+            raise SettingError(
+                f"task '{spec.name}' has a malicious server (threat.server: malicious), whose step before the "
+                f"round (the attack's prepare_model) an isolated plugin cannot take here; run it without --isolated"
+            )
         found, config = o.isolation.describe(found, overrides, o.max_steps_cap)
     else:
         config = attack_config(found or ATTACKS.get(attack), overrides, o.max_steps_cap)
+    if isinstance(found or ATTACKS.get(attack), type):
+        modifies_model(attack, spec, found or ATTACKS.get(attack))  # an honest task refuses it before any work
     count = o.targets if o.targets is not None else spec.targets.count
     plan = RunPlan(
         spec=spec,

@@ -113,6 +113,11 @@ def check_consistency(spec: TaskSpec, source: str) -> None:
             f"buffers one FedSGD step in train mode leaves; set victim.mode: train and fl.protocol: "
             f"fedsgd, or use 'known'"
         )
+    if spec.threat.data_statistics is not None and spec.threat.server != "malicious":
+        raise SpecError(
+            f"{source}: key 'threat.data_statistics': the data statistics are granted to a malicious server, "
+            f"which shapes the global model from them; set threat.server: malicious or remove threat.data_statistics"
+        )
 
 
 def read_task(name_or_path: str | Path) -> tuple[dict[str, Any], Path]:

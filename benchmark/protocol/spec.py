@@ -112,16 +112,43 @@ class FLSpec(_Strict):
     local_lr: float = Field(1e-4, gt=0, description="FedAvg: the client's SGD learning rate")
 
 
+class DataStatistics(_Strict):
+    """What a malicious server is granted of the data distribution (``threat.data_statistics``): the
+    mean and standard deviation of one image's brightness b(x) (the average of its [0, 1] pixel values
+    over C, H, W) over the dataset's images, the shape of the distribution it assumes for b, and where
+    the two numbers come from. Robbing the Fed (Fowl et al., ICLR 2022) places its imprint bins at
+    quantiles of this distribution; the paper's server estimates it from public data."""
+
+    mean: float = Field(description="mean brightness of an image, on [0, 1]")
+    std: float = Field(gt=0, description="standard deviation of the brightness of an image")
+    distribution: Literal["gaussian", "laplacian"] = Field(
+        "gaussian", description="the distribution assumed for the brightness, with that mean and std"
+    )
+    source: str = Field(
+        min_length=1, description="where the numbers come from (which images, disjoint from the targets)"
+    )
+
+
 class ThreatSpec(_Strict):
-    """What the server learns besides the update. ``bn_statistics``: what it learns of the private
-    batch's BatchNorm statistics: ``none``; ``batch``, the client's BatchNorm buffers after its round
-    (uploaded with the weights, as FedAvg implementations that average buffers do), from which each
-    layer's batch mean and variance follow (FedSGD, train mode); or ``known``, each layer's batch mean
-    and variance themselves (the assumption of Yin et al.'s BN prior, CVPR 2021)."""
+    """What the server learns besides the update, and what it may do. ``bn_statistics``: what it learns
+    of the private batch's BatchNorm statistics: ``none``; ``batch``, the client's BatchNorm buffers
+    after its round (uploaded with the weights, as FedAvg implementations that average buffers do),
+    from which each layer's batch mean and variance follow (FedSGD, train mode); or ``known``, each
+    layer's batch mean and variance themselves (the assumption of Yin et al.'s BN prior, CVPR 2021).
+    ``server``: ``honest`` (honest but curious: it sends the task's global model as it is) or
+    ``malicious`` (it may send the client a model it modified before the round, e.g. Robbing the
+    Fed's imprint module, Fowl et al., ICLR 2022); ``data_statistics``: what a malicious server knows
+    of the data distribution (:class:`DataStatistics`)."""
 
     labels: Literal["known", "unknown"] = Field("unknown", description="whether the server sees the labels")
     bn_statistics: Literal["none", "batch", "known"] = Field(
         "none", description="what the server learns of the private batch's BatchNorm statistics"
+    )
+    server: Literal["honest", "malicious"] = Field(
+        "honest", description="honest: it sends the task's global model; malicious: it may modify it before the round"
+    )
+    data_statistics: DataStatistics | None = Field(
+        None, description="a malicious server's knowledge of the data distribution (the brightness of an image)"
     )
 
 
@@ -164,7 +191,8 @@ def threat_model(spec: TaskSpec) -> str:
     """The server's knowledge and the victim's setting in a few words, e.g. ``labels unknown, train, fedsgd``."""
     fl = spec.fl
     protocol = fl.protocol if fl.protocol == "fedsgd" else f"fedavg {fl.local_epochs} epoch(s) lr {fl.local_lr:g}"
-    return f"labels {spec.threat.labels}, {spec.victim.mode}, {protocol}"
+    server = ", malicious server" if spec.threat.server == "malicious" else ""
+    return f"labels {spec.threat.labels}, {spec.victim.mode}, {protocol}{server}"
 
 
 class SuiteSpec(_Strict):

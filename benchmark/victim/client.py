@@ -1,7 +1,8 @@
 """The victim: builds the global model, holds the private batch, computes the shared update.
 
 The private batch never leaves a :class:`Victim`. What leaves is an :class:`Observation`: exactly
-what an honest-but-curious server sees of one client's round.
+what an honest-but-curious server sees of one client's round. A malicious server may send the client
+another global model before the round (:meth:`Victim.receive`); the observation then holds that one.
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ class Victim:
         self.target = target
         seed = spec.victim.seed + (target if spec.victim.reinit == "per_target" else 0)
         self.model = global_model(spec, self.input_shape, num_classes, seed)
+
+    def receive(self, model: nn.Module) -> None:
+        """Train ``model`` in this round instead of the task's global model: the model a malicious
+        server sent (``threat.server: malicious``), in the task's train/eval mode."""
+        if self.spec.threat.server != "malicious":
+            raise SpecError(
+                f"task '{self.spec.name}': its server is honest (threat.server: honest) and sends the task's "
+                f"global model; set threat.server: malicious for a server that modifies it"
+            )
+        self.model = model.train(self.spec.victim.mode == "train")
 
     def _model_inputs(self) -> Tensor:
         return model_inputs(self.spec, self._private.images)

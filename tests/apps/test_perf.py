@@ -53,7 +53,7 @@ def test_perf_errors_are_one_line(capsys):
     assert main(["perf", "--attack", "ssras"]) == 2
     assert capsys.readouterr().err.strip() == (
         "leakbench: error: attack 'ssras' is solved in closed form, with no optimisation loop to time; perf measures "
-        "one of dlg, grnn, idlg, inverting_gradients"
+        "one of dlg, gradinversion, grnn, idlg, inverting_gradients"
     )
     with pytest.raises(SystemExit):
         main(["perf", "--repeats", "0"])

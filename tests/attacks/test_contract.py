@@ -16,6 +16,7 @@ from benchmark.attacks.base import OptimizationAttack
 from benchmark.data import load_samples, load_source
 from benchmark.pipeline.config import attack_config
 from benchmark.pipeline.fit import fit
+from benchmark.pipeline.prepare import server_knowledge
 from benchmark.victim.client import Victim
 
 STEPS = 3
@@ -31,22 +32,37 @@ TASKS = {
         threat={"labels": "known"},  # no bias at all
         data={"binary": {"name": "animal", "positive": [2, 3, 4, 5, 6, 7]}},
     ),
+    "batchnorm": make_spec(victim={"model": "convnet16", **DEFAULT_INIT}),  # BatchNorm layers, in train mode
+    "malicious": make_spec(  # LeNet-Zhu, its server malicious: for attacks that modify the global model
+        threat={"server": "malicious", "data_statistics": {"mean": 0.48, "std": 0.13, "source": "a guess"}}
+    ),
 }
 
 
 @functools.cache
-def _victim(task: str) -> Victim:
+def _victim(task: str, prepared_by: str | None = None) -> Victim:
+    """The task's victim of target 0; with ``prepared_by``, holding the model that attack's server sent."""
     spec = TASKS[task]
     source = load_source(spec.data)
-    return Victim(spec, 0, load_samples(source, spec.target_indices(0)), source.num_classes)
+    victim = Victim(spec, 0, load_samples(source, spec.target_indices(0)), source.num_classes)
+    if prepared_by is not None:
+        cls = ATTACKS.get(prepared_by)
+        config = attack_config(cls, {})
+        victim.receive(cls.prepare_model(copy.deepcopy(victim.model), server_knowledge(spec, victim), config).model)
+    return victim
 
 
 @pytest.fixture
 def victim(name: str) -> Victim:
-    """The first contract task the attack ``name`` applies to; every attack must apply to one."""
+    """The first contract task the attack ``name`` applies to; every attack must apply to one. An attack
+    that modifies the global model runs on the malicious-server task, with the model it prepared."""
+    modifies = ATTACKS.get(name).modifies_model()
     for task in TASKS:
-        if ATTACKS.get(name).unsupported(_victim(task).observe()) is None:
-            return _victim(task)
+        if modifies != (TASKS[task].threat.server == "malicious"):
+            continue
+        candidate = _victim(task, name if modifies else None)
+        if ATTACKS.get(name).unsupported(candidate.observe()) is None:
+            return candidate
     pytest.fail(f"attack '{name}' applies to none of the contract's tasks ({', '.join(TASKS)}): add one it applies to")
 
 

@@ -58,6 +58,9 @@ def test_ls(capsys):
     assert "dlg" in out and "idlg" in out
     assert main(["ls", "tasks"]) == 0
     assert "cifar100-lenetzhu-b1" in capsys.readouterr().out
+    assert main(["ls", "label-rules"]) == 0
+    out = capsys.readouterr().out
+    assert "ilrg" in out and "fedsgd, fedavg" in out
 
 
 def test_run_prints_a_table_and_writes_results(capsys, tmp_path: Path):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jinja2
 
+from benchmark.apps.leaderboard.labels import label_problems, load_label_boards
 from benchmark.apps.leaderboard.protocol import nonconformity, protocol_of
 from benchmark.apps.leaderboard.provenance import trace_problems
 from benchmark.apps.leaderboard.schema import Entry, entry_files, load_entry
@@ -85,13 +86,14 @@ def make_board(entries: list[tuple[Path, Entry]]) -> Board:
         key=_metric_order,
     )
     primary = next((name for name in metrics if metric_info(name).higher_is_better is not None), None)
-    ordered = sorted(entries, key=lambda item: (item[1].partial, _rank_key(item[1], primary)))
-    rows, rank = [], 0
+    # an attack that sent the client its own model (a malicious server) is ranked only against its kind
+    ordered = sorted(entries, key=lambda item: (item[1].malicious_server, item[1].partial, _rank_key(item[1], primary)))
+    rows, ranks = [], {False: 0, True: 0}
     for path, entry in ordered:
-        rank += not entry.partial
+        ranks[entry.malicious_server] += not entry.partial
         picture = path.with_name(entry.picture) if entry.picture else None
         encoded = base64.b64encode(picture.read_bytes()).decode() if picture and picture.is_file() else None
-        rows.append(Row(None if entry.partial else rank, entry, encoded))
+        rows.append(Row(None if entry.partial else ranks[entry.malicious_server], entry, encoded))
     first = ordered[0][1]
     return Board(first.suite, first.task, metrics, primary, rows)
 
@@ -162,8 +164,11 @@ def render(root: Path) -> dict[str, str]:
     metrics = sorted(
         {metric for suite in suites for board in suite.boards for metric in board.metrics}, key=_metric_order
     )
+    label_boards = load_label_boards(root)
     return {
-        name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(suites=suites, metrics=metrics)
+        name: _ENVIRONMENT.get_template(Path(name).name + ".j2").render(
+            suites=suites, metrics=metrics, label_boards=label_boards
+        )
         for name in OUTPUTS
     }
 
@@ -183,7 +188,7 @@ def check(root: Path) -> list[str]:
     """Problems with the boards under ``root``, one line each (empty: all is well); a missing ``root``
     is an error, not a stale board."""
     _require_root(root)
-    problems = []
+    problems = label_problems(root)
     for path in entry_files(root):
         try:
             entry = load_entry(path)

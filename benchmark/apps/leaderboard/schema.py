@@ -142,6 +142,11 @@ class Entry(_Strict):
         return "the submitter" if self.verification.verifier == self.submitter else "independent"
 
     @property
+    def malicious_server(self) -> bool:
+        """Whether the attack sent the client a global model of its own (``threat.server: malicious``)."""
+        return any("global_model" in row.details for row in self.rows)
+
+    @property
     def partial(self) -> bool:
         """Fewer targets than the protocol has: shown on the board, never ranked."""
         return self.targets < self.protocol_targets

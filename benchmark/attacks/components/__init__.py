@@ -1,1 +1,1 @@
-"""Building blocks shared by attacks: gradient computation, distances, label rules."""
+"""Building blocks shared by attacks: gradient computation, distances, priors, equations, rank analysis."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from benchmark.fl.batchnorm import BatchStatistics
+
 
 def total_variation(images: Tensor) -> Tensor:
     """Anisotropic TV of Inverting Gradients: mean |∂x| + mean |∂y| per problem; images (K, B, C, H, W) → (K,)."""
@@ -18,3 +20,12 @@ def squared_total_variation(images: Tensor) -> Tensor:
     dy = (images[..., 1:, :] - images[..., :-1, :]).pow(2).flatten(1).mean(dim=1)
     dx = (images[..., :, 1:] - images[..., :, :-1]).pow(2).flatten(1).mean(dim=1)
     return 2 * (dy + dx)
+
+
+def bn_distance(statistics: BatchStatistics, targets: BatchStatistics) -> Tensor:
+    """Yin et al.'s BatchNorm prior (DeepInversion; See through Gradients, CVPR 2021):
+    Σ_l ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂ per problem, each layer's (K, C) statistics → (K,)."""
+    return sum(
+        (mean - target_mean).norm(dim=-1) + (var - target_var).norm(dim=-1)
+        for (mean, var), (target_mean, target_var) in zip(statistics, targets)
+    )

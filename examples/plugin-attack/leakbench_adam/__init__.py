@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from benchmark.attacks.base import OptimizationAttack
 from benchmark.attacks.components.distances import squared_distance
-from benchmark.attacks.components.labels import idlg_label
+from benchmark.attacks.labels.single import idlg_label
 from benchmark.fl.observation import Observation
 
 

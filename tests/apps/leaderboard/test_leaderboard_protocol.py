@@ -21,7 +21,10 @@ def test_the_reference_suite_runs_each_attack_on_its_papers_protocol_at_its_pape
         **{task: CLOSED_FORM for task in closed_form.tasks},
     }
     assert closed_form.attacks == CLOSED_FORM
-    assert {attack for protocol in protocols.values() for attack in protocol.attacks} == set(ATTACKS.names())
+    past_one_image = {attack for protocol in suite_protocols("batches") for attack in protocol.attacks}
+    assert past_one_image == {"gradinversion", "inverting_gradients", "imprint"}  # batches of 4 and 16
+    ran = {attack for protocol in protocols.values() for attack in protocol.attacks}
+    assert ran == set(ATTACKS.names()) - {"gradinversion", "imprint"}  # every attack of one image
     for protocol in protocols.values():
         spec = protocol.spec
         assert (protocol.targets, spec.data.split, spec.fl.batch_size) == (20, "test", 1)

@@ -126,3 +126,14 @@ def test_suites_come_in_the_order_of_suites_yaml_under_their_descriptions(board:
         assert f'<h2>Suite <code>{suite}</code></h2>\n<p class="suite">{description}</p>' in html.unescape(page)
     assert markdown.index("## Suite `reference`") < markdown.index("## Suite `quick`")
     assert check(board) == []
+
+
+def test_an_attack_that_sent_its_own_model_is_ranked_only_among_its_kind(tmp_path: Path):
+    honest = fake_entry(attack="dlg", psnr=(20.0, 20.0, 20.0))
+    rows = [row.model_copy(update={"details": {"global_model": {"modified_by": "imprint"}}}) for row in honest.rows]
+    malicious = fake_entry(attack="imprint", psnr=(20.0, 20.0, 20.0)).model_copy(update={"rows": rows})
+    board = make_board([(tmp_path / "dlg.json", honest), (tmp_path / "imprint.json", malicious)])
+    assert [(row.rank, row.entry.attack, row.entry.malicious_server) for row in board.rows] == [
+        (1, "dlg", False),
+        (1, "imprint", True),
+    ]

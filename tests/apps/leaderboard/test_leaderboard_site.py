@@ -21,12 +21,12 @@ PROBE = """<pre id="probe"></pre>
 <script>
 window.addEventListener("load", () => {
   const rows = [];
-  for (const table of document.querySelectorAll("table")) {
+  for (const table of document.querySelectorAll("table:not(.labels)")) {  // the entries' boards
     let heading = table.previousElementSibling;
     while (heading && heading.tagName !== "H3") heading = heading.previousElementSibling;
     for (const row of [...table.rows].slice(1)) {
       const image = row.querySelector("img");
-      rows.push({board: heading ? heading.id : null, attack: row.cells[1].textContent.replace(" (partial)", ""),
+      rows.push({board: heading ? heading.id : null, attack: row.cells[1].textContent.replace(" (malicious server)", "").replace(" (partial)", ""),
                  shown: row.getBoundingClientRect().height > 0,
                  picture: image ? image.complete && image.naturalWidth > 0 && image.getBoundingClientRect().width > 0 : null});
     }

@@ -2,7 +2,7 @@ import pytest
 import torch
 from support import make_spec
 
-from benchmark.attacks.components.labels import bias_sign_label, idlg_label, label_from_update, row_norm_label
+from benchmark.attacks.labels.single import bias_sign_label, idlg_label, label_from_update, row_norm_label
 from benchmark.data import Samples
 from benchmark.victim.client import Victim
 

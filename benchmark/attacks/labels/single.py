@@ -1,22 +1,13 @@
-"""Analytic label recovery from the update."""
+"""Single-sample label rules: the label of a batch of one, read from the head's gradient."""
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from benchmark.attacks.labels import LABEL_RULES, LabelRule
+from benchmark.attacks.labels.head import last_linear_gradients, negative_features
 from benchmark.fl.observation import Observation
-
-
-def last_linear_gradients(observation: Observation) -> tuple[Tensor, Tensor | None]:
-    """The update's tensors for the weight (K, D) and bias (K,) (None if absent) of the last ``nn.Linear``."""
-    linears = [m for m in observation.model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError("the model has no nn.Linear layer to read a label from")
-    index = {id(p): i for i, p in enumerate(observation.model.parameters())}
-    head = linears[-1]
-    bias = None if head.bias is None else observation.update[index[id(head.bias)]]
-    return observation.update[index[id(head.weight)]], bias
 
 
 def idlg_label(observation: Observation) -> Tensor:
@@ -69,3 +60,22 @@ def label_from_update(observation: Observation) -> tuple[Tensor, str] | None:
     if weight.shape[0] >= 3:
         return row_norm_label(observation), "row norm"
     return None
+
+
+@LABEL_RULES.register("idlg")
+class IDLGRule(LabelRule):
+    """iDLG (Zhao et al., 2020) as a rule: one sample, the class whose weight-gradient row sums negative."""
+
+    paper = "Zhao, Mopuri, Bilen: iDLG: Improved Deep Leakage from Gradients (arXiv 2001.02610, 2020)"
+
+    @classmethod
+    def unsupported(cls, observation: Observation) -> str | None:
+        if observation.batch_size != 1:
+            return f"it reads one sample's label (this batch has {observation.batch_size})"
+        return super().unsupported(observation) or negative_features(observation)
+
+    @classmethod
+    def estimate_counts(cls, observation: Observation) -> tuple[Tensor, dict]:
+        counts = torch.zeros(observation.num_classes, dtype=torch.int64)
+        counts[idlg_label(observation)] = 1
+        return counts, {}
