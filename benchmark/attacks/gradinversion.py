@@ -7,19 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import GradientMatchingAttack
 from benchmark.attacks.components.distances import squared_distance
 from benchmark.attacks.components.priors import bn_distance, total_variation
 from benchmark.core.errors import NotApplicableError
-from benchmark.fl.batchnorm import BatchStatistics
+from benchmark.fl.batchnorm import BatchStatistics, batch_norm_layers
 from benchmark.fl.observation import Observation
-
-
-def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 @dataclass(frozen=True)
@@ -63,32 +59,41 @@ class GradInversion(GradientMatchingAttack):
     ) -> None:
         super().__init__(observations, config, seeds)
         self.problems.to_box(self.inputs)  # the N(0, 1) start projected too: every candidate scored is an image
-        layers = _batch_norms(self.observations[0].model)
-        if (
-            self.config.bn > 0
-            and self.problems.target_bn_statistics is None
-            and not all(m.track_running_stats for m in layers)
-        ):
+        layers = [m for _, m in batch_norm_layers(self.observations[0].model)]
+        readable = self.problems.target_bn_statistics is not None or all(m.track_running_stats for m in layers)
+        if self.config.bn > 0 and not readable:
             raise NotApplicableError("the model keeps no running BatchNorm statistics to match; give bn: 0")
+        targets = self._bn_targets() if readable else ()
+        for i, (mean, var) in enumerate(targets):  # fixed for the fit: read once, not every step
+            self.register_buffer(f"bn_target_mean_{i}", mean, persistent=False)
+            self.register_buffer(f"bn_target_var_{i}", var, persistent=False)
+        self._bn_target_layers = len(targets)
         first_of = {}
-        self.register_buffer(
-            "group_of",
-            torch.tensor([first_of.setdefault(id(o), len(first_of)) for o in self.observations]),
-            persistent=False,
-        )
+        group_of = torch.tensor([first_of.setdefault(id(o), len(first_of)) for o in self.observations])
+        self.register_buffer("group_of", group_of, persistent=False)
+        self.register_buffer("group_size", torch.bincount(group_of).float(), persistent=False)
 
     @classmethod
     def unsupported(cls, observation: Observation) -> str | None:
-        if not _batch_norms(observation.model):
+        if not batch_norm_layers(observation.model):
             return "GradInversion matches BatchNorm statistics, and this model has no BatchNorm layer"
         return None
 
     def bn_targets(self) -> BatchStatistics:
-        """The statistics R_BN matches: the private batch's where the threat model gives them, else
-        every problem's model's running statistics, (K, C) per layer."""
+        """The statistics R_BN matches, (K, C) per layer (:meth:`_bn_targets`, kept as buffers)."""
+        return tuple(
+            (getattr(self, f"bn_target_mean_{i}"), getattr(self, f"bn_target_var_{i}"))
+            for i in range(self._bn_target_layers)
+        )
+
+    def _bn_targets(self) -> BatchStatistics:
+        """The private batch's statistics where the threat model gives them, else every problem's
+        model's running statistics."""
         if self.problems.target_bn_statistics is not None:
             return self.problems.target_bn_statistics
-        per_problem = [[(m.running_mean, m.running_var) for m in _batch_norms(o.model)] for o in self.observations]
+        per_problem = [
+            [(m.running_mean, m.running_var) for _, m in batch_norm_layers(o.model)] for o in self.observations
+        ]
         return tuple(
             (torch.stack([p[i][0] for p in per_problem]), torch.stack([p[i][1] for p in per_problem]))
             for i in range(len(per_problem[0]))
@@ -97,9 +102,9 @@ class GradInversion(GradientMatchingAttack):
     def group_distance(self) -> Tensor:
         """‖x_k − x̄_G(k)‖₂ per problem (K,): the distance to the mean of its group, held fixed."""
         x = self.inputs.detach()
-        sums = torch.zeros(int(self.group_of.max()) + 1, *x.shape[1:], dtype=x.dtype).index_add_(0, self.group_of, x)
-        counts = torch.bincount(self.group_of).to(x.dtype).view(-1, *[1] * (x.dim() - 1))
-        return (self.inputs - (sums / counts)[self.group_of]).flatten(1).norm(dim=1)
+        sums = x.new_zeros(len(self.group_size), *x.shape[1:]).index_add_(0, self.group_of, x)
+        means = sums / self.group_size.view(-1, *[1] * (x.dim() - 1))
+        return (self.inputs - means[self.group_of]).flatten(1).norm(dim=1)
 
     def objective(self) -> Tensor:
         config = self.config

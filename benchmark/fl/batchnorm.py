@@ -12,7 +12,8 @@ from benchmark.core.errors import SpecError
 BatchStatistics = tuple[tuple[Tensor, Tensor], ...]  # per BatchNorm layer, in module order: (mean, variance), (C,)
 
 
-def _batch_norms(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
+def batch_norm_layers(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
+    """Every BatchNorm layer of ``model`` with its name, in module order (the order of BatchStatistics)."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm)]
 
 
@@ -28,7 +29,7 @@ def batch_statistics(
         dims = [0, *range(2, args[0].ndim)]
         collected.append((args[0].mean(dims), args[0].var(dims, correction=1)))
 
-    handles = [module.register_forward_pre_hook(record) for _, module in _batch_norms(model)]
+    handles = [module.register_forward_pre_hook(record) for _, module in batch_norm_layers(model)]
     try:
         functional_call(model, (params, buffers), (inputs,))
     finally:
@@ -41,7 +42,7 @@ def statistics_from_buffers(model: nn.Module, before: dict[str, Tensor], after: 
     """The batch mean and unbiased variance of every BatchNorm layer, read off its running buffers
     before and after one train-mode forward pass: r_after = (1 − m)·r_before + m·batch statistic."""
     statistics = []
-    for name, module in _batch_norms(model):
+    for name, module in batch_norm_layers(model):
         m = module.momentum
         if m is None or not module.track_running_stats:
             raise SpecError(

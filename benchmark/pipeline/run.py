@@ -132,9 +132,9 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
             )
         found, config = o.isolation.describe(found, overrides, o.max_steps_cap)
     else:
-        config = attack_config(found or ATTACKS.get(attack), overrides, o.max_steps_cap)
-    if isinstance(found or ATTACKS.get(attack), type):
-        modifies_model(attack, spec, found or ATTACKS.get(attack))  # an honest task refuses it before any work
+        attack_cls = found or ATTACKS.get(attack)
+        config = attack_config(attack_cls, overrides, o.max_steps_cap)
+        modifies_model(attack, spec, attack_cls)  # an honest task refuses it before any work
     count = o.targets if o.targets is not None else spec.targets.count
     plan = RunPlan(
         spec=spec,

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from benchmark.core.errors import FileError, SpecError, first_line
 from benchmark.data import Samples
 from benchmark.defenses import ClientRound, build_defense, client_generator
-from benchmark.fl.batchnorm import BatchStatistics, _batch_norms, batch_statistics, statistics_from_buffers
+from benchmark.fl.batchnorm import BatchStatistics, batch_norm_layers, batch_statistics, statistics_from_buffers
 from benchmark.fl.observation import Observation, model_inputs
 from benchmark.fl.updates import PROTOCOLS
 from benchmark.models import MODELS
@@ -130,7 +130,7 @@ class Victim:
         """What ``threat.bn_statistics`` lets the server learn: for ``batch`` computed from what it
         observes alone (its copy's buffers and the uploaded ones)."""
         setting = self.spec.threat.bn_statistics
-        if setting != "none" and not _batch_norms(self.model):
+        if setting != "none" and not batch_norm_layers(self.model):
             raise SpecError(
                 f"task '{self.spec.name}': threat.bn_statistics: {setting}, but model "
                 f"'{self.spec.victim.model}' has no BatchNorm layer; set it to none"
