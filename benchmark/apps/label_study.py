@@ -27,8 +27,7 @@ from benchmark.apps.study import family_tasks, new_figure, save_figure
 from benchmark.attacks.labels import LABEL_RULES, recover_labels
 from benchmark.core.errors import NotApplicableError, SpecError
 from benchmark.core.files import write_atomic
-from benchmark.data import Samples, load_samples, load_source
-from benchmark.pipeline.prepare import data_available
+from benchmark.data import Samples, data_available, load_samples, load_source
 from benchmark.pipeline.result import finite_or_null
 from benchmark.pipeline.tasks import load_task
 from benchmark.protocol.spec import TaskSpec

@@ -16,9 +16,9 @@ def add_ls_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from benchmark.attacks import ATTACKS
-
     if args.what == "attacks":
+        from benchmark.attacks import ATTACKS
+
         rows = [
             {"attack": name, "description": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
             for name, cls in ATTACKS
@@ -42,7 +42,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         ]
         print(format_table(sorted(rows, key=lambda row: row["rule"]), ("rule", "reads", "description")))
     else:
-        from benchmark.pipeline.prepare import data_available
+        from benchmark.data import data_available
         from benchmark.pipeline.tasks import load_task
         from benchmark.protocol.loading import TASKS
         from benchmark.protocol.spec import threat_model

@@ -15,9 +15,10 @@ import torch
 from torch import Tensor
 from torchvision.transforms import functional as TF
 
-from benchmark.core.errors import DataUnavailableError, NotApplicableError, SpecError
+from benchmark.core.downloads import local_only
+from benchmark.core.errors import DataUnavailableError, LeakBenchError, NotApplicableError, SpecError
 from benchmark.core.registry import Registry
-from benchmark.protocol.spec import BinaryLabels, DataSpec, TargetsSpec
+from benchmark.protocol.spec import BinaryLabels, DataSpec, TargetsSpec, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -166,3 +167,14 @@ def load_samples(source: ImageSource, indices: list[int]) -> Samples:
     if images.shape[-2:] != (size, size):
         images = TF.resize(images, [size, size], antialias=True).clamp(0, 1)  # squashed, as GRNN does
     return Samples(images=images.contiguous(), labels=labels.to(torch.int64), origin=origin)
+
+
+def data_available(spec: TaskSpec) -> bool:
+    """Whether every target image of ``spec`` can be read here without a download."""
+    try:
+        with local_only():
+            source = load_source(spec.data, spec.targets)
+            load_samples(source, spec.target_indices(0) + spec.target_indices(spec.targets.count - 1))
+        return True
+    except LeakBenchError:
+        return False

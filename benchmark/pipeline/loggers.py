@@ -35,10 +35,11 @@ class OfflineAwareWandbLogger(WandbLogger):
     def __init__(self, save_dir: str, name: str) -> None:
         import wandb
 
-        offline = "WANDB_MODE" not in os.environ and not wandb.login(prompt=False, verify=False)
-        # mode goes to wandb.init: the login check above already read the environment, so setting
-        # WANDB_MODE now (what WandbLogger's offline flag does) would come too late
-        super().__init__(name=name, save_dir=save_dir, project="leakbench", **({"mode": "offline"} if offline else {}))
+        mode = os.environ.get("WANDB_MODE") or (None if wandb.login(prompt=False, verify=False) else "offline")
+        # the mode goes to wandb.init itself: wandb's process-wide settings read the environment once,
+        # at its first use, so a WANDB_MODE set later (what WandbLogger's offline flag does, or a
+        # caller's change) would otherwise go unseen
+        super().__init__(name=name, save_dir=save_dir, project="leakbench", **({"mode": mode} if mode else {}))
 
 
 LOGGERS: Registry[type[Logger]] = Registry("logger", base=Logger)

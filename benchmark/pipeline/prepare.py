@@ -16,8 +16,6 @@ from torch import Tensor
 
 from benchmark.attacks import ATTACKS
 from benchmark.attacks.base import Attack
-from benchmark.core.downloads import local_only
-from benchmark.core.errors import LeakBenchError
 from benchmark.data import ImageSource, Samples, load_samples, load_source
 from benchmark.defenses import defense_record
 from benchmark.fl.observation import Observation, ServerKnowledge
@@ -181,14 +179,3 @@ def server_knowledge(spec: TaskSpec, victim: Victim) -> ServerKnowledge:
         normalization=spec.data.normalize,
         data_statistics=spec.threat.data_statistics,
     )
-
-
-def data_available(spec: TaskSpec) -> bool:
-    """Whether every target image of ``spec`` can be read here without a download."""
-    try:
-        with local_only():
-            source = load_source(spec.data, spec.targets)
-            load_samples(source, spec.target_indices(0) + spec.target_indices(spec.targets.count - 1))
-        return True
-    except LeakBenchError:
-        return False

@@ -95,7 +95,18 @@ def test_wandb_goes_online_only_with_credentials(tmp_path: Path, no_wandb_login,
     monkeypatch.setattr(wandb, "login", lambda **kwargs: False)
     assert OfflineAwareWandbLogger(save_dir=str(tmp_path), name="run")._wandb_init["mode"] == "offline"
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert "mode" not in OfflineAwareWandbLogger(save_dir=str(tmp_path), name="run")._wandb_init  # wandb reads it
+    assert OfflineAwareWandbLogger(save_dir=str(tmp_path), name="run")._wandb_init["mode"] == "disabled"
+
+
+def test_wandb_honours_a_mode_set_after_its_first_use(tmp_path: Path, no_wandb_login, monkeypatch: pytest.MonkeyPatch):
+    """wandb reads the environment into process-wide settings once; a WANDB_MODE set after that (here:
+    offline, after a run without any) still decides, rather than an online run that asks for a key."""
+    benchmark.run(make_spec(), "dlg", targets=1, max_steps=2, out=tmp_path / "first", logger="wandb")
+    wandb.finish()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    benchmark.run(make_spec(), "dlg", targets=1, max_steps=2, out=tmp_path / "second", logger="wandb")
+    wandb.finish()
+    assert list((tmp_path / "second" / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
 def test_csv_and_tensorboard_get_the_config_and_the_summary(tmp_path: Path):
