@@ -170,7 +170,8 @@ def load_samples(source: ImageSource, indices: list[int]) -> Samples:
 
 
 def data_available(spec: TaskSpec) -> bool:
-    """Whether every target image of ``spec`` can be read here without a download."""
+    """Whether ``spec``'s target images can be read here without a download (read: the first and the
+    last target's, which bound the range the targets span)."""
     try:
         with local_only():
             source = load_source(spec.data, spec.targets)
