@@ -81,6 +81,30 @@ def test_the_share_recovered_over_22_digit_batches_is_the_bin_analysis_predictio
     assert share == pytest.approx(250 / 352)
 
 
+def test_two_faces_sharing_a_bin_come_back_as_their_mean_weighted_by_each_faces_gradient():
+    """A bin holding faces a and b reads (g_a·x_a + g_b·x_b) / (g_a + g_b), g_n = ∂L/∂a_i of face n (the
+    same for every row i). In this batch of 16 LFW faces, faces 4 and 8 share bin 61 and face 8's weight
+    dominates: the mixture is within 40 dB of face 8, the one case where a face not alone is "exact"."""
+    spec = load_task("lfwmini-imprint-b16")
+    victim = imprinted_victim(spec, target=2)
+    faces, labels = victim._private.images, victim._private.labels
+    edges = bin_edges(spec.threat.data_statistics, 64).double()
+    bins = torch.searchsorted(edges, faces.double().flatten(1).mean(1), right=True) - 1
+    assert bins[4] == bins[8] == 61 and (bins == 61).sum() == 2
+    weights = []
+    for face, label in zip(faces, labels):  # g_n: face n's gradient on row 0, active for every face
+        victim.model.zero_grad()
+        torch.nn.functional.cross_entropy(victim.model(face[None]), label[None]).backward()
+        weights.append(float(victim.model.imprint.linear0.bias.grad[0]))
+    g4, g8 = weights[4], weights[8]
+    expected = (g4 * faces[4].double() + g8 * faces[8].double()) / (g4 + g8)
+    reconstruction = ImprintAttack([victim.observe()]).solve(victim.observe())
+    mixture = min(reconstruction.images, key=lambda image: float((image.double() - expected).pow(2).mean()))
+    assert float(peak_signal_noise_ratio(mixture.double()[None], expected[None], data_range=1.0)) > 60
+    assert float(peak_signal_noise_ratio(mixture[None], faces[8][None], data_range=1.0)) >= EXACT
+    assert float(peak_signal_noise_ratio(mixture[None], faces[4][None], data_range=1.0)) < 25
+
+
 def test_the_bins_have_equal_mass_under_the_granted_distribution():
     for distribution, cdf in [("gaussian", norm(0.3, 0.05).cdf), ("laplacian", laplace(0.3, 0.05 / math.sqrt(2)).cdf)]:
         edges = bin_edges(DataStatistics(mean=0.3, std=0.05, distribution=distribution, source="t"), 8).numpy()
