@@ -96,12 +96,18 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs", help="re-runs go under OUT/verify-SUITE/TASK/ATTACK (default runs)")
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--record", action="store_true", help="mark entries verified after a full re-run within tolerance")
+    p.add_argument(
+        "--record-spread",
+        action="store_true",
+        help="record how far a full re-run of the entry's own code in another environment (torch, CPU, GPU) moved each "
+        "metric; verify then allows that spread",
+    )
     add_isolation_arguments(p)
     p.set_defaults(func=cmd_verify)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from benchmark.apps.leaderboard import build, format_verdict, verify
+    from benchmark.apps.leaderboard import build, format_verdict, load_entry, verify
 
     failed, isolation = 0, isolation_of(args)
     for path in map(Path, args.paths):
@@ -111,9 +117,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
             runs=Path(args.out),
             accelerator=args.accelerator,
             record=args.record,
+            record_spread=args.record_spread,
             isolation=isolation,
         )
         print(format_verdict(verdict))
+        if args.record_spread:
+            spread = load_entry(path).spreads[-1]
+            print("  spread recorded: " + ", ".join(f"{m} {v:.3g}" for m, v in sorted(spread.moves.items())))
+            build(path.parents[2])
+            continue
         failed += bool(verdict.differences)
         if args.record and verdict.complete and not verdict.differences:
             build(path.parents[2])

@@ -77,6 +77,9 @@ def test_submit_then_check_then_verify(mini: Path, clean_checkout: Path, capsys)
         f"  code at {commit[:12]}: differs from the entry's commit {commit[:12]} in 1 file(s) under benchmark/, "
         f"among them benchmark/attacks/idlg.py (the attack's module): benchmark/attacks/idlg.py"
     )
+    assert _error(capsys, ["verify", str(path), "--record-spread"]).startswith(
+        "leakbench: error: a spread is measured with the code the entry ran, and here code at"
+    )
 
     content = json.loads(path.read_text())  # a consistent hand edit: rows and summary moved together
     content["rows"][1]["metrics"]["psnr"][0] += 5.0

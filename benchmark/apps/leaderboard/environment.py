@@ -74,13 +74,21 @@ def _changes(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
     ]
 
 
-def compare_environment(recorded: Environment, root: Path, run_environment: dict[str, str]) -> str:
-    """One line: how the environment of a re-run (``run_environment``: the run's record of it) differs
-    from the one an entry was measured in (``recorded``, its constraints file under ``root``)."""
+def environment_changes(recorded: Environment, root: Path, run_environment: dict[str, str]) -> list[str]:
+    """What differs between the environment of a re-run (``run_environment``: the run's record of it)
+    and the one an entry was measured in (``recorded``, its constraints file under ``root``): the
+    installed versions against the constraints file, then python and the device (and torch and
+    lightning where the entry names no constraints file); [] where nothing does."""
     fields = ("python", "device") + (() if recorded.constraints else ("torch", "lightning"))
     changes = _changes({f: getattr(recorded, f) for f in fields}, {f: run_environment.get(f) for f in fields})
     if recorded.constraints is not None:
         changes = _changes(read_constraints(root / recorded.constraints), installed()) + changes
+    return changes
+
+
+def compare_environment(recorded: Environment, root: Path, run_environment: dict[str, str]) -> str:
+    """One line: how the environment of a re-run differs from the entry's (:func:`environment_changes`)."""
+    changes = environment_changes(recorded, root, run_environment)
     source = (
         f"the entry's {recorded.constraints}"
         if recorded.constraints is not None

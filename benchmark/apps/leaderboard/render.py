@@ -145,8 +145,13 @@ _ENVIRONMENT = jinja2.Environment(
 
 
 def _verified(entry: Entry) -> str:
-    """The verified cell: no, yes, or yes and by whom (the submitter, or independent)."""
-    return "no" if not entry.verified else f"yes ({entry.verified_by})" if entry.verified_by else "yes"
+    """The verified cell: no, yes, or yes and by whom (the submitter, or independent); then the
+    environments whose spread the entry records (its tolerance widened to it), if any."""
+    cell = "no" if not entry.verified else f"yes ({entry.verified_by})" if entry.verified_by else "yes"
+    if entry.spreads:
+        where = "; ".join(f"{s.environment.device}, torch {s.environment.torch}" for s in entry.spreads)
+        cell += f"; spread measured on {where}"
+    return cell
 
 
 _ENVIRONMENT.filters.update(
@@ -200,12 +205,9 @@ def check(root: Path) -> list[str]:
             problems.append(f"{path}: not measured under the current protocol: {departures}; re-submit it")
         if entry.picture and not path.with_name(entry.picture).is_file():
             problems.append(f"{path}: its picture {entry.picture} is missing; re-submit it")
-        for environment in (entry.environment, entry.verification.environment if entry.verification else None):
-            if (
-                environment is not None
-                and environment.constraints is not None
-                and not (root / environment.constraints).is_file()
-            ):
+        verification = [entry.verification.environment] if entry.verification else []
+        for environment in [entry.environment, *verification, *(spread.environment for spread in entry.spreads)]:
+            if environment.constraints is not None and not (root / environment.constraints).is_file():
                 problems.append(
                     f"{path}: its constraints file {environment.constraints} is missing; restore it "
                     f"from git or re-submit it"

@@ -98,6 +98,19 @@ class Verification(_Strict):
     verifier: str | None = Field(None, description="who re-ran it: the git user.name of the checkout; None: not told")
 
 
+class Spread(_Strict):
+    """How far a complete re-run of the entry's code in another environment moved its values
+    (``leakbench verify --record-spread``): the measured spread of a chaotic attack across
+    environments, which ``verify`` then allows beside each metric's own tolerance."""
+
+    date: datetime
+    environment: Environment
+    differs_in: list[str] = Field(description="how that environment differs from the entry's (its first changes)")
+    moves: dict[str, float] = Field(
+        description="metric -> the largest |re-run - recorded| over the targets' means and the summary"
+    )
+
+
 class Entry(_Strict):
     schema_version: Literal[1] = 1
     suite: str
@@ -132,6 +145,13 @@ class Entry(_Strict):
     picture: str | None = Field(description="PNG beside the entry: ground truth over reconstructions")
     verified: bool = False
     verification: Verification | None = None
+    spreads: list[Spread] = Field(
+        [], description="re-runs in other environments and how far they moved each metric (verify --record-spread)"
+    )
+
+    def spread(self, metric: str) -> float:
+        """The largest recorded move of ``metric`` across environments (0 where none is recorded)."""
+        return max((s.moves.get(metric, 0.0) for s in self.spreads), default=0.0)
 
     @property
     def verified_by(self) -> str | None:

@@ -6,10 +6,13 @@ protocol's grouping over its targets, :func:`benchmark.pipeline.run.run`): a re-
 targets computes the whole groups that hold them. Each target's metric means are compared (and the
 group it was computed in, where the entry records it), and the summary too when every target was
 re-run. A value may move by max(abs, rel · |recorded|) (each metric's
-:class:`~benchmark.metrics.Tolerance`, registered with it):
-optimisation attacks are deterministic for a seed on one kind of hardware, but floating-point
-differences between CPUs, GPUs and library versions move them a little (chaotic ones, such as a
-diverging DLG, more than that).
+:class:`~benchmark.metrics.Tolerance`, registered with it), or by the entry's own measured spread
+where it records a larger one: optimisation attacks are deterministic for a seed on one kind of
+hardware and one set of library versions (re-runs there are bit-identical), but floating-point
+differences between CPUs, GPUs and library versions move them, chaotic ones (an L-BFGS run near
+float precision, a diverging DLG) by more than a metric's tolerance. ``--record-spread`` measures
+that: a complete re-run of the entry's own code in another environment, whose largest move per
+metric the entry then records (:class:`~benchmark.apps.leaderboard.schema.Spread`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmark.apps.leaderboard.environment import compare_environment, write_constraints
+from benchmark.apps.leaderboard.environment import compare_environment, environment_changes, write_constraints
 from benchmark.apps.leaderboard.protocol import protocol_of, same_task
-from benchmark.apps.leaderboard.provenance import CodeComparison, compare_code, git_state
+from benchmark.apps.leaderboard.provenance import CodeComparison, GitState, compare_code, git_state, short
 from benchmark.apps.leaderboard.schema import (
     Entry,
     FaceEncoder,
+    Spread,
     TargetRow,
     Verification,
     load_entry,
@@ -34,10 +38,15 @@ from benchmark.apps.leaderboard.schema import (
 from benchmark.apps.leaderboard.submit import environment_of, face_encoder_of
 from benchmark.core.errors import LeakBenchError
 from benchmark.metrics import metric_info
+from benchmark.pipeline.hardware import environment
 from benchmark.pipeline.isolation import Isolation
 from benchmark.pipeline.result import TargetResult
 from benchmark.pipeline.run import run
 from benchmark.protocol.loading import spec_hash
+
+# What may differ from the entry's commit when its spread is measured: the tools that re-run and record
+# it (this module among them), which compute none of its values.
+TOOLING = ("benchmark/apps/leaderboard/", "benchmark/cli/")
 
 
 @dataclass(frozen=True)
@@ -61,11 +70,13 @@ class Verdict:
     environment: str  # how the re-run's environment differs from the entry's (one line)
 
 
-def _compare(where: str, recorded: dict[str, float | None], measured: dict[str, float | None]) -> list[Difference]:
+def _compare(
+    where: str, recorded: dict[str, float | None], measured: dict[str, float | None], entry: Entry
+) -> list[Difference]:
     differences = []
     for metric in sorted(recorded.keys() | measured.keys()):
         old, new = recorded.get(metric), measured.get(metric)
-        allowed = metric_info(metric).tolerance.allowed(old) if old is not None else None
+        allowed = max(metric_info(metric).tolerance.allowed(old), entry.spread(metric)) if old is not None else None
         if (old is None) != (new is None) or old is not None and abs(new - old) > allowed:
             differences.append(Difference(where, metric, old, new, allowed))
     return differences
@@ -85,10 +96,30 @@ def compare(entry: Entry, rows: list[TargetRow]) -> list[Difference]:
         if (old.failed is None) != (new.failed is None):
             differences.append(Difference(where, "failed", old.failed, new.failed, None))
         else:
-            differences += _compare(where, _means(old), _means(new))
+            differences += _compare(where, _means(old), _means(new), entry)
     if len(rows) == entry.targets:
-        differences += _compare("summary", entry.summary.metrics, summarize(rows).metrics)
+        differences += _compare("summary", entry.summary.metrics, summarize(rows).metrics, entry)
     return differences
+
+
+def measured_spread(entry: Entry, rows: list[TargetRow]) -> dict[str, float]:
+    """Per metric, the largest |re-run - recorded| over the targets' means and the summary of a
+    complete re-run computed as the entry was (the same groups, the same targets failed)."""
+    pairs = [(_means(old), _means(new)) for old, new in zip(entry.rows, rows)]
+    for old, new in zip(entry.rows, rows):
+        if (old.group is not None and old.group != new.group) or (old.failed is None) != (new.failed is None):
+            raise LeakBenchError(
+                f"target {old.target} was not computed as the entry's was (its group or its failure differs): "
+                "that is another computation, not a spread"
+            )
+    pairs.append((entry.summary.metrics, summarize(rows).metrics))
+    moves: dict[str, float] = {}
+    for recorded, measured in pairs:
+        for metric, old in recorded.items():
+            new = measured.get(metric)
+            if old is not None and new is not None:
+                moves[metric] = max(moves.get(metric, 0.0), abs(new - old))
+    return moves
 
 
 def encoder_difference(entry: Entry, measured: FaceEncoder | None) -> list[Difference]:
@@ -102,6 +133,34 @@ def encoder_difference(entry: Entry, measured: FaceEncoder | None) -> list[Diffe
     return [Difference("summary", "face encoder", named(entry.face_encoder), named(measured), None)]
 
 
+def _spread_preconditions(
+    entry: Entry, path: Path, state: GitState, code: CodeComparison, count: int, accelerator: str
+) -> list[str]:
+    """How this environment differs from the entry's, where a spread may be measured here: every
+    target, the entry's own code (only the tooling in :data:`TOOLING` may differ), another environment."""
+    if count != entry.targets:
+        raise LeakBenchError(f"a spread needs every target re-run ({entry.targets}); leave out --targets")
+    computing = None if code.changes is None else [f for f in code.changes if not f.startswith(TOOLING)]
+    if state.uncommitted or computing != [] or code.attack_changes:
+        commit = entry.environment.git_commit
+        raise LeakBenchError(
+            f"a spread is measured with the code the entry ran, and here {code.describe()}"
+            + (" (and uncommitted changes)" if state.uncommitted else "")
+            + (
+                f"; re-run it from a clean checkout of the entry's commit {short(commit)}"
+                if commit
+                else "; the entry records no commit to re-run it from"
+            )
+        )
+    changes = environment_changes(entry.environment, path.parents[2], environment(accelerator))
+    if not changes:
+        raise LeakBenchError(
+            f"{path}: this environment is the entry's, where re-runs are bit-identical; a spread "
+            "needs another one (another torch version, CPU or GPU)"
+        )
+    return changes
+
+
 def verify(
     path: Path,
     *,
@@ -109,14 +168,20 @@ def verify(
     runs: Path = Path("runs"),
     accelerator: str = "cpu",
     record: bool = False,
+    record_spread: bool = False,
     isolation: Isolation | None = None,
 ) -> Verdict:
     """Re-run the entry at ``path`` (its first ``targets`` targets, default all) and compare.
 
     With ``record``, a complete re-run within tolerance marks the entry verified, recording the
     commit it was verified at and which files of the code differed from the entry's commit. With
+    ``record_spread``, a complete re-run of the entry's own code (a clean checkout, nothing under
+    benchmark/ changed since the entry's commit but the tooling) in an environment that differs from
+    the entry's adds its moves to the entry's ``spreads``, and leaves ``verified`` as it was. With
     ``isolation``, the attack runs in a sandbox (what that withholds: docs/trust.md).
     """
+    if record and record_spread:
+        raise LeakBenchError("--record and --record-spread are two re-runs: give one of them")
     entry = load_entry(path)
     spec = protocol_of(entry).spec
     if not same_task(entry, spec):
@@ -129,6 +194,7 @@ def verify(
         raise LeakBenchError(f"{path} has {entry.targets} targets; give --targets of at most {entry.targets}")
     state = git_state(ignore=(path.parents[2], runs))
     code = compare_code(entry, state)
+    changes = _spread_preconditions(entry, path, state, code, count, accelerator) if record_spread else []
     out = runs / f"verify-{entry.suite}" / entry.task / entry.attack
     result = run(
         spec,
@@ -157,6 +223,14 @@ def verify(
         code,
         compare_environment(entry.environment, root, result.environment),
     )
+    if record_spread:
+        spread = Spread(
+            date=datetime.now(timezone.utc).replace(microsecond=0),
+            environment=environment_of(result.environment, state.record(), write_constraints(root)),
+            differs_in=changes[:5],
+            moves=measured_spread(entry, rows),
+        )
+        write_entry(root, entry.model_copy(update={"spreads": [*entry.spreads, spread]}), None)
     if record and verdict.complete and not verdict.differences:
         verification = Verification(
             date=datetime.now(timezone.utc).replace(microsecond=0),

@@ -5,7 +5,7 @@ from pathlib import Path
 from synthetic import fake_entry, png, traced
 
 from benchmark.apps.leaderboard.render import build, check, load_boards, make_board
-from benchmark.apps.leaderboard.schema import FaceEncoder, write_entry
+from benchmark.apps.leaderboard.schema import FaceEncoder, Spread, write_entry
 from benchmark.protocol.loading import load_suite
 
 
@@ -38,6 +38,21 @@ def test_the_board_says_who_verified_an_entry_and_which_package_provides_its_att
     assert "| yes (independent) |" in rows["theirs"] and "| yes |" in rows["unnamed"] and "| yes |" in rows["dlg"]
     assert "| mine | leakbench-mine 0.2.0 |" in rows["mine"]
     assert "<td>yes (independent)</td>" in (board / "site" / "index.html").read_text()
+
+
+def test_the_board_names_where_an_entrys_spread_was_measured_and_check_wants_its_constraints(board: Path, commit: str):
+    entry = traced(fake_entry(attack="chaotic"), commit)
+    elsewhere = entry.environment.model_copy(
+        update={"device": "NVIDIA H200", "torch": "2.15.0", "constraints": "environments/0123456789ab.txt"}
+    )
+    spread = Spread(date=entry.date, environment=elsewhere, differs_in=["torch 2.15.0"], moves={"psnr": 3.7})
+    write_entry(board, entry.model_copy(update={"spreads": [spread]}), png())
+    build(board)
+    (row,) = [
+        line for line in (board / "README.md").read_text().splitlines() if line.startswith("| ") and "chaotic" in line
+    ]
+    assert "| yes; spread measured on NVIDIA H200, torch 2.15.0 |" in row
+    assert any("its constraints file environments/0123456789ab.txt is missing" in p for p in check(board))
 
 
 def test_the_board_names_the_face_encoder_that_re_identified_its_entries(board: Path, commit: str):

@@ -1,13 +1,22 @@
 import json
 from pathlib import Path
 
+import pytest
 from synthetic import fake_entry, fake_result
 
 from benchmark.apps.leaderboard import load_entry, submit, verify
 from benchmark.apps.leaderboard.provenance import CodeComparison
-from benchmark.apps.leaderboard.schema import FaceEncoder, rows_of
+from benchmark.apps.leaderboard.schema import FaceEncoder, Spread, rows_of, write_entry
 from benchmark.apps.leaderboard.submit import face_encoder_of
-from benchmark.apps.leaderboard.verify import Difference, Verdict, compare, encoder_difference, format_verdict
+from benchmark.apps.leaderboard.verify import (
+    Difference,
+    Verdict,
+    compare,
+    encoder_difference,
+    format_verdict,
+    measured_spread,
+)
+from benchmark.core.errors import LeakBenchError
 from benchmark.metrics import metric_info
 from benchmark.pipeline.isolation import Isolation
 
@@ -95,3 +104,43 @@ def test_a_well_behaved_attack_verifies_isolated_exactly_as_unisolated(mini: Pat
         for runs in (Path("runs/submit-mini"), Path("plain/verify-mini"), Path("isolated/verify-mini"))
     ]
     assert len(rows[0]) == 2 and rows[0] == rows[1] == rows[2]
+
+
+def test_a_recorded_spread_widens_the_tolerance_of_its_metric_and_no_other():
+    entry = fake_entry(psnr=(20.0, 30.0, 40.0))
+    moved = _rows((20.0, 30.0, 43.0))
+    assert ("target 2", "psnr") in [(d.where, d.metric) for d in compare(entry, moved)]  # ±2 dB at 40 dB
+    spread = Spread(
+        date=entry.date, environment=entry.environment, differs_in=["torch 2.15.0 (the entry's: 2.14.1)"], moves={}
+    )
+    wide = entry.model_copy(update={"spreads": [spread.model_copy(update={"moves": {"psnr": 3.5, "ssim": 0.5}})]})
+    assert wide.spread("psnr") == 3.5 and wide.spread("mse") == 0.0
+    assert compare(wide, moved) == []
+    assert ("target 2", "psnr") in [(d.where, d.metric) for d in compare(wide, _rows((20.0, 30.0, 44.0)))]
+
+
+def test_the_measured_spread_is_the_largest_move_over_the_targets_and_the_summary():
+    entry = fake_entry(psnr=(20.0, 30.0, 40.0))
+    moves = measured_spread(entry, _rows((20.5, 30.0, 37.0)))
+    assert moves["psnr"] == pytest.approx(3.0)  # target 2; the summary moved by 2.5 / 3
+    assert moves["label_accuracy"] == 0.0 and set(moves) <= set(entry.summary.metrics)
+    with pytest.raises(LeakBenchError, match="another computation, not a spread"):
+        measured_spread(entry, _rows((20.0, None, 40.0)))  # a target that failed on one side only
+
+
+def test_a_spread_is_measured_only_in_another_environment_and_over_every_target(mini: Path, clean_checkout: Path):
+    (path,) = submit("idlg", "mini", tasks=["tiny-cifar"], logger=None)
+    with pytest.raises(LeakBenchError, match="this environment is the entry's, where re-runs are bit-identical"):
+        verify(path, record_spread=True)
+    entry = load_entry(path)
+    elsewhere = entry.environment.model_copy(update={"device": "another CPU (64 cores)"})
+    write_entry(path.parents[2], entry.model_copy(update={"environment": elsewhere}), None)
+    with pytest.raises(LeakBenchError, match="a spread needs every target re-run"):
+        verify(path, targets=1, record_spread=True)
+    with pytest.raises(LeakBenchError, match="give one of them"):
+        verify(path, record=True, record_spread=True)
+    verdict = verify(path, record_spread=True)
+    (spread,) = load_entry(path).spreads
+    assert verdict.differences == [] and not load_entry(path).verified  # recording a spread verifies nothing
+    assert spread.differs_in[-1].startswith("device ") and "another CPU (64 cores)" in spread.differs_in[-1]
+    assert spread.moves["psnr"] == 0.0 and set(spread.moves) >= {"psnr", "mse", "label_accuracy"}
