@@ -42,6 +42,7 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(target))
     ATTACKS.names()  # built-ins first; the plugin arrives on the next discovery, through its entry point
     monkeypatch.setattr(ATTACKS, "_entries", dict(ATTACKS._entries))
+    monkeypatch.setattr(ATTACKS, "_plugins", set(ATTACKS._plugins))
     monkeypatch.setattr(ATTACKS, "_discovered", False)
 
 
@@ -103,6 +104,7 @@ def broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _rediscover(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ATTACKS, "_entries", {k: v for k, v in ATTACKS._entries.items() if k != "adam-dgl"})
     monkeypatch.setattr(ATTACKS, "_broken", {})
+    monkeypatch.setattr(ATTACKS, "_plugins", ATTACKS._plugins - {"adam-dgl"})
     monkeypatch.setattr(ATTACKS, "_discovered", False)
 
 

@@ -4,10 +4,14 @@ their own through the ``leakbench.attacks`` entry-point group (name = attack nam
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from benchmark.attacks.base import Attack
+from benchmark.core.code import registered_summaries
 from benchmark.core.errors import UnknownNameError
 from benchmark.core.registry import Registry
+
+if TYPE_CHECKING:
+    from benchmark.attacks.base import Attack
 
 _BUILTIN = ("dlg", "idlg", "inverting_gradients", "grnn", "bias", "rgap", "ssras", "imprint", "gradinversion")
 
@@ -18,8 +22,18 @@ def _discover() -> None:
 
 
 ATTACKS: Registry[type[Attack]] = Registry(
-    "attack", base=Attack, discover=_discover, entry_point_group="leakbench.attacks"
+    "attack", base="benchmark.attacks.base:Attack", discover=_discover, entry_point_group="leakbench.attacks"
 )
+
+
+def builtin_summaries() -> dict[str, str]:
+    """Each built-in attack's name -> the first line of its class's docstring, read from the sources
+    without importing them, nor torch (``leakbench ls attacks``)."""
+    return {
+        name: summary
+        for module in _BUILTIN
+        for name, summary in registered_summaries(f"benchmark.attacks.{module}", "ATTACKS").items()
+    }
 
 
 def code_module(name: str) -> str | None:

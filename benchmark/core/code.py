@@ -21,6 +21,8 @@ import importlib.util
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 
+from benchmark.core.errors import first_line
+
 SHARED = "benchmark.attacks"  # the base classes and components every attack may build on
 
 
@@ -88,3 +90,25 @@ def attack_code(module: str) -> dict[str, str]:
     """Module name -> sha256 of its file, for every file of the code of the attack in ``module`` (see the
     module's docstring)."""
     return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in code_files(module).items()}
+
+
+def registered_summaries(module: str, registry: str) -> dict[str, str]:
+    """Name -> the first line of the class's docstring, for each class of ``module`` decorated
+    ``@REGISTRY.register("name", ...)``, read from its source without importing it."""
+    spec = find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no module named '{module}'")
+    tree = ast.parse(Path(spec.origin).read_bytes(), filename=spec.origin)
+    summaries = {}
+    for node in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+        for call in (decorator for decorator in node.decorator_list if isinstance(decorator, ast.Call)):
+            if (
+                isinstance(call.func, ast.Attribute)
+                and call.func.attr == "register"
+                and isinstance(call.func.value, ast.Name)
+                and call.func.value.id == registry
+                and call.args
+                and isinstance(call.args[0], ast.Constant)
+            ):
+                summaries[call.args[0].value] = first_line(ast.get_docstring(node) or "")
+    return summaries

@@ -12,6 +12,7 @@ its code (``--isolated``, docs/trust.md).
 from __future__ import annotations
 
 import difflib
+import importlib
 import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -37,7 +38,8 @@ class Registry(Generic[T]):
 
     Args:
         kind: what the entries are, used in messages ("attack", "task", ...).
-        base: if given, every entry must be a subclass of it.
+        base: if given, every entry must be a subclass of it; ``"module:Class"`` names it, imported
+            on the first check (so that a registry's module need not import the base's dependencies).
         discover: called once, on first lookup, to register the built-in entries.
         entry_point_group: an ``importlib.metadata`` group whose entry points are registered too;
             each entry point's name is the registered name and it loads to the object. One that
@@ -49,7 +51,7 @@ class Registry(Generic[T]):
         self,
         kind: str,
         *,
-        base: type | None = None,
+        base: type | str | None = None,
         discover: Callable[[], None] | None = None,
         entry_point_group: str | None = None,
     ) -> None:
@@ -75,6 +77,9 @@ class Registry(Generic[T]):
 
     def check(self, name: str, obj: object) -> None:
         """A TypeError where ``obj`` is not of this registry's kind."""
+        if isinstance(self._base, str):
+            module, _, attribute = self._base.partition(":")
+            self._base = getattr(importlib.import_module(module), attribute)
         if self._base is not None and not (isinstance(obj, type) and issubclass(obj, self._base)):
             raise TypeError(f"{self.kind} '{name}' must be a subclass of {self._base.__name__}, got {obj!r}")
 
@@ -108,7 +113,7 @@ class Registry(Generic[T]):
             return canonical, self._entries[canonical]
         points = {
             point.name: point
-            for point in self._entry_points()
+            for point in self.entry_points()
             if point.name not in self._entries or point.name in self._plugins
         }
         if canonical in points:
@@ -134,6 +139,11 @@ class Registry(Generic[T]):
         self._ensure_discovered()
         return sorted(self._entries)
 
+    def plugins(self) -> list[tuple[str, T]]:
+        """The entries loaded from entry points, by name."""
+        self._ensure_discovered()
+        return sorted((name, self._entries[name]) for name in self._plugins)
+
     def broken(self) -> dict[str, str]:
         """Entry points of the group that failed to load: name -> why, and the fix."""
         self._ensure_discovered()
@@ -158,11 +168,12 @@ class Registry(Generic[T]):
         self._discovered = True
         if self._discover is not None and not self._built_in:
             self._discover()
-        for entry_point in self._entry_points():
+        for entry_point in self.entry_points():
             if entry_point.name not in self._entries and entry_point.name not in self._broken:
                 self._load(entry_point)
 
-    def _entry_points(self) -> list[EntryPoint]:
+    def entry_points(self) -> list[EntryPoint]:
+        """The entry points of the group (the installed plugins), not loaded."""
         if self._entry_point_group is None:
             return []
         from importlib.metadata import entry_points  # only here: it costs a tenth of a second to import

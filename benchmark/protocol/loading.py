@@ -133,6 +133,17 @@ def check_file_name(spec: TaskSpec, name_or_path: str | Path, path: Path) -> Non
         raise SpecError(f"{path}: name '{spec.name}' differs from the file name; rename one to match")
 
 
+def load_spec(name_or_path: str | Path) -> TaskSpec:
+    """A task by registered name or YAML path, checked against the schema and for consistency but not
+    against the registries (:func:`benchmark.pipeline.tasks.load_task` adds those): it imports no torch,
+    so ``leakbench ls tasks`` answers at once."""
+    content, path = read_task(name_or_path)
+    spec = validate_task(content, str(path))
+    check_consistency(spec, str(path))
+    check_file_name(spec, name_or_path, path)
+    return spec
+
+
 def spec_hash(spec: TaskSpec) -> str:
     """sha256 of the resolved spec's canonical JSON: equal hashes measure the same protocol.
 

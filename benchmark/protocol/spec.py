@@ -7,11 +7,12 @@ measures bumps its ``version``; :func:`spec_hash` fingerprints the resolved cont
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch import Tensor
+
+if TYPE_CHECKING:  # a spec is read without importing torch (``leakbench ls tasks``)
+    from torch import Tensor
 
 
 class _Strict(BaseModel):
@@ -25,9 +26,7 @@ class Normalization(_Strict):
     std: tuple[float, ...]
 
     def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        return tuple(
-            torch.tensor(v, dtype=like.dtype, device=like.device)[:, None, None] for v in (self.mean, self.std)
-        )
+        return tuple(like.new_tensor(v)[:, None, None] for v in (self.mean, self.std))
 
     def apply(self, images: Tensor) -> Tensor:
         """[0, 1] images (N, C, H, W) → model inputs."""
@@ -52,7 +51,7 @@ class BinaryLabels(_Strict):
 
     def apply(self, labels: Tensor) -> Tensor:
         """Dataset class indices (N,) → binary labels (N,) int64."""
-        return torch.isin(labels, torch.tensor(self.positive, device=labels.device)).to(torch.int64)
+        return labels.unsqueeze(-1).eq(labels.new_tensor(self.positive)).any(-1).long()
 
 
 class DataSpec(_Strict):

@@ -126,8 +126,8 @@ def test_unknown_suite(capsys):
     assert "did you mean 'quick'" in _one_line_error(capsys, ["bench", "--suite", "quik"])
 
 
-def test_ls_tasks_shows_the_threat_model_and_whether_the_data_is_here(capsys):
-    assert main(["ls", "tasks"]) == 0
+def test_ls_tasks_data_shows_the_threat_model_and_whether_the_data_is_here(capsys):
+    assert main(["ls", "tasks", "--data"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
     assert "labels unknown, train, fedsgd" in lines["cifar10-lenetzhu-b1"]
     assert lines["cifar10-lenetzhu-b1"].rstrip().endswith("yes")  # the offline copy holds its 20 images
@@ -437,18 +437,21 @@ def test_a_file_that_is_not_utf8_is_a_one_line_error_in_every_command_that_reads
     assert line.startswith("leakbench: check: ") and "is not UTF-8 text" in line
 
 
-def test_help_and_the_arguments_of_ls_import_no_torch():
+def test_help_and_ls_import_no_torch():
     import subprocess
     import sys
 
     code = (
-        "import sys\nfrom benchmark.cli import main\nfor argv in (['--help'], ['ls', '--help']):\n"
+        "import sys\nfrom benchmark.cli import main\n"
+        "for argv in (['--help'], ['ls', '--help'], ['ls', 'attacks'], ['ls', 'tasks']):\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
         "print(sorted(m for m in ('torch', 'pytorch_lightning', 'lightning_fabric', 'torchvision') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stderr
     assert "{run,rescore,ls,spec,perf,bench,submit,verify,leaderboard,study,victim,analyze}" in done.stdout
+    assert "inverting_gradients  Inverting Gradients (Geiping et al." in done.stdout
+    assert "cifar100-lenetzhu-b1" in done.stdout and "data here" not in done.stdout
 
 
 def test_a_run_whose_output_is_not_a_terminal_shows_no_progress_bar(capsys, tmp_path: Path):

@@ -43,3 +43,25 @@ def test_a_plugin_s_files_are_found_without_importing_it(own_package: Path):
     code = attack_code("mine_attack")  # the entry point's module, whose __init__ imports the attack
     assert {"mine_attack", "mine_attack.attack", "mine_attack.helper", "mine_attack.inner"} <= code.keys()
     assert not [name for name in sys.modules if name.split(".")[0] == "mine_attack"]
+
+
+def test_the_summaries_read_from_the_sources_are_the_registered_classes_docstrings():
+    from benchmark.attacks import builtin_summaries
+
+    registered = {
+        name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in ATTACKS if name not in ATTACKS._plugins
+    }
+    assert builtin_summaries() == registered and len(registered) == 9
+
+
+def test_a_registered_summary_is_each_decorated_class_s_first_docstring_line(tmp_path: Path, monkeypatch):
+    (tmp_path / "summaries_module.py").write_text(
+        'import nothing_installed\n\n\n@THINGS.register("b", aliases=("bee",))\nclass B:\n    """\n    Bee line.\n\n    More.\n    """\n\n\n'
+        '@OTHER.register("c")\nclass C:\n    """Not of THINGS."""\n\n\nclass D:\n    """Not registered."""\n\n\n'
+        '@THINGS.register("e")\nclass E:\n    pass\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from benchmark.core.code import registered_summaries
+
+    assert registered_summaries("summaries_module", "THINGS") == {"b": "Bee line.", "e": ""}
+    assert "summaries_module" not in sys.modules  # read, not imported (its import would fail)

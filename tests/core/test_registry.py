@@ -33,6 +33,14 @@ def test_base_class_is_checked():
         registry.add("int", int)
 
 
+def test_a_base_named_by_its_module_is_imported_at_the_first_check():
+    registry: Registry[type] = Registry("number", base="numbers:Integral")
+    assert isinstance(registry._base, str)
+    registry.add("bool", bool)
+    with pytest.raises(TypeError, match="subclass of Integral"):
+        registry.add("float", float)
+
+
 def test_alias_resolves_to_the_same_entry_and_discovery_runs_once():
     calls = []
     registry: Registry[type] = Registry(
