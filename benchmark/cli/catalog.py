@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.core.errors import first_line
+from benchmark.core.errors import SettingError, first_line
 from benchmark.core.tables import format_table
 
 
@@ -24,6 +24,8 @@ def add_ls_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    if args.data and args.what != "tasks":
+        raise SettingError(f"--data says whether tasks' images are here; `ls {args.what}` takes no --data")
     if args.what == "attacks":
         from benchmark.attacks import ATTACKS, builtin_summaries
 

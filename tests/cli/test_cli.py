@@ -126,6 +126,10 @@ def test_unknown_suite(capsys):
     assert "did you mean 'quick'" in _one_line_error(capsys, ["bench", "--suite", "quik"])
 
 
+def test_ls_data_is_for_tasks_only(capsys):
+    assert "`ls attacks` takes no --data" in _one_line_error(capsys, ["ls", "attacks", "--data"])
+
+
 def test_ls_tasks_data_shows_the_threat_model_and_whether_the_data_is_here(capsys):
     assert main(["ls", "tasks", "--data"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
