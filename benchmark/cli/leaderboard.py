@@ -123,7 +123,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(format_verdict(verdict))
         if args.record_spread:
             spread = load_entry(path).spreads[-1]
-            print("  spread recorded: " + ", ".join(f"{m} {v:.3g}" for m, v in sorted(spread.moves.items())))
+            for label, moves in (("largest move", spread.moves), ("the summary's", spread.moves_at["summary"])):
+                print(f"  spread recorded, {label}: " + ", ".join(f"{m} {v:.3g}" for m, v in sorted(moves.items())))
             build(path.parents[2])
             continue
         failed += bool(verdict.differences)

@@ -109,6 +109,18 @@ class Spread(_Strict):
     moves: dict[str, float] = Field(
         description="metric -> the largest |re-run - recorded| over the targets' means and the summary"
     )
+    moves_at: dict[str, dict[str, float]] | None = Field(
+        None,
+        description="where ('target 3', 'summary') -> metric -> |re-run - recorded| there; None: not "
+        "recorded (then every place is allowed the largest move)",
+    )
+
+    def move(self, metric: str, where: str) -> float:
+        """How far ``metric`` moved at ``where`` ('target 3', 'summary'); the largest move where the
+        places were not recorded."""
+        if self.moves_at is None:
+            return self.moves.get(metric, 0.0)
+        return self.moves_at.get(where, {}).get(metric, 0.0)
 
 
 class Entry(_Strict):
@@ -149,9 +161,11 @@ class Entry(_Strict):
         [], description="re-runs in other environments and how far they moved each metric (verify --record-spread)"
     )
 
-    def spread(self, metric: str) -> float:
-        """The largest recorded move of ``metric`` across environments (0 where none is recorded)."""
-        return max((s.moves.get(metric, 0.0) for s in self.spreads), default=0.0)
+    def spread(self, metric: str, where: str) -> float:
+        """The largest recorded move of ``metric`` at ``where`` ('target 3', 'summary') across
+        environments (0 where none is recorded): a target that converged in one environment and
+        diverged in another widens its own tolerance, not the other targets' or the summary's."""
+        return max((s.move(metric, where) for s in self.spreads), default=0.0)
 
     @property
     def verified_by(self) -> str | None:

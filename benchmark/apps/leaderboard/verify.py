@@ -11,8 +11,10 @@ where it records a larger one: optimisation attacks are deterministic for a seed
 hardware and one set of library versions (re-runs there are bit-identical), but floating-point
 differences between CPUs, GPUs and library versions move them, chaotic ones (an L-BFGS run near
 float precision, a diverging DLG) by more than a metric's tolerance. ``--record-spread`` measures
-that: a complete re-run of the entry's own code in another environment, whose largest move per
-metric the entry then records (:class:`~benchmark.apps.leaderboard.schema.Spread`).
+that: a complete re-run of the entry's own code in another environment, whose move per target and
+metric (and the summary's) the entry then records (:class:`~benchmark.apps.leaderboard.schema.Spread`);
+each place is then allowed its own move, so a target that converged on one CPU and diverged on
+another widens its own tolerance, not the other targets' or the summary's.
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ def _compare(
     differences = []
     for metric in sorted(recorded.keys() | measured.keys()):
         old, new = recorded.get(metric), measured.get(metric)
-        allowed = max(metric_info(metric).tolerance.allowed(old), entry.spread(metric)) if old is not None else None
+        allowed = (
+            max(metric_info(metric).tolerance.allowed(old), entry.spread(metric, where)) if old is not None else None
+        )
         if (old is None) != (new is None) or old is not None and abs(new - old) > allowed:
             differences.append(Difference(where, metric, old, new, allowed))
     return differences
@@ -102,24 +106,34 @@ def compare(entry: Entry, rows: list[TargetRow]) -> list[Difference]:
     return differences
 
 
-def measured_spread(entry: Entry, rows: list[TargetRow]) -> dict[str, float]:
-    """Per metric, the largest |re-run - recorded| over the targets' means and the summary of a
-    complete re-run computed as the entry was (the same groups, the same targets failed)."""
-    pairs = [(_means(old), _means(new)) for old, new in zip(entry.rows, rows)]
+def measured_spread(entry: Entry, rows: list[TargetRow]) -> dict[str, dict[str, float]]:
+    """Where ('target 3', 'summary') -> metric -> |re-run - recorded|, over the targets' means and
+    the summary of a complete re-run computed as the entry was (the same groups, the same targets failed)."""
     for old, new in zip(entry.rows, rows):
         if (old.group is not None and old.group != new.group) or (old.failed is None) != (new.failed is None):
             raise LeakBenchError(
                 f"target {old.target} was not computed as the entry's was (its group or its failure differs): "
                 "that is another computation, not a spread"
             )
-    pairs.append((entry.summary.metrics, summarize(rows).metrics))
-    moves: dict[str, float] = {}
-    for recorded, measured in pairs:
-        for metric, old in recorded.items():
-            new = measured.get(metric)
-            if old is not None and new is not None:
-                moves[metric] = max(moves.get(metric, 0.0), abs(new - old))
-    return moves
+    pairs = [(f"target {old.target}", _means(old), _means(new)) for old, new in zip(entry.rows, rows)]
+    pairs.append(("summary", entry.summary.metrics, summarize(rows).metrics))
+    return {
+        where: {
+            metric: abs(measured[metric] - old)
+            for metric, old in recorded.items()
+            if old is not None and measured.get(metric) is not None
+        }
+        for where, recorded, measured in pairs
+    }
+
+
+def largest_moves(moves_at: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Metric -> its largest move over every place of a :func:`measured_spread`."""
+    largest: dict[str, float] = {}
+    for moves in moves_at.values():
+        for metric, move in moves.items():
+            largest[metric] = max(largest.get(metric, 0.0), move)
+    return largest
 
 
 def encoder_difference(entry: Entry, measured: FaceEncoder | None) -> list[Difference]:
@@ -224,11 +238,13 @@ def verify(
         compare_environment(entry.environment, root, result.environment),
     )
     if record_spread:
+        moves_at = measured_spread(entry, rows)
         spread = Spread(
             date=datetime.now(timezone.utc).replace(microsecond=0),
             environment=environment_of(result.environment, state.record(), write_constraints(root)),
             differs_in=changes[:5],
-            moves=measured_spread(entry, rows),
+            moves=largest_moves(moves_at),
+            moves_at=moves_at,
         )
         write_entry(root, entry.model_copy(update={"spreads": [*entry.spreads, spread]}), None)
     if record and verdict.complete and not verdict.differences:

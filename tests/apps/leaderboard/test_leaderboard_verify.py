@@ -14,6 +14,7 @@ from benchmark.apps.leaderboard.verify import (
     compare,
     encoder_difference,
     format_verdict,
+    largest_moves,
     measured_spread,
 )
 from benchmark.core.errors import LeakBenchError
@@ -114,16 +115,39 @@ def test_a_recorded_spread_widens_the_tolerance_of_its_metric_and_no_other():
         date=entry.date, environment=entry.environment, differs_in=["torch 2.15.0 (the entry's: 2.14.1)"], moves={}
     )
     wide = entry.model_copy(update={"spreads": [spread.model_copy(update={"moves": {"psnr": 3.5, "ssim": 0.5}})]})
-    assert wide.spread("psnr") == 3.5 and wide.spread("mse") == 0.0
+    assert wide.spread("psnr", "target 0") == 3.5 and wide.spread("mse", "target 0") == 0.0
     assert compare(wide, moved) == []
     assert ("target 2", "psnr") in [(d.where, d.metric) for d in compare(wide, _rows((20.0, 30.0, 44.0)))]
 
 
-def test_the_measured_spread_is_the_largest_move_over_the_targets_and_the_summary():
+def test_a_spread_recorded_per_place_widens_only_the_target_that_moved():
     entry = fake_entry(psnr=(20.0, 30.0, 40.0))
-    moves = measured_spread(entry, _rows((20.5, 30.0, 37.0)))
-    assert moves["psnr"] == pytest.approx(3.0)  # target 2; the summary moved by 2.5 / 3
-    assert moves["label_accuracy"] == 0.0 and set(moves) <= set(entry.summary.metrics)
+    moves_at = measured_spread(entry, _rows((20.0, 30.0, 10.0)))  # target 2 diverged elsewhere: 30 dB
+    spread = Spread(
+        date=entry.date,
+        environment=entry.environment,
+        differs_in=["device another CPU"],
+        moves=largest_moves(moves_at),
+        moves_at=moves_at,
+    )
+    wide = entry.model_copy(update={"spreads": [spread]})
+    assert wide.spread("psnr", "target 2") == pytest.approx(30.0) and wide.spread("psnr", "target 0") == 0.0
+    assert wide.spread("psnr", "summary") == pytest.approx(10.0)
+    assert compare(wide, _rows((20.0, 30.0, 12.0))) == []  # the chaotic target may land anywhere it was seen
+    moved = [(d.where, d.metric) for d in compare(wide, _rows((14.0, 30.0, 40.0)))]
+    assert ("target 0", "psnr") in moved  # a stable target keeps its own tolerance
+    assert ("summary", "psnr") not in moved  # 28 against 30: within the summary's own move of 10
+    assert ("summary", "psnr") in [(d.where, d.metric) for d in compare(wide, _rows((5.0, 15.0, 10.0)))]
+
+
+def test_the_measured_spread_is_each_target_s_and_the_summary_s_move():
+    entry = fake_entry(psnr=(20.0, 30.0, 40.0))
+    moves_at = measured_spread(entry, _rows((20.5, 30.0, 37.0)))
+    assert moves_at["target 0"]["psnr"] == pytest.approx(0.5) and moves_at["target 1"]["psnr"] == 0.0
+    assert moves_at["target 2"]["psnr"] == pytest.approx(3.0)
+    assert moves_at["summary"]["psnr"] == pytest.approx(2.5 / 3)
+    assert largest_moves(moves_at)["psnr"] == pytest.approx(3.0)
+    assert moves_at["summary"]["label_accuracy"] == 0.0 and set(moves_at["summary"]) <= set(entry.summary.metrics)
     with pytest.raises(LeakBenchError, match="another computation, not a spread"):
         measured_spread(entry, _rows((20.0, None, 40.0)))  # a target that failed on one side only
 
@@ -144,3 +168,4 @@ def test_a_spread_is_measured_only_in_another_environment_and_over_every_target(
     assert verdict.differences == [] and not load_entry(path).verified  # recording a spread verifies nothing
     assert spread.differs_in[-1].startswith("device ") and "another CPU (64 cores)" in spread.differs_in[-1]
     assert spread.moves["psnr"] == 0.0 and set(spread.moves) >= {"psnr", "mse", "label_accuracy"}
+    assert set(spread.moves_at) == {"target 0", "target 1", "summary"} and spread.moves_at["summary"]["psnr"] == 0.0
