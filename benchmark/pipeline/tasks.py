@@ -13,13 +13,20 @@ from benchmark.data import DATASETS
 from benchmark.defenses import build_defense
 from benchmark.metrics import METRICS
 from benchmark.models import MODELS
-from benchmark.protocol.loading import check_consistency, check_file_name, read_task, validate_task
+from benchmark.protocol.loading import check_consistency, load_spec, task_file, validate_task
 from benchmark.protocol.spec import TaskSpec
 
 
 def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
     """Validate a resolved spec mapping; every error names the file and the key."""
     spec = validate_task(content, source)
+    check_registered(spec, source)
+    check_consistency(spec, source)
+    return spec
+
+
+def check_registered(spec: TaskSpec, source: str) -> None:
+    """Every name ``spec`` gives (dataset, model, attack options, defence, metrics) is registered here."""
     for key, registry, value in [
         ("data.dataset", DATASETS, spec.data.dataset),
         ("victim.model", MODELS, spec.victim.model),
@@ -45,13 +52,11 @@ def parse_task(content: dict[str, Any], source: str) -> TaskSpec:
                 f"{source}: key 'metrics': unknown metric '{metric}'"
                 f"{did_you_mean(metric, METRICS.names())}; known: {', '.join(METRICS.names())}"
             )
-    check_consistency(spec, source)
-    return spec
 
 
 def load_task(name_or_path: str | Path) -> TaskSpec:
-    """A task by registered name (``cifar10-lenetzhu-b1``) or by YAML path."""
-    content, path = read_task(name_or_path)
-    spec = parse_task(content, str(path))
-    check_file_name(spec, name_or_path, path)
+    """A task by registered name (``cifar10-lenetzhu-b1``) or by YAML path: :func:`load_spec`'s checks
+    and the registries'."""
+    spec = load_spec(name_or_path)
+    check_registered(spec, str(task_file(name_or_path)))
     return spec

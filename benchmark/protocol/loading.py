@@ -120,10 +120,15 @@ def check_consistency(spec: TaskSpec, source: str) -> None:
         )
 
 
+def task_file(name_or_path: str | Path) -> Path:
+    """The YAML file of a task by registered name (``cifar10-lenetzhu-b1``) or by path."""
+    return _resolve_path(name_or_path)
+
+
 def read_task(name_or_path: str | Path) -> tuple[dict[str, Any], Path]:
     """The resolved mapping of a task by registered name (``cifar10-lenetzhu-b1``) or by YAML path, and
     its file."""
-    path = _resolve_path(name_or_path)
+    path = task_file(name_or_path)
     return _read_with_includes(path), path
 
 

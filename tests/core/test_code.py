@@ -6,6 +6,7 @@ from pathlib import Path
 
 from benchmark.attacks import ATTACKS
 from benchmark.core.code import attack_code, code_files
+from benchmark.core.errors import first_line
 
 
 def test_a_built_in_attack_is_its_module_and_what_it_uses_of_benchmark_attacks():
@@ -48,9 +49,7 @@ def test_a_plugin_s_files_are_found_without_importing_it(own_package: Path):
 def test_the_summaries_read_from_the_sources_are_the_registered_classes_docstrings():
     from benchmark.attacks import builtin_summaries
 
-    registered = {
-        name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in ATTACKS if name not in ATTACKS._plugins
-    }
+    registered = {name: first_line(cls.__doc__ or "") for name, cls in ATTACKS if name not in ATTACKS._plugins}
     assert builtin_summaries() == registered and len(registered) == 9
 
 
