@@ -9,7 +9,8 @@ processes sharing its targets against one process.
 
 With ``vs="breaching"`` it measures instead LeakBench's batched fits against breaching (Geiping
 et al.; :mod:`benchmark.apps.peers`) attacking the same problems one after another, as its own loop
-does: the same attack config, victim weights, images, steps and threads, the two alternated.
+does: the same attack config, victim weights, images, steps and threads, the two alternated; with
+``compile``, LeakBench's objective compiled (``torch.compile``), its one-off compilation reported apart.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Timer
 
@@ -54,10 +56,15 @@ class PerfSetting:
     processes: int = 1  # above 1: also time a run of 20 targets with this many processes against one
     process_steps: int = 2000  # the steps of that run
     vs: str | None = None  # "breaching": time LeakBench against breaching on the same problems instead
+    compile: bool = False  # LeakBench's objective compiled (against breaching only)
 
     def __post_init__(self) -> None:
         if self.vs not in (None, "breaching"):
             raise SettingError(f"perf compares LeakBench with breaching, not with '{self.vs}'")
+        if self.compile and self.vs is None:
+            raise SettingError(
+                "--compile is timed against breaching (--vs breaching), where its one-off compilation is reported apart"
+            )
         for name in ("steps", "repeats", "processes", "process_steps"):
             at_least(name, getattr(self, name), 1)
         for size in self.sizes:
@@ -90,15 +97,30 @@ def _observations(setting: PerfSetting, count: int) -> list[Observation]:
     return [observation for _, observation in _problems(setting, count)]
 
 
-def _timed_fit(setting: PerfSetting, observations: list[Observation]) -> tuple[float, float]:
-    """(whole fit, its training loop alone) in seconds."""
+class _StepClock(pl.Callback):
+    """When the first and the last training step of a fit ended (``time.perf_counter``)."""
+
+    def __init__(self) -> None:
+        self.first = self.last = None
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.last = time.perf_counter()
+        self.first = self.first or self.last
+
+
+def _timed_fit(setting: PerfSetting, observations: list[Observation]) -> tuple[float, float, float]:
+    """(whole fit, its training loop alone, its steady time) in seconds: the steady time is the
+    fit's steps at the pace of those after the first, without the one-off costs of building the
+    Trainer, the first step and (``compile``) compiling the objective."""
     cls = ATTACKS.get(setting.attack)
     config = attack_config(cls, {"max_steps": setting.steps})
     seeds = [problem_seed(0, k, 0) for k in range(len(observations))]
-    timer = Timer()
+    timer, clock = Timer(), _StepClock()
     start = time.perf_counter()
-    fit(cls, observations, config, seeds, FitOptions(callbacks=(timer,)))
-    return time.perf_counter() - start, timer.time_elapsed("train")
+    _, steps = fit(cls, observations, config, seeds, FitOptions(callbacks=(timer, clock), compile=setting.compile))
+    whole = time.perf_counter() - start
+    steady = (clock.last - clock.first) * steps / (steps - 1) if steps > 1 else whole
+    return whole, timer.time_elapsed("train"), steady
 
 
 def _timed_plain_loop(setting: PerfSetting, observations: list[Observation]) -> float:
@@ -142,7 +164,8 @@ def peak_memory_mib(setting: PerfSetting, size: int, framework: str = "leakbench
     ).format(size=size)
     code = (
         f"import resource, benchmark.apps.perf as p; s = p.PerfSetting(task={setting.task!r}, attack={setting.attack!r}, "
-        f"steps={setting.steps}); {work}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        f"steps={setting.steps}, vs={setting.vs!r}, compile={setting.compile}); {work}; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return int(output.strip().splitlines()[-1]) / 1024
@@ -180,7 +203,7 @@ def measure(setting: PerfSetting = PerfSetting()) -> dict[str, Any]:
     load = os.getloadavg()[0]
     one = _observations(setting, 1)
     _timed_fit(setting, one)  # warm-up: lazy imports, allocator, kernels
-    single, _ = _timed_fit(setting, one)
+    single = _timed_fit(setting, one)[0]
     rows = []
     for size in setting.sizes:
         observations = _observations(setting, size)
@@ -227,14 +250,18 @@ def _header(setting: PerfSetting, load: float) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "device": hardware("cpu"),
         "load_average": [load, os.getloadavg()[0]],
-    }
+    } | ({"compiled": True} if setting.compile else {})
 
 
 def against_breaching(setting: PerfSetting) -> dict[str, Any]:
     """LeakBench's fit of K problems against breaching's loop over the same K problems, for each K
     of ``setting.sizes``, alternated ``repeats`` times (medians; the ratios are medians of the
     paired ratios). ``step_ratio``: LeakBench's time per problem-step over breaching's (lower is
-    better); ``speedup``: LeakBench's throughput over breaching's."""
+    better); ``speedup``: LeakBench's throughput over breaching's, LeakBench's whole fit counted;
+    ``steady_speedup``: the same at the pace of a fit's steps after its first, without its one-off
+    costs (``leakbench_one_off_s``: the Trainer, the first step; ``leakbench_first_one_off_s``, those of
+    the first of the repeats, which with ``compile`` compiles the objective for K problems, later fits
+    of the process reusing it), which a long run amortises; breaching's time is its whole loop in both."""
     load = os.getloadavg()[0]
     problems = _problems(setting, max(setting.sizes))
     peer = _peer(setting, problems)
@@ -242,10 +269,12 @@ def against_breaching(setting: PerfSetting) -> dict[str, Any]:
     _timed_breaching(peer, problems[:1])
     rows = []
     for size in setting.sizes:
-        ours, theirs = [], []
+        ours, steady, theirs = [], [], []
         for _ in range(setting.repeats):
             theirs.append(_timed_breaching(peer, problems[:size]))
-            ours.append(_timed_fit(setting, [observation for _, observation in problems[:size]])[0])
+            whole, _, pace = _timed_fit(setting, [observation for _, observation in problems[:size]])
+            ours.append(whole)
+            steady.append(pace)
         problem_steps = size * setting.steps
         rows.append(
             {
@@ -256,6 +285,9 @@ def against_breaching(setting: PerfSetting) -> dict[str, Any]:
                 "leakbench_ms_per_problem_step": 1000 * statistics.median(ours) / problem_steps,
                 "step_ratio": statistics.median(o / t for o, t in zip(ours, theirs)),
                 "speedup": statistics.median(t / o for o, t in zip(ours, theirs)),
+                "leakbench_one_off_s": statistics.median(o - p for o, p in zip(ours, steady)),
+                "leakbench_first_one_off_s": ours[0] - steady[0],  # compiling K problems' objective, with compile
+                "steady_speedup": statistics.median(t / p for p, t in zip(steady, theirs)),
                 "breaching_peak_mib": peak_memory_mib(setting, size, "breaching"),
                 "leakbench_peak_mib": peak_memory_mib(setting, size),
             }
@@ -266,6 +298,7 @@ def against_breaching(setting: PerfSetting) -> dict[str, Any]:
         "rows": rows,
         f"breaching_step_ratio_k{rows[0]['problems']}": rows[0]["step_ratio"],
         f"breaching_speedup_k{rows[-1]['problems']}": rows[-1]["speedup"],
+        f"breaching_steady_speedup_k{rows[-1]['problems']}": rows[-1]["steady_speedup"],
     }
 
 
@@ -276,6 +309,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"{report['attack']} on {report['task']}, {report['steps']} steps per problem, {report['threads']} "
             f"threads, {report['device']}, {load}: LeakBench's fit of K problems against {report['vs']} "
             f"attacking them one after another; medians of {report['repeats']} alternated runs"
+            + ("; LeakBench's objective compiled (torch.compile)" if report.get("compiled") else "")
         )
         columns = (
             "problems",
@@ -285,6 +319,9 @@ def format_report(report: dict[str, Any]) -> str:
             "leakbench_ms_per_problem_step",
             "step_ratio",
             "speedup",
+            "leakbench_one_off_s",
+            "leakbench_first_one_off_s",
+            "steady_speedup",
             "breaching_peak_mib",
             "leakbench_peak_mib",
         )

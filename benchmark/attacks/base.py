@@ -154,6 +154,11 @@ class OptimizationAttack(Attack):
         """The current solution of every problem: ``images`` (K, B, C, H, W) in [0, 1], ``labels`` (K, B)."""
         raise NotImplementedError
 
+    def compile_objective(self) -> None:
+        """Compile :meth:`objective` with ``torch.compile`` (TorchInductor): the same computation, fused
+        into fewer kernels, rounded differently from the eager one; compiled at its first evaluation."""
+        self.objective = torch.compile(self.objective)
+
     def after_backward(self) -> None:
         """Called after each backward pass (gradient transforms, e.g. taking the sign)."""
 

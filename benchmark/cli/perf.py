@@ -35,6 +35,11 @@ def add_perf_arguments(p: argparse.ArgumentParser) -> None:
         help="time LeakBench against breaching attacking the same problems "
         "one after another, instead (needs pip install 'leakbench[peers]')",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="with --vs breaching: LeakBench's objective compiled (torch.compile), its compilation reported apart",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_perf)
 
@@ -51,6 +56,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
             processes=args.processes,
             process_steps=args.process_steps,
             vs=args.vs,
+            compile=args.compile,
             **({"sizes": tuple(args.sizes)} if args.sizes else {}),
         )
     )

@@ -33,7 +33,8 @@ class FitOptions:
     """How fits run: Lightning accelerator, logger, progress bar, (for loggers that show images) the
     current reconstructions logged every ``images_every`` steps, extra callbacks, a checkpoint file
     written every ``checkpoint_every`` steps, from which an interrupted fit resumes, and the sandbox
-    the fit runs in (``isolation``; then the logger and callbacks stay here and see none of its steps)."""
+    the fit runs in (``isolation``; then the logger and callbacks stay here and see none of its steps),
+    and whether the attack's objective is compiled (``compile``)."""
 
     accelerator: str = "cpu"
     logger: Logger | None = None
@@ -44,6 +45,7 @@ class FitOptions:
     checkpoint: Path | None = None
     checkpoint_every: int = 500
     isolation: Isolation | None = None
+    compile: bool = False  # the attack's objective compiled (OptimizationAttack.compile_objective)
 
 
 class _Checkpoint(pl.Callback):
@@ -82,6 +84,8 @@ def fit(
     pl.seed_everything(seeds[0] % 2**32, verbose=False)  # for attacks that also draw from the global RNG
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # not "GPU available" for every fit
     attack = attack_cls(observations, config, seeds)
+    if options.compile:
+        attack.compile_objective()
     attack.log_step_offset = step_offset
     callbacks, resume = list(options.callbacks), None
     if options.images_every and options.logger is not None:

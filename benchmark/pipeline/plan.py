@@ -45,6 +45,7 @@ class RunOptions:
     retry_failed: bool = False
     extent: int | None = None
     isolation: Isolation | None = None
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class RunPlan:
     retry_failed: bool = False
     isolation: Isolation | None = None
     attack_cls: type[Attack] | Described | None = None  # None: the registered class of ``attack``
+    compile: bool = False  # the attack's objective compiled: its results round otherwise, so part of the definition
 
     @property
     def per_fit(self) -> int:
@@ -107,6 +109,7 @@ class RunPlan:
             "targets_per_fit": self.per_fit,
             **defense,
             **reid,
+            **({"compiled": True} if self.compile else {}),
         }
 
     def nothing_pending(self) -> bool:

@@ -96,6 +96,7 @@ def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[in
             "restarts": plan.tries,
             **defense,
             **server,
+            **({"compiled": True} if plan.compile else {}),
         },
         data_origin=samples.origin,
         environment=environment(plan.accelerator, world),
@@ -108,6 +109,7 @@ def open_run(plan: RunPlan, rank: int = 0, world: int = 1, device: int | list[in
         progress=plan.progress and writer,
         images_every=plan.images_every,
         isolation=plan.isolation,
+        compile=plan.compile,
     )
     if writer and (resumed := sum(target in finished for target in range(plan.count))):
         log.info("resuming %s: %d of %d targets already finished", out, resumed, plan.count)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.attacks import ATTACKS
+from benchmark.attacks.base import OptimizationAttack
 from benchmark.core.errors import FileError, SettingError, at_least, first_line
 from benchmark.defenses import build_defense
 from benchmark.metrics import EvaluationSettings, MetricUnavailableError
@@ -86,6 +87,9 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
             (and keeps every row it computed), so each of its targets is computed in the company it has
             in the full run: ``submit --targets 1``, the full ``submit`` that resumes it, and ``verify``
             give a target the same row.
+        compile: compile each fit's objective with ``torch.compile`` (an optimisation attack, not
+            isolated): faster steps after a one-off compilation, rounded otherwise than the eager
+            run's, so recorded in the run's definition: a run folder is compiled or not.
 
     Every count is checked first (at least 1; ``seed`` at least 0; None, not 0, means the default),
     then the accelerator and the sandbox, all before any work: a bad setting raises a one-line
@@ -112,6 +116,11 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
         )
     check_accelerator(o.accelerator, o.devices, o.num_nodes)
     if o.isolation is not None:
+        if o.compile:
+            raise SettingError(
+                "--compile needs a C++ compiler and a cache folder, which the sandbox of --isolated does not "
+                "give: run without one of them"
+            )
         o.isolation.check(o.accelerator)
     if o.lpips_weights is not None:
         _check_weights(Path(o.lpips_weights))
@@ -135,6 +144,10 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
         attack_cls = found or ATTACKS.get(attack)
         config = attack_config(attack_cls, overrides, o.max_steps_cap)
         modifies_model(attack, spec, attack_cls)  # an honest task refuses it before any work
+        if o.compile and not issubclass(attack_cls, OptimizationAttack):
+            raise SettingError(
+                f"--compile compiles an optimisation attack's objective; '{attack}' is solved in closed form: run it without"
+            )
     count = o.targets if o.targets is not None else spec.targets.count
     plan = RunPlan(
         spec=spec,
@@ -157,6 +170,7 @@ def run(task: str | Path | TaskSpec, attack: str, options: RunOptions | None = N
         retry_failed=o.retry_failed,
         isolation=o.isolation,
         attack_cls=found,
+        compile=o.compile,
     )
     if (o.devices * o.num_nodes == 1 and not launched_externally()) or plan.nothing_pending():
         return run_targets(plan)

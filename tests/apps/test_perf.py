@@ -28,6 +28,8 @@ def test_perf_against_breaching_prints_both_frameworks_and_the_ratios(monkeypatc
     assert report["breaching_step_ratio_k1"] == first["step_ratio"] > 0
     assert report["breaching_speedup_k2"] == last["speedup"] > 0
     assert last["leakbench_ms_per_problem_step"] == pytest.approx(1000 * last["leakbench_s"] / 4)
+    assert report["breaching_steady_speedup_k2"] == last["steady_speedup"] > 0
+    assert 0 < last["leakbench_one_off_s"] < last["leakbench_s"] and last["leakbench_first_one_off_s"] > 0
     assert "breaching 0.1.2 attacking them one after another" in perf.format_report(report)
 
 
@@ -42,6 +44,7 @@ def test_breachings_peak_memory_is_measured_in_a_fresh_process():
         ({"vs": "inversefed"}, "perf compares LeakBench with breaching, not with 'inversefed'"),
         ({"repeats": 0}, "repeats must be a whole number >= 1, got 0"),
         ({"steps": -1}, "steps must be a whole number >= 1, got -1"),
+        ({"compile": True}, "--compile is timed against breaching \\(--vs breaching\\)"),
     ],
 )
 def test_a_setting_perf_cannot_measure_is_refused_before_any_work(setting, message):

@@ -290,6 +290,7 @@ def test_study_defense_needs_a_strength_parameter(capsys, tmp_path: Path):
         (["--seed", "-1"], "argument --seed: must be a whole number >= 0, got -1"),
         (["--num-nodes", "2"], "--num-nodes 2 needs a launcher that starts the command on every node"),
         (["--fresh", "--retry-failed"], "give one of them"),
+        (["--attack", "rgap", "--compile"], "--compile compiles an optimisation attack's objective; 'rgap' is solved"),
     ],
 )
 def test_a_setting_error_is_one_line_and_never_a_result(capsys, tmp_path: Path, setting, message):

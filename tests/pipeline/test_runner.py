@@ -22,6 +22,7 @@ from benchmark.core.errors import (
 from benchmark.data import load_samples, load_source
 from benchmark.defenses import DEFENSES
 from benchmark.pipeline import attack
+from benchmark.pipeline.isolation import Isolation
 from benchmark.victim.client import Victim
 
 
@@ -388,3 +389,27 @@ def test_a_run_of_fewer_targets_computes_the_whole_groups_that_hold_them(
         ].group == [0, 1]
     with pytest.raises(LeakBenchError, match="different targets_per_fit; resume it with the same settings"):
         benchmark.run(make_spec(), "dlg", targets=2, max_steps=1, out=tmp_path, logger=None, problems=1)
+
+
+def test_a_compiled_run_says_so_and_its_folder_resumes_only_compiled(tmp_path: Path):
+    compiled = benchmark.run(
+        make_spec(), "inverting_gradients", targets=2, max_steps=3, out=tmp_path, logger=None, compile=True
+    )
+    assert compiled.config["compiled"] is True and all(t.failed is None for t in compiled.targets)
+    assert json.loads((tmp_path / "run.json").read_text())["compiled"] is True
+    with pytest.raises(LeakBenchError, match="different compiled; resume it with the same settings"):
+        benchmark.run(make_spec(), "inverting_gradients", targets=2, max_steps=3, out=tmp_path, logger=None)
+    assert "compiled" not in benchmark.run(make_spec(), "dlg", targets=1, max_steps=1, logger=None).config
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"attack": "rgap"}, "--compile compiles an optimisation attack's objective; 'rgap' is solved in closed form"),
+        ({"isolation": Isolation()}, "--compile needs a C\\+\\+ compiler and a cache folder"),
+    ],
+)
+def test_compile_is_refused_where_it_cannot_apply(options, message):
+    attack_name = options.pop("attack", "dlg")
+    with pytest.raises(SettingError, match=message):
+        benchmark.run(make_spec(), attack_name, targets=1, max_steps=1, logger=None, compile=True, **options)

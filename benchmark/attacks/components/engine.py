@@ -9,7 +9,8 @@ fresh victim per target). One problem alone takes the rule without ``vmap``, dif
 plain autograd: the same numbers without the batching and functorch overhead of each operation.
 Where the problems' models differ, the attacker's convolutions differentiate themselves with forward
 convolutions (:class:`_Conv2d`), so that the objective's backward pass never runs torch's convolution
-double backward, which loops over the K problems (vmap folds them into groups).
+double backward, which loops over the K problems (vmap folds them into groups). An objective compiled
+with ``torch.compile`` (``OptimizationAttack.compile_objective``) takes ``vmap`` for one problem too.
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ class _Conv2dFunction(torch.autograd.Function):
 
 
 class _Conv2d(nn.Conv2d):
-    """An ``nn.Conv2d`` computed by :class:`_Conv2dFunction`."""
+    """An ``nn.Conv2d`` computed by :class:`_Conv2dFunction`; torch's own within ``torch.compile``, which
+    cannot trace the function under ``vmap`` and whose compiled double backward has no loop over groups."""
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if torch.compiler.is_compiling():
+            return F.conv2d(input, weight, bias, self.stride, self.padding)
         return _Conv2dFunction.apply(input, weight, bias, self.stride, self.padding)
 
 
@@ -166,7 +170,9 @@ class ProblemBatch(nn.Module):
         def update(params: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
             return rule(self.model, params, buffers, x, y, fl)
 
-        if len(self) == 1:  # one problem (its parameters unstacked: shared): no batching to do
+        # one problem (its parameters unstacked: shared): no batching to do, unless compiled (torch.compile
+        # traces torch.func's transforms, not plain autograd's)
+        if len(self) == 1 and not torch.compiler.is_compiling():
             with plain_autograd():
                 alone = update(self._params(), inputs[0], targets[0])
             return tuple(alone[name][None] for name in self._names)

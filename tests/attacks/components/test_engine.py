@@ -118,3 +118,21 @@ def test_stacked_models_convolve_without_double_backward():
     assert any(isinstance(m, _Conv2d) for m in ProblemBatch(observations).model.modules())
     assert not any(isinstance(m, _Conv2d) for m in ProblemBatch(observations[:1]).model.modules())
     assert not any(isinstance(m, _Conv2d) for m in observations[0].model.modules())  # the victim's own is torch's
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_compiled_updates_equal_the_eager_ones_and_their_gradients(count):
+    """Under ``torch.compile`` one problem takes torch.func's path and stacked models torch's
+    convolution (the engine's own is not traceable under vmap): the same updates and gradients
+    w.r.t. the candidates as eager, to float rounding."""
+    batch = ProblemBatch(_observations(make_spec(fl={"batch_size": 2}), range(count)))
+    inputs, labels = _inputs(count)
+    results = []
+    for updates in (batch.flat_updates, torch.compile(batch.flat_updates, fullgraph=True)):
+        x = inputs.clone().requires_grad_()
+        flat = updates(x, labels)
+        (gradient,) = torch.autograd.grad(flat.pow(2).sum(), x)
+        results.append((flat.detach(), gradient))
+    (eager, eager_gradient), (compiled, compiled_gradient) = results
+    torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(compiled_gradient, eager_gradient, atol=1e-5, rtol=1e-4)
