@@ -10,6 +10,7 @@ with its arguments and its ``cmd_*`` functions, over the shared :mod:`.arguments
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -39,3 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("leakbench: interrupted; finished results are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output left (`leakbench ls tasks | head`): stop, silently
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit's flush finds no pipe
+        return 141  # 128 + SIGPIPE, as a command the signal stopped

@@ -484,3 +484,14 @@ def test_a_run_whose_output_is_not_a_terminal_shows_no_progress_bar(capsys, tmp_
     )
     captured = capsys.readouterr()
     assert "\r" not in captured.out + captured.err and "it/s" not in captured.out + captured.err
+
+
+def test_output_read_by_a_reader_that_left_ends_without_a_traceback():
+    import subprocess
+    import sys
+
+    code = "import sys\nfrom benchmark.cli import main\nsys.exit(main(['ls', 'tasks']))"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # as `| head` does once it has its lines
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 141 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
