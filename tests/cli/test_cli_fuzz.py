@@ -141,7 +141,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_checkout: Path)
     monkeypatch.chdir(work)
     # the commands whose real work is minutes long or needs the network answer at once
     monkeypatch.setattr(importlib.import_module("benchmark.apps.leaderboard.pull"), "_runs", lambda path: [])
-    monkeypatch.setattr(perf, "_timed_fit", lambda setting, observations: (0.02, 0.01))
+    monkeypatch.setattr(perf, "_timed_fit", lambda setting, observations: (0.02, 0.01, 0.015))
     monkeypatch.setattr(perf, "_timed_plain_loop", lambda setting, observations: 0.01)
     monkeypatch.setattr(perf, "peak_memory_mib", lambda setting, size, framework="leakbench": 1.0)
     monkeypatch.setattr(perf, "_peer", lambda setting, problems: None)

@@ -9,12 +9,14 @@ from benchmark.pipeline.plan import RunOptions
 
 
 def _stages(**settings) -> list[str]:
-    """The modules of the functions the run loop calls, in the order it calls them."""
+    """The modules of LeakBench's functions the run loop calls, in the order it calls them (not the
+    callbacks of other libraries that run in its frame, e.g. torch.compile's weakref finalisers)."""
     calls = []
 
     def profile(frame, event, arg):
         if event == "call" and frame.f_back is not None and frame.f_back.f_code is loop.run_targets.__code__:
-            calls.append(frame.f_globals["__name__"].removeprefix("benchmark.pipeline."))
+            if (module := frame.f_globals["__name__"]).startswith("benchmark."):
+                calls.append(module.removeprefix("benchmark.pipeline."))
 
     sys.setprofile(profile)
     try:
